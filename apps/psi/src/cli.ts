@@ -1,1 +1,15 @@
-console.log("psi");
+import { realpathSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { runCli } from "./main.js";
+
+// Entry point of the `psi` binary: everything else is in main.ts so tests can run the
+// CLI in-process with their own streams and environment.
+const self = fileURLToPath(import.meta.url);
+if (process.argv[1] && realpathSync(process.argv[1]) === realpathSync(self)) {
+  const code = await runCli(process.argv.slice(2), {
+    io: { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin },
+    env: process.env,
+    uid: process.getuid?.() ?? 1000,
+  });
+  process.exitCode = code;
+}

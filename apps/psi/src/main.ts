@@ -1,0 +1,68 @@
+import { Command, CommanderError, Option } from "commander";
+import { type App, createApp, type GlobalOptions, type Io } from "./app.js";
+import { commandGroups } from "./commands/index.js";
+import { describeError, UsageError } from "./errors.js";
+import { VERSION } from "./version.js";
+
+/** Exit codes (SPEC §11): 0 success, 1 user-facing error, 2 usage error. */
+export const EXIT_OK = 0;
+export const EXIT_ERROR = 1;
+export const EXIT_USAGE = 2;
+
+/** Builds the command tree for one run. */
+export function createProgram(app: App): Command {
+  const program = new Command("psi")
+    .description(
+      "PSI: host-local secret broker for Podman's shell secret driver.\n" +
+        "Serves container secrets from Infisical, a PKCS#11 HSM or sealed local secrets,\n" +
+        "with an encrypted cache that keeps containers starting while a provider is down.",
+    )
+    .version(VERSION, "-V, --version")
+    .option("-c, --config <path>", "configuration file (default: /etc/psi/config.yaml as root, ~/.config/psi/config.yaml otherwise; env PSI_CONFIG)")
+    .addOption(new Option("--log-level <level>", "log level").choices(["debug", "info", "warn", "error"]))
+    .option("--json", "machine-readable output")
+    .option("--debug", "show stack traces and debug logs")
+    .showHelpAfterError("(run with --help for usage)")
+    .configureOutput({
+      writeOut: (text) => app.io.stdout.write(text),
+      writeErr: (text) => app.io.stderr.write(text),
+    })
+    .exitOverride();
+  program.hook("preAction", (_root, action) => {
+    const options = action.optsWithGlobals<GlobalOptions>();
+    app.setGlobals({
+      ...(options.config === undefined ? {} : { config: options.config }),
+      ...(options.logLevel === undefined ? {} : { logLevel: options.logLevel }),
+      json: options.json === true,
+      debug: options.debug === true,
+    });
+  });
+  for (const register of commandGroups) register(program, app);
+  return program;
+}
+
+/** Runs the CLI and returns the exit code; prints errors, never throws. */
+export async function runCli(
+  argv: string[],
+  options: { io: Io; env: Readonly<Record<string, string | undefined>>; uid: number },
+): Promise<number> {
+  const app = createApp(options.io, options.env, options.uid);
+  const program = createProgram(app);
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return app.exitCode;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.code === "commander.helpDisplayed" || error.code === "commander.version" || error.code === "commander.help") {
+        return EXIT_OK;
+      }
+      return EXIT_USAGE;
+    }
+    if (error instanceof UsageError) {
+      options.io.stderr.write(`psi: ${error.message}\n(run with --help for usage)\n`);
+      return EXIT_USAGE;
+    }
+    options.io.stderr.write(describeError(error, app.globals().debug === true));
+    return EXIT_ERROR;
+  }
+}
