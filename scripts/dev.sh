@@ -100,7 +100,8 @@ case "$cmd" in
     ensure_apt_packages
     ensure_toolchain; install_workspace
     cd "$root"
-    pnpm exec turbo run lint typecheck check-package test --output-logs=new-only --concurrency=1 "$@"
+    pnpm exec turbo run lint typecheck check-package --output-logs=errors-only
+    node scripts/run-tests.mjs "$@"
     ;;
   bench)
     ensure_toolchain; install_workspace
