@@ -12,6 +12,11 @@ export interface PsiContext {
   logger: Logger;
   /** The environment to read the variables SPEC names (CREDENTIALS_DIRECTORY, PSI_*). */
   env: Env;
+  /**
+   * The configured cache backend, opened (one shared instance per process; do not close
+   * it); undefined when no backend is configured. The local provider seals with it.
+   */
+  openCacheBackend?: () => Promise<CacheBackend | undefined>;
 }
 
 /** Per-call options for provider operations. */
