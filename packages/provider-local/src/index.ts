@@ -1,1 +1,9 @@
-export {};
+export {
+  createLocalProvider,
+  LOCAL_PROVIDER,
+  type LocalProviderOptions,
+  localProvider,
+  openLocalBlob,
+  sealLocal,
+  sealLocalBlob,
+} from "./local.js";
