@@ -46,6 +46,7 @@ export function createApp(io: Io, env: Env, uid: number): App {
   let globals: GlobalOptions = {};
   let logger: Logger | undefined;
   let loaded: Promise<LoadedConfig> | undefined;
+  let openedBackend: Promise<CacheBackend | undefined> | undefined;
 
   const app: App = {
     env,
@@ -79,7 +80,21 @@ export function createApp(io: Io, env: Env, uid: number): App {
       return loaded;
     },
     async context() {
-      return makeContext(await app.loadConfig(), { logger: app.logger(), env });
+      const context = makeContext(await app.loadConfig(), { logger: app.logger(), env });
+      // One opened backend per run, shared by the cache and the local provider (an HSM
+      // session must not be opened twice). Independent of cache.enabled: local secrets
+      // stay readable while the cache is switched off.
+      context.openCacheBackend = () => {
+        openedBackend ??= (async () => {
+          const name = context.config.cache?.backend;
+          if (name === undefined) return undefined;
+          const backend = (await backendFactory(name))(context);
+          await backend.open();
+          return backend;
+        })();
+        return openedBackend;
+      };
+      return context;
     },
     async openProviders(only) {
       const context = await app.context();
