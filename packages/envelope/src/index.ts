@@ -7,7 +7,7 @@ export {
   sealAesGcm,
 } from "./aes-gcm.js";
 export { type DecodeOptions, decodeCacheFile, encodeCacheFile } from "./cache-file.js";
-export { cacheKey } from "./cache-key.js";
+export { cacheKey, cacheKeyer } from "./cache-key.js";
 export { canonicalMapping } from "./canonical.js";
 export type { CacheCipher, RandomBytes, RandomOptions } from "./cipher.js";
 export {

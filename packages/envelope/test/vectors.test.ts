@@ -48,7 +48,9 @@ describe("shared vectors (SPEC §6.7)", () => {
   it("manifest mappings have the listed canonical bytes and cache keys", () => {
     const hmacKey = Buffer.from(m.hmac_key_b64, "base64");
     for (const entry of m.entries) {
-      expect(Buffer.from(canonicalMapping(entry.mapping)).toString("base64")).toBe(entry.canonical_b64);
+      expect(Buffer.from(canonicalMapping(entry.mapping)).toString("base64")).toBe(
+        entry.canonical_b64,
+      );
       expect(cacheKey(hmacKey, entry.mapping)).toBe(entry.cache_key);
     }
   });
@@ -61,7 +63,8 @@ describe("shared vectors (SPEC §6.7)", () => {
     expect(cache.writtenAt).toBe(m.written_at);
     expect(Buffer.from(cache.hmacKey).toString("base64")).toBe(m.hmac_key_b64);
     expectEntries(cache.entries);
-    for (const entry of m.entries) expect(cacheKey(cache.hmacKey, entry.mapping)).toBe(entry.cache_key);
+    for (const entry of m.entries)
+      expect(cacheKey(cache.hmacKey, entry.mapping)).toBe(entry.cache_key);
   });
 
   it("re-encoding tpm-cache.enc's contents with its nonce reproduces the file byte for byte", async () => {
@@ -102,7 +105,10 @@ describe("shared vectors (SPEC §6.7)", () => {
       blob: string;
     };
     expect(mapping.provider).toBe("nitrokeyhsm");
-    const plaintext = await openHybrid(Buffer.from(mapping.blob, "base64"), softwareUnwrap(privateKeyPem));
+    const plaintext = await openHybrid(
+      Buffer.from(mapping.blob, "base64"),
+      softwareUnwrap(privateKeyPem),
+    );
     expect(Buffer.from(plaintext).toString("base64")).toBe(m.nitrokeyhsm_plaintext_b64);
   });
 
@@ -126,9 +132,9 @@ describe("shared vectors (SPEC §6.7)", () => {
   for (const [name, code, message] of failures) {
     it(`${name} fails with ${code}, naming the file`, async () => {
       const path = `/var/lib/psi/${name}`;
-      const error = await decodeCacheFile(vector(name), aesGcmBackend(tpmKey, TAG_TPM), { path }).catch(
-        (e: unknown) => e,
-      );
+      const error = await decodeCacheFile(vector(name), aesGcmBackend(tpmKey, TAG_TPM), {
+        path,
+      }).catch((e: unknown) => e);
       expect(error).toMatchObject({ name: "EnvelopeError", code, path });
       expect((error as Error).message).toMatch(message);
       expect((error as Error).message).toContain(path);
