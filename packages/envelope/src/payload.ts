@@ -25,19 +25,10 @@ export interface DecodedCache {
 }
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-const PLAIN_KEY = /^[\x20-\x7e]*$/;
-const HAS_QUOTE_OR_BACKSLASH = /["\\]/;
 const REWRITE_HINT = "re-run `psi setup` to rewrite the cache";
 
 function toBase64(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64");
-}
-
-function jsonKey(key: string): string {
-  // Cache keys are hex: skip the escaper for plain printable ASCII.
-  return PLAIN_KEY.test(key) && !HAS_QUOTE_OR_BACKSLASH.test(key)
-    ? '"' + key + '"'
-    : pythonJsonString(key);
 }
 
 /**
@@ -56,7 +47,7 @@ export function encodePayload(cache: CacheContents): Uint8Array {
   const parts: string[] = new Array(keys.length);
   for (let i = 0; i < keys.length; i++) {
     const key = keys[i] as string;
-    parts[i] = jsonKey(key) + ':"' + toBase64(cache.entries.get(key) as Uint8Array) + '"';
+    parts[i] = pythonJsonString(key) + ':"' + toBase64(cache.entries.get(key) as Uint8Array) + '"';
   }
   const json =
     '{"entries":{' +

@@ -3,13 +3,13 @@ import {
   aesGcmBackend,
   type CacheCipher,
   decodeCacheFile,
-  EnvelopeError,
   encodeCacheFile,
   openAesGcm,
   sealAesGcm,
   TAG_KEYFILE,
   TAG_TPM,
 } from "../src/index.js";
+import { rejection } from "./errors.js";
 
 const key = Buffer.from(Array.from({ length: 32 }, (_, i) => i));
 const hmacKey = Buffer.from(Array.from({ length: 32 }, (_, i) => 0x40 + i));
@@ -18,15 +18,6 @@ const allBytes = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
 async function roundTrip(cipher: CacheCipher, entries: Map<string, Uint8Array>) {
   const file = await encodeCacheFile({ hmacKey, entries, writtenAt: 1775626954 }, cipher);
   return { file, cache: await decodeCacheFile(file, cipher) };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<EnvelopeError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (error instanceof EnvelopeError) return error;
-  throw new Error(`expected an EnvelopeError, got ${String(error)}`);
 }
 
 describe("aesGcmBackend (tpm / keyfile payloads)", () => {

@@ -1,7 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
   backendName,
-  EnvelopeError,
   MAGIC,
   readHeader,
   TAG_HSM,
@@ -9,16 +8,7 @@ import {
   TAG_TPM,
   writeHeader,
 } from "../src/index.js";
-
-function thrown(fn: () => unknown): EnvelopeError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof EnvelopeError) return error;
-    throw error;
-  }
-  throw new Error("expected an EnvelopeError");
-}
+import { thrown } from "./errors.js";
 
 describe("header (SPEC §6.1)", () => {
   it("has the reference's magic, version and tags", () => {

@@ -2,7 +2,6 @@ import { generateKeyPairSync } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import {
   decodeCacheFile,
-  EnvelopeError,
   encodeCacheFile,
   hybridBackend,
   openHybrid,
@@ -10,20 +9,12 @@ import {
   softwareUnwrap,
   TAG_HSM,
 } from "../src/index.js";
+import { rejection } from "./errors.js";
 import { vector } from "./vectors.js";
 
 const publicKeyDer = vector("hsm-public-key.der");
 const privateKeyPem = vector("hsm-private-key.pem").toString("utf8");
 const allBytes = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
-
-async function rejection(promise: Promise<unknown>): Promise<EnvelopeError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (error instanceof EnvelopeError) return error;
-  throw new Error(`expected an EnvelopeError, got ${String(error)}`);
-}
 
 describe("hybrid blobs (SPEC §6.4)", () => {
   it("key_len(u16 BE) || RSA-OAEP(aes key) || nonce(12) || ct || tag(16)", () => {

@@ -3,24 +3,16 @@ import {
   aesGcmBackend,
   decodeCacheFile,
   decodePayload,
-  EnvelopeError,
   encodePayload,
   TAG_TPM,
   writeHeader,
 } from "../src/index.js";
+import { thrown } from "./errors.js";
 
 const hmacKey = Buffer.alloc(32, 0x11);
 const hmacKeyB64 = hmacKey.toString("base64");
 
-function payloadError(text: string): EnvelopeError {
-  try {
-    decodePayload(Buffer.from(text, "utf8"));
-  } catch (error) {
-    if (error instanceof EnvelopeError) return error;
-    throw error;
-  }
-  throw new Error(`expected bad_payload for ${text}`);
-}
+const payloadError = (text: string) => thrown(() => decodePayload(Buffer.from(text, "utf8")));
 
 describe("payload JSON (SPEC §6.2)", () => {
   it("is sorted, spaceless, ensure_ascii JSON exactly like the reference", () => {
