@@ -43,7 +43,10 @@ export interface Provider {
   close(): Promise<void>;
   lookup(mapping: Mapping, options?: ProviderCallOptions): Promise<Uint8Array>;
   /** Lists the secrets of one workload source (setup); absent for store-only providers. */
-  listSource?(source: Readonly<Record<string, unknown>>, options?: ProviderCallOptions): Promise<FetchedSecret[]>;
+  listSource?(
+    source: Readonly<Record<string, unknown>>,
+    options?: ProviderCallOptions,
+  ): Promise<FetchedSecret[]>;
   /** A stable identity of a source so a source shared by workloads is fetched once. */
   sourceKey?(source: Readonly<Record<string, unknown>>): string;
 }

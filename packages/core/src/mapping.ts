@@ -18,13 +18,13 @@ export function parseMapping(bytes: Uint8Array | string, where = "mapping"): Map
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw new PsiError("mapping.corrupt", `${where} is not a JSON object`, {
-      hint: "a mapping looks like {\"provider\": \"infisical\", ...}",
+      hint: 'a mapping looks like {"provider": "infisical", ...}',
     });
   }
   const provider = (value as Record<string, unknown>)["provider"];
   if (typeof provider !== "string" || provider.length === 0) {
     throw new PsiError("mapping.corrupt", `${where} has no string "provider" field`, {
-      hint: "a mapping looks like {\"provider\": \"infisical\", ...}",
+      hint: 'a mapping looks like {"provider": "infisical", ...}',
     });
   }
   return value as Mapping;

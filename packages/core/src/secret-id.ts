@@ -7,7 +7,8 @@ export function secretIdProblem(id: string): string | undefined {
   if (id.length === 0) return "it is empty";
   if (id === "." || id === "..") return `"${id}" is not a file name`;
   if (/[/\\\0]/.test(id)) return "it contains '/', '\\' or a NUL byte";
-  if (Buffer.byteLength(id, "utf8") > MAX_ID_BYTES) return `it is longer than ${MAX_ID_BYTES} bytes`;
+  if (Buffer.byteLength(id, "utf8") > MAX_ID_BYTES)
+    return `it is longer than ${MAX_ID_BYTES} bytes`;
   return undefined;
 }
 

@@ -1,0 +1,156 @@
+import type { LogFields, Logger, LogLevel } from "./logger-types.js";
+
+/** Where log lines go: `process.stderr` in the CLI, any writable in tests. */
+export interface LogStream {
+  write(chunk: string): unknown;
+  isTTY?: boolean;
+}
+
+/** Human text for a person at a terminal, one JSON object per line for everything else. */
+export type LogFormat = "human" | "json";
+
+/** Options of {@link createLogger}. */
+export interface LoggerOptions {
+  /** The least severe level written; `silent` writes nothing. */
+  level: LogLevel | "silent";
+  /** Default: `human` when `stream.isTTY`, else `json`. */
+  format?: LogFormat;
+  stream: LogStream;
+  /** The time stamped on each line; default the system clock. */
+  clock?: () => Date;
+  /** Fields on every line (as `child()` adds them). */
+  bindings?: LogFields;
+}
+
+const SEVERITY: Record<LogLevel | "silent", number> = {
+  debug: 10,
+  info: 20,
+  warn: 30,
+  error: 40,
+  silent: 100,
+};
+const RESERVED = new Set(["time", "level", "msg"]);
+const MAX_DEPTH = 6;
+
+/** True for the level names `--log-level` accepts. */
+export function isLogLevel(value: unknown): value is LogLevel {
+  return value === "debug" || value === "info" || value === "warn" || value === "error";
+}
+
+/**
+ * Turns a field value into plain JSON data. Bytes are never written (they may be a
+ * secret value passed by mistake): only their length is.
+ */
+function plain(value: unknown, depth: number, seen: Set<object>): unknown {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return value;
+    case "number":
+      return Number.isFinite(value) ? value : String(value);
+    case "bigint":
+      return value.toString();
+    case "undefined":
+    case "function":
+    case "symbol":
+      return undefined;
+  }
+  if (value === null) return null;
+  const object = value as object;
+  if (object instanceof Error) return object.message;
+  if (object instanceof Date)
+    return Number.isNaN(object.getTime()) ? "Invalid Date" : object.toISOString();
+  if (ArrayBuffer.isView(object) || object instanceof ArrayBuffer)
+    return `<${object.byteLength} bytes>`;
+  if (seen.has(object)) return "[Circular]";
+  if (depth >= MAX_DEPTH) return "[...]";
+  seen.add(object);
+  let out: unknown;
+  if (Array.isArray(object) || object instanceof Set) {
+    out = [...object].map((item) => plain(item, depth + 1, seen) ?? null);
+  } else {
+    const entries = object instanceof Map ? [...object.entries()] : Object.entries(object);
+    const record: Record<string, unknown> = {};
+    for (const [key, item] of entries) {
+      const converted = plain(item, depth + 1, seen);
+      if (converted !== undefined) record[String(key)] = converted;
+    }
+    out = record;
+  }
+  seen.delete(object);
+  return out;
+}
+
+/** Bindings and fields as one JSON-ready record; `time`, `level` and `msg` stay the logger's. */
+function mergeFields(bindings: LogFields, fields: LogFields | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const source of [bindings, fields ?? {}]) {
+    for (const [key, value] of Object.entries(source)) {
+      const converted = plain(value, 0, new Set());
+      if (converted === undefined) continue;
+      out[RESERVED.has(key) ? `${key}_field` : key] = converted;
+    }
+  }
+  return out;
+}
+
+function humanValue(value: unknown): string {
+  if (typeof value === "string") return /^[^\s"=]+$/.test(value) ? value : JSON.stringify(value);
+  return JSON.stringify(value);
+}
+
+function pad(n: number, width = 2): string {
+  return String(n).padStart(width, "0");
+}
+
+/** `HH:MM:SS.mmm` in local time: a person at a terminal knows the date. */
+export function humanTime(date: Date): string {
+  return `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}.${pad(date.getMilliseconds(), 3)}`;
+}
+
+/**
+ * A {@link Logger} writing whole lines with one synchronous `write` each (nothing is
+ * buffered, so nothing is lost at exit). JSON lines: `time` (ISO 8601), `level`, `msg`,
+ * `event`, then the fields; human lines: `HH:MM:SS.mmm LEVEL msg [event] key=value ...`.
+ */
+export function createLogger(options: LoggerOptions): Logger {
+  const threshold = SEVERITY[options.level];
+  const format: LogFormat = options.format ?? (options.stream.isTTY ? "human" : "json");
+  const clock = options.clock ?? (() => new Date());
+  const stream = options.stream;
+
+  const render = (level: LogLevel, msg: string, fields: Record<string, unknown>): string => {
+    const { event, ...rest } = fields;
+    const time = clock();
+    if (format === "json") {
+      const line: Record<string, unknown> = { time: time.toISOString(), level, msg };
+      if (event !== undefined) line["event"] = event;
+      return `${JSON.stringify(Object.assign(line, rest))}\n`;
+    }
+    let line = `${humanTime(time)} ${level.toUpperCase().padEnd(5)} ${msg.replace(/\n/g, "\n  ")}`;
+    if (event !== undefined)
+      line += ` [${typeof event === "string" ? event : JSON.stringify(event)}]`;
+    for (const [key, value] of Object.entries(rest)) line += ` ${key}=${humanValue(value)}`;
+    return `${line}\n`;
+  };
+
+  const make = (bindings: LogFields): Logger => {
+    const log = (level: LogLevel) => (msg: string, fields?: LogFields) => {
+      if (SEVERITY[level] < threshold) return;
+      try {
+        stream.write(render(level, msg, mergeFields(bindings, fields)));
+      } catch {
+        // A logger never takes the process down (a closed stderr, EPIPE, ...).
+      }
+    };
+    return {
+      debug: log("debug"),
+      info: log("info"),
+      warn: log("warn"),
+      error: log("error"),
+      child: (more) => make({ ...bindings, ...more }),
+      enabled: (level) => SEVERITY[level] >= threshold,
+    };
+  };
+  return make(options.bindings ?? {});
+}
