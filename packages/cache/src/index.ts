@@ -1,1 +1,20 @@
-export {};
+export { cacheError } from "./errors.js";
+export {
+  type CacheFileContents,
+  type CacheFileOptions,
+  type FetchedValue,
+  readCacheFile,
+  type SaveCacheOptions,
+  type SaveCacheResult,
+  saveCache,
+  writeCacheFile,
+} from "./file.js";
+export { type CacheFileStatus, readCacheStatus } from "./status.js";
+export {
+  type CacheHit,
+  type CacheSource,
+  type CacheStats,
+  type CacheStore,
+  type CacheStoreOptions,
+  createCacheStore,
+} from "./store.js";

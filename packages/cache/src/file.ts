@@ -1,0 +1,178 @@
+import { randomBytes } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { dirname } from "node:path";
+import type { Logger, PsiError } from "@psi/core";
+import { ensureDir, writeFileAtomic } from "@psi/core";
+import {
+  type CacheCipher,
+  cacheKey,
+  type DecodedCache,
+  decodeCacheFile,
+  encodeCacheFile,
+  HMAC_KEY_LENGTH,
+} from "@psi/envelope";
+import { cacheError } from "./errors.js";
+
+/** Options naming a cache file and the (opened) backend that encrypts it. */
+export interface CacheFileOptions {
+  path: string;
+  /** An opened cache backend (any @psi/core CacheBackend is a CacheCipher). */
+  backend: CacheCipher;
+}
+
+/**
+ * Reads and decrypts the whole cache file; `undefined` when it does not exist. Throws a
+ * PsiError naming the path (`cache.auth_failed`, `cache.tag_mismatch`, ...).
+ */
+export async function readCacheFile(options: CacheFileOptions): Promise<DecodedCache | undefined> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(options.path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw cacheError(error, options.path);
+  }
+  try {
+    return await decodeCacheFile(bytes, options.backend, { path: options.path });
+  } catch (error) {
+    throw cacheError(error, options.path);
+  }
+}
+
+/** The contents {@link writeCacheFile} writes. */
+export interface CacheFileContents {
+  hmacKey: Uint8Array;
+  entries: Map<string, Uint8Array>;
+  /** Unix seconds; now when omitted. */
+  writtenAt?: number;
+}
+
+/**
+ * Encrypts and writes the whole cache file atomically, mode 0600 from creation (temp
+ * file in the same directory, fsync, rename, fsync the directory).
+ */
+export async function writeCacheFile(
+  options: CacheFileOptions & { contents: CacheFileContents },
+): Promise<void> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await encodeCacheFile(options.contents, options.backend);
+  } catch (error) {
+    throw cacheError(error, options.path, "write");
+  }
+  try {
+    await ensureDir(dirname(options.path), 0o700);
+    await writeFileAtomic(options.path, bytes, { mode: 0o600 });
+  } catch (error) {
+    throw cacheError(error, options.path, "write");
+  }
+}
+
+/** One value setup fetched: the mapping it belongs to and its plaintext. */
+export interface FetchedValue {
+  mapping: Record<string, unknown>;
+  value: Uint8Array;
+}
+
+/** Options of {@link saveCache}. */
+export interface SaveCacheOptions extends CacheFileOptions {
+  /**
+   * The file's current contents if the caller already read them; `null` to start a fresh
+   * file; omitted to read `path` now (unreadable → warning, fresh file).
+   */
+  previous?: DecodedCache | null;
+  /** Every value this run fetched. */
+  fetched: Iterable<FetchedValue>;
+  /**
+   * True when the run fetched every workload of every fetching provider: the file then
+   * holds exactly `fetched`. False (a partial run): add and update, remove nothing.
+   */
+  prune: boolean;
+  logger?: Logger;
+  /** Clock in milliseconds (for `written_at`); Date.now by default. */
+  now?: () => number;
+}
+
+/** What {@link saveCache} did. */
+export interface SaveCacheResult {
+  path: string;
+  /** Entries in the file written. */
+  entries: number;
+  added: number;
+  updated: number;
+  unchanged: number;
+  pruned: number;
+  /** True when a new HMAC key was drawn (no readable previous file). */
+  freshHmacKey: boolean;
+  /** Unix seconds written into the file. */
+  writtenAt: number;
+  /** Why the previous file could not be used, when it could not. */
+  previousError?: PsiError;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.compare(a, b) === 0;
+}
+
+/**
+ * Setup's cache write (SPEC §6.5, §9): every fetched value goes under its HMAC key
+ * (the previous file's key when it loaded, else a fresh one); with `prune` the file keeps
+ * exactly the fetched set, otherwise entries are added and updated only. Written atomically.
+ */
+export async function saveCache(options: SaveCacheOptions): Promise<SaveCacheResult> {
+  let previous = options.previous;
+  let previousError: PsiError | undefined;
+  if (previous === undefined) {
+    try {
+      previous = (await readCacheFile(options)) ?? null;
+    } catch (error) {
+      previousError = cacheError(error, options.path);
+      options.logger?.warn(`existing cache ${options.path} is unreadable; writing a fresh one`, {
+        event: "cache.previous_unreadable",
+        path: options.path,
+        error: previousError.message,
+        code: previousError.code,
+      });
+      previous = null;
+    }
+  }
+  const hmacKey = previous ? previous.hmacKey : randomBytes(HMAC_KEY_LENGTH);
+  const old = previous?.entries ?? new Map<string, Uint8Array>();
+  const entries = options.prune ? new Map<string, Uint8Array>() : new Map(old);
+  let added = 0;
+  let updated = 0;
+  let unchanged = 0;
+  const seen = new Set<string>();
+  for (const { mapping, value } of options.fetched) {
+    const key = cacheKey(hmacKey, mapping);
+    if (!seen.has(key)) {
+      seen.add(key);
+      const before = old.get(key);
+      if (before === undefined) added++;
+      else if (sameBytes(before, value)) unchanged++;
+      else updated++;
+    }
+    entries.set(key, value);
+  }
+  let pruned = 0;
+  if (options.prune) {
+    for (const key of old.keys()) if (!seen.has(key)) pruned++;
+  }
+  const writtenAt = Math.floor((options.now ?? Date.now)() / 1000);
+  await writeCacheFile({
+    path: options.path,
+    backend: options.backend,
+    contents: { hmacKey, entries, writtenAt },
+  });
+  return {
+    path: options.path,
+    entries: entries.size,
+    added,
+    updated,
+    unchanged,
+    pruned,
+    freshHmacKey: !previous || previous.legacy,
+    writtenAt,
+    ...(previousError === undefined ? {} : { previousError }),
+  };
+}
