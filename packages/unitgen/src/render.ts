@@ -120,12 +120,10 @@ export function unitsToEnable(files: readonly RenderedFile[]): {
   const enable: string[] = [];
   const start: string[] = [];
   for (const file of files) {
-    if (file.kind === "quadlet") {
-      if (file.path.endsWith(".container"))
-        start.push(file.path.replace(/\.container$/, ".service"));
-    } else if (!/-refresh\.service$/.test(file.path) && file.path !== TLS_RENEW_SERVICE) {
-      enable.push(file.path);
-    }
+    const unit = file.path.replace(/\.container$/, ".service");
+    // Oneshots that their timers start; enabling them would run them at boot as well.
+    if (/-refresh\.service$/.test(unit) || unit === TLS_RENEW_SERVICE) continue;
+    (file.kind === "quadlet" ? start : enable).push(unit);
   }
   return { enable, start };
 }
