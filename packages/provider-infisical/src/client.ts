@@ -1,0 +1,624 @@
+import type { AuthConfig, Env, InfisicalConfig, Logger } from "@psi/core";
+import { infisicalError } from "./errors.js";
+import { createHttp, type FetchFn, type HttpAnswer, type HttpRequest } from "./http.js";
+import { buildLoginBody, LOGIN_PATHS } from "./login.js";
+import {
+  BatchResponseSchema,
+  FolderResponseSchema,
+  GetSecretResponseSchema,
+  IssueCertificateResponseSchema,
+  type IssuedCertificate,
+  ListSecretsResponseSchema,
+  LoginResponseSchema,
+  parseAnswer,
+  RenewCertificateResponseSchema,
+  WriteSecretResponseSchema,
+} from "./schemas.js";
+import { type CachedToken, createTokenFiles, tokenCacheFileName } from "./token-cache.js";
+
+/** Options of {@link createInfisicalClient}: all I/O arrives here. */
+export interface InfisicalClientOptions {
+  /** `providers.infisical` of the validated configuration. */
+  config: InfisicalConfig;
+  /** Where token cache files live (`state_dir`). */
+  stateDir: string;
+  /** Environment for the AWS credential chain (never `process.env` directly). */
+  env?: Env;
+  /** Home directory for ~/.aws; default `env.HOME`, then the OS's. */
+  home?: string;
+  logger?: Logger;
+  fetch?: FetchFn;
+  /** Clock in milliseconds (token expiry). */
+  now?: () => number;
+}
+
+/** Per-call options: `purpose` picks the timeout (lookup_timeout or setup_timeout). */
+export interface CallOptions {
+  signal?: AbortSignal | undefined;
+  purpose?: "lookup" | "setup";
+}
+
+/** A secret as a listing yields it, after imports are merged in. */
+export interface ListedSecret {
+  key: string;
+  value: string;
+  /** The path a mapping must name so a lookup finds this value (see README, "Imports"). */
+  path: string;
+  /** Set for secrets that came in through a secret import. */
+  importedFrom?: { environment: string; path: string };
+}
+
+/** The outcome of a write: done, or waiting in Infisical's approval workflow. */
+export type WriteOutcome = "created" | "updated" | "pending_approval";
+
+/** Certificate request attributes (SPEC §12). */
+export interface CertificateRequest {
+  project: string;
+  profileId: string;
+  commonName: string;
+  altNames?: ReadonlyArray<{ type: string; value: string }>;
+  ttl?: string;
+  keyAlgorithm?: string;
+}
+
+interface ResolvedProject {
+  name: string;
+  id: string;
+  environment: string;
+  auth: AuthConfig;
+}
+
+const TRUE = "true";
+
+/** Normalizes an Infisical folder path: leading "/", no trailing "/" (root stays "/"). */
+export function normalizeSecretPath(path: string): string {
+  const trimmed = `/${path.trim()}`.replace(/\/+/g, "/");
+  return trimmed.length > 1 ? trimmed.replace(/\/$/, "") : "/";
+}
+
+/**
+ * The Infisical REST client (SPEC §8.1, §12): per-project auth with a token cache, secrets
+ * (list with imports, get, create, update, batch), folders and PKI certificates. Every
+ * request is bounded by a timeout; errors are PsiErrors with stable codes.
+ */
+export function createInfisicalClient(options: InfisicalClientOptions) {
+  const { config } = options;
+  const env = options.env ?? {};
+  const now = options.now ?? Date.now;
+  const logger = options.logger;
+  const apiUrl = config.api_url.replace(/\/+$/, "");
+  const send = createHttp({ baseUrl: apiUrl, service: "Infisical", fetch: options.fetch });
+  const files = createTokenFiles({ stateDir: options.stateDir, logger });
+  const memory = new Map<string, CachedToken>();
+  const inflight = new Map<string, Promise<CachedToken>>();
+
+  const timeoutMs = (call: CallOptions) =>
+    (call.purpose === "lookup" ? config.lookup_timeout : config.setup_timeout) * 1000;
+
+  function project(name: string): ResolvedProject {
+    const entry = Object.hasOwn(config.projects, name) ? config.projects[name] : undefined;
+    if (!entry) {
+      const known = Object.keys(config.projects);
+      throw infisicalError(
+        "provider.unknown_project",
+        `Infisical project ${JSON.stringify(name)} is not configured`,
+        {
+          hint: known.length
+            ? `add it under providers.infisical.projects (configured: ${known.join(", ")})`
+            : "add it under providers.infisical.projects",
+        },
+      );
+    }
+    const auth = entry.auth ?? config.auth;
+    if (!auth) {
+      throw infisicalError(
+        "provider.not_configured",
+        `Infisical project ${name} has no auth and there is no global auth`,
+        {
+          hint: "set providers.infisical.auth or providers.infisical.projects." + name + ".auth",
+        },
+      );
+    }
+    return { name, id: entry.id, environment: entry.environment, auth };
+  }
+
+  const isFresh = (token: CachedToken | undefined): token is CachedToken =>
+    token !== undefined && now() / 1000 < token.expiresAt;
+
+  function shortBody(body: string): string {
+    return body.slice(0, 200);
+  }
+
+  async function login(target: ResolvedProject, call: CallOptions): Promise<CachedToken> {
+    const method = target.auth.method;
+    const body = await buildLoginBody(target.auth, {
+      config,
+      env,
+      home: options.home,
+      timeoutMs: timeoutMs(call),
+      signal: call.signal,
+      fetch: options.fetch,
+      logger,
+    }).catch((error: unknown) => {
+      if (error instanceof Error && "code" in error && error.code === "provider.cloud_identity") {
+        throw infisicalError(
+          "provider.auth_failed",
+          `auth failed for project ${target.name}: ${error.message}`,
+          {
+            cause: error,
+            hint: (error as { hint?: string }).hint ?? "check the machine's cloud identity",
+          },
+        );
+      }
+      throw error;
+    });
+    const answer = await send({
+      method: "POST",
+      url: `/api/v1/auth/${LOGIN_PATHS[method]}/login`,
+      body,
+      timeoutMs: timeoutMs(call),
+      signal: call.signal,
+    });
+    if (answer.status < 200 || answer.status >= 300) {
+      if ([400, 401, 403, 404].includes(answer.status)) {
+        throw infisicalError(
+          "provider.auth_failed",
+          `auth failed for project ${target.name}: Infisical refused the ${method} login (HTTP ${answer.status}: ${shortBody(answer.body)})`,
+          {
+            status: answer.status,
+            hint: `check the ${method} credentials of project ${target.name} and the machine identity in Infisical`,
+          },
+        );
+      }
+      throw httpError(answer, "POST", `/api/v1/auth/${LOGIN_PATHS[method]}/login`);
+    }
+    const parsed = parseAnswer(LoginResponseSchema, answer.body, `the ${method} login`);
+    const ttl = Math.min(parsed.expiresIn, config.token.ttl);
+    const token = { accessToken: parsed.accessToken, expiresAt: now() / 1000 + ttl };
+    logger?.debug("logged in to Infisical", {
+      event: "infisical.login",
+      project: target.name,
+      method,
+      ttl,
+    });
+    await files.write(target.auth, token);
+    return token;
+  }
+
+  /** The cached token for the project's auth, logging in (once, shared) when needed. */
+  async function tokenFor(
+    target: ResolvedProject,
+    call: CallOptions,
+    stale?: string,
+  ): Promise<string> {
+    const key = tokenCacheFileName(target.auth);
+    const running = inflight.get(key);
+    if (running) return (await running).accessToken;
+    const cached = memory.get(key);
+    if (isFresh(cached) && cached.accessToken !== stale) return cached.accessToken;
+    const pending = (async () => {
+      if (stale === undefined) {
+        const onDisk = await files.read(target.auth);
+        if (isFresh(onDisk)) return onDisk;
+      } else {
+        memory.delete(key);
+        await files.remove(target.auth);
+      }
+      return login(target, call);
+    })();
+    inflight.set(key, pending);
+    try {
+      const token = await pending;
+      memory.set(key, token);
+      return token.accessToken;
+    } finally {
+      inflight.delete(key);
+    }
+  }
+
+  function httpError(answer: HttpAnswer, method: string, path: string) {
+    return infisicalError(
+      answer.status === 404 ? "provider.not_found" : "provider.http_error",
+      `Infisical answered HTTP ${answer.status} to ${method} ${path}: ${shortBody(answer.body)}`,
+      {
+        status: answer.status,
+        hint: answer.status >= 500 ? "Infisical has a problem; setup retries 502/503" : undefined,
+      },
+    );
+  }
+
+  /** Sends an authenticated request; a 401 logs in once more and repeats it. */
+  async function authed(
+    target: ResolvedProject,
+    call: CallOptions,
+    build: (token: string) => HttpRequest,
+  ): Promise<HttpAnswer> {
+    const token = await tokenFor(target, call);
+    const answer = await send(build(token));
+    if (answer.status !== 401) return answer;
+    logger?.debug("Infisical refused a cached token; logging in again", {
+      event: "infisical.login",
+      project: target.name,
+    });
+    return send(build(await tokenFor(target, call, token)));
+  }
+
+  /** Throws the SPEC §8.1 error for a non-2xx answer. */
+  function judge(
+    answer: HttpAnswer,
+    target: ResolvedProject,
+    method: string,
+    path: string,
+    notFound?: string,
+  ): void {
+    if (answer.status >= 200 && answer.status < 300) return;
+    if (answer.status === 401 || answer.status === 403) {
+      throw infisicalError(
+        "provider.auth_failed",
+        `auth failed for project ${target.name}: Infisical answered HTTP ${answer.status} to ${method} ${path}`,
+        {
+          status: answer.status,
+          hint: `give the machine identity of project ${target.name} access to ${target.environment} in Infisical`,
+        },
+      );
+    }
+    if (answer.status === 404 && notFound) {
+      throw infisicalError("provider.not_found", notFound, {
+        status: 404,
+        hint: "check the key, the path and the project's environment",
+      });
+    }
+    throw httpError(answer, method, path);
+  }
+
+  const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
+
+  const client = {
+    /** Logs in for `projectName` now (ignoring caches) and caches the token. */
+    async login(projectName: string, call: CallOptions = {}): Promise<{ expiresAt: number }> {
+      const target = project(projectName);
+      const key = tokenCacheFileName(target.auth);
+      const token = await login(target, call);
+      memory.set(key, token);
+      return { expiresAt: token.expiresAt };
+    },
+
+    /** A valid access token for the project (cached, or a fresh login). */
+    async token(projectName: string, call: CallOptions = {}): Promise<string> {
+      return tokenFor(project(projectName), call);
+    },
+
+    /**
+     * Lists the secrets at `path` (recursively when asked), imports included. Local keys win
+     * over imported ones; among imports the later one wins (Infisical's own order); among
+     * local secrets of a recursive listing the later one in Infisical's answer wins.
+     */
+    async listSecrets(
+      request: { project: string; path: string; recursive?: boolean },
+      call: CallOptions = {},
+    ): Promise<ListedSecret[]> {
+      const target = project(request.project);
+      const secretPath = normalizeSecretPath(request.path);
+      const apiPath = "/api/v4/secrets";
+      const answer = await authed(target, call, (token) => ({
+        method: "GET",
+        url: apiPath,
+        query: {
+          projectId: target.id,
+          environment: target.environment,
+          secretPath,
+          recursive: request.recursive ? TRUE : "false",
+          viewSecretValue: TRUE,
+          expandSecretReferences: TRUE,
+          // The documented query name is include_imports; includeImports is what SPEC
+          // and the reference send. Both go, so either server reading works.
+          include_imports: TRUE,
+          includeImports: TRUE,
+        },
+        headers: bearer(token),
+        timeoutMs: timeoutMs(call),
+        signal: call.signal,
+      }));
+      judge(answer, target, "GET", apiPath);
+      const parsed = parseAnswer(ListSecretsResponseSchema, answer.body, `GET ${apiPath}`);
+      const merged = new Map<string, ListedSecret>();
+      for (const secret of parsed.secrets) {
+        if (secret.secretValueHidden === true)
+          throw hidden(secret.secretKey, secret.secretPath ?? secretPath, target);
+        merged.set(secret.secretKey, {
+          key: secret.secretKey,
+          value: secret.secretValue,
+          path: normalizeSecretPath(secret.secretPath ?? secretPath),
+        });
+      }
+      const imports = parsed.imports ?? [];
+      for (let index = imports.length - 1; index >= 0; index--) {
+        const source = imports[index]!;
+        // Same environment: the secret's own path finds it directly. Another environment:
+        // only the importing folder finds it, through include_imports on the lookup.
+        const path =
+          source.environment === target.environment
+            ? normalizeSecretPath(source.secretPath)
+            : secretPath;
+        for (const secret of source.secrets) {
+          if (merged.has(secret.secretKey)) continue;
+          if (secret.secretValueHidden === true)
+            throw hidden(secret.secretKey, source.secretPath, target);
+          merged.set(secret.secretKey, {
+            key: secret.secretKey,
+            value: secret.secretValue,
+            path,
+            importedFrom: {
+              environment: source.environment,
+              path: normalizeSecretPath(source.secretPath),
+            },
+          });
+        }
+      }
+      return [...merged.values()];
+    },
+
+    /** The value of one secret (imports of the folder included). */
+    async getSecret(
+      request: { project: string; path: string; key: string },
+      call: CallOptions = {},
+    ): Promise<string> {
+      const target = project(request.project);
+      const secretPath = normalizeSecretPath(request.path);
+      const apiPath = `/api/v4/secrets/${encodeURIComponent(request.key)}`;
+      const answer = await authed(target, call, (token) => ({
+        method: "GET",
+        url: apiPath,
+        query: {
+          projectId: target.id,
+          environment: target.environment,
+          secretPath,
+          viewSecretValue: TRUE,
+          expandSecretReferences: TRUE,
+          include_imports: TRUE,
+          includeImports: TRUE,
+        },
+        headers: bearer(token),
+        timeoutMs: timeoutMs(call),
+        signal: call.signal,
+      }));
+      judge(
+        answer,
+        target,
+        "GET",
+        "/api/v4/secrets/{key}",
+        `secret ${request.key} not found at path ${secretPath} in project ${target.name}`,
+      );
+      const parsed = parseAnswer(GetSecretResponseSchema, answer.body, "GET /api/v4/secrets/{key}");
+      if (parsed.secret.secretValueHidden === true) throw hidden(request.key, secretPath, target);
+      return parsed.secret.secretValue;
+    },
+
+    /** Creates one secret (`POST /api/v4/secrets/{key}`); an existing key is an HTTP error. */
+    async createSecret(
+      request: { project: string; path: string; key: string; value: string; comment?: string },
+      call: CallOptions = {},
+    ): Promise<WriteOutcome> {
+      const target = project(request.project);
+      const answer = await authed(target, call, (token) => ({
+        method: "POST",
+        url: `/api/v4/secrets/${encodeURIComponent(request.key)}`,
+        body: {
+          projectId: target.id,
+          environment: target.environment,
+          secretPath: normalizeSecretPath(request.path),
+          secretValue: request.value,
+          secretComment: request.comment ?? "",
+          type: "shared",
+        },
+        headers: bearer(token),
+        timeoutMs: timeoutMs(call),
+        signal: call.signal,
+      }));
+      judge(answer, target, "POST", "/api/v4/secrets/{key}");
+      const parsed = parseAnswer(
+        WriteSecretResponseSchema,
+        answer.body,
+        "POST /api/v4/secrets/{key}",
+      );
+      return "approval" in parsed ? "pending_approval" : "created";
+    },
+
+    /** Changes the value of one secret (`PATCH /api/v4/secrets/{key}`). */
+    async updateSecret(
+      request: { project: string; path: string; key: string; value: string },
+      call: CallOptions = {},
+    ): Promise<WriteOutcome> {
+      const target = project(request.project);
+      const secretPath = normalizeSecretPath(request.path);
+      const answer = await authed(target, call, (token) => ({
+        method: "PATCH",
+        url: `/api/v4/secrets/${encodeURIComponent(request.key)}`,
+        body: {
+          projectId: target.id,
+          environment: target.environment,
+          secretPath,
+          secretValue: request.value,
+          type: "shared",
+        },
+        headers: bearer(token),
+        timeoutMs: timeoutMs(call),
+        signal: call.signal,
+      }));
+      judge(
+        answer,
+        target,
+        "PATCH",
+        "/api/v4/secrets/{key}",
+        `secret ${request.key} not found at path ${secretPath} in project ${target.name}`,
+      );
+      const parsed = parseAnswer(
+        WriteSecretResponseSchema,
+        answer.body,
+        "PATCH /api/v4/secrets/{key}",
+      );
+      return "approval" in parsed ? "pending_approval" : "updated";
+    },
+
+    /** Creates several secrets in one folder (`POST /api/v4/secrets/batch`), all or none. */
+    async createSecrets(
+      request: {
+        project: string;
+        path: string;
+        secrets: ReadonlyArray<{ key: string; value: string; comment?: string }>;
+      },
+      call: CallOptions = {},
+    ): Promise<WriteOutcome> {
+      const target = project(request.project);
+      const answer = await authed(target, call, (token) => ({
+        method: "POST",
+        url: "/api/v4/secrets/batch",
+        body: {
+          projectId: target.id,
+          environment: target.environment,
+          secretPath: normalizeSecretPath(request.path),
+          secrets: request.secrets.map((secret) => ({
+            secretKey: secret.key,
+            secretValue: secret.value,
+            secretComment: secret.comment ?? "",
+          })),
+        },
+        headers: bearer(token),
+        timeoutMs: timeoutMs(call),
+        signal: call.signal,
+      }));
+      judge(answer, target, "POST", "/api/v4/secrets/batch");
+      const parsed = parseAnswer(BatchResponseSchema, answer.body, "POST /api/v4/secrets/batch");
+      return "approval" in parsed ? "pending_approval" : "created";
+    },
+
+    /** Creates folder `name` under `path`; 400/409 mean it exists (`created: false`). */
+    async createFolder(
+      request: { project: string; path: string; name: string },
+      call: CallOptions = {},
+    ): Promise<{ created: boolean }> {
+      const target = project(request.project);
+      const answer = await authed(target, call, (token) => ({
+        method: "POST",
+        url: "/api/v1/folders",
+        body: {
+          name: request.name,
+          path: normalizeSecretPath(request.path),
+          projectId: target.id,
+          workspaceId: target.id,
+          environment: target.environment,
+        },
+        headers: bearer(token),
+        timeoutMs: timeoutMs(call),
+        signal: call.signal,
+      }));
+      if (answer.status === 400 || answer.status === 409) return { created: false };
+      judge(answer, target, "POST", "/api/v1/folders");
+      parseAnswer(FolderResponseSchema, answer.body, "POST /api/v1/folders");
+      return { created: true };
+    },
+
+    /** Creates every missing folder of `path`, parent first; returns the folders created. */
+    async ensureFolderPath(
+      request: { project: string; path: string },
+      call: CallOptions = {},
+    ): Promise<string[]> {
+      const parts = normalizeSecretPath(request.path).split("/").filter(Boolean);
+      const created: string[] = [];
+      for (let depth = 0; depth < parts.length; depth++) {
+        const parent = `/${parts.slice(0, depth).join("/")}`;
+        const result = await client.createFolder(
+          { project: request.project, path: parent, name: parts[depth]! },
+          call,
+        );
+        if (result.created) created.push(normalizeSecretPath(`${parent}/${parts[depth]}`));
+      }
+      return created;
+    },
+
+    /** Issues a certificate from a profile (`POST /api/v1/cert-manager/certificates`). */
+    async issueCertificate(
+      request: CertificateRequest,
+      call: CallOptions = {},
+    ): Promise<IssuedCertificate> {
+      const target = project(request.project);
+      const attributes: Record<string, unknown> = { commonName: request.commonName };
+      if (request.altNames && request.altNames.length > 0)
+        attributes["altNames"] = request.altNames;
+      if (request.ttl) attributes["ttl"] = request.ttl;
+      if (request.keyAlgorithm) attributes["keyAlgorithm"] = request.keyAlgorithm;
+      const apiPath = "/api/v1/cert-manager/certificates";
+      const answer = await authed(target, call, (token) => ({
+        method: "POST",
+        url: apiPath,
+        body: { profileId: request.profileId, attributes },
+        headers: bearer(token),
+        timeoutMs: timeoutMs(call),
+        signal: call.signal,
+      }));
+      judge(answer, target, "POST", apiPath);
+      const parsed = parseAnswer(IssueCertificateResponseSchema, answer.body, `POST ${apiPath}`);
+      if (!parsed.certificate) {
+        throw infisicalError(
+          "provider.pending_approval",
+          `the certificate request for ${request.commonName} is ${parsed.status ?? "pending"} in Infisical`,
+          { hint: "approve the request in Infisical, then run the command again" },
+        );
+      }
+      return parsed.certificate;
+    },
+
+    /** Renews a certificate (`POST /api/v1/cert-manager/certificates/{id}/renew`). */
+    async renewCertificate(
+      request: { project: string; certificateId: string },
+      call: CallOptions = {},
+    ): Promise<IssuedCertificate> {
+      const target = project(request.project);
+      const apiPath = "/api/v1/cert-manager/certificates/{id}/renew";
+      const answer = await authed(target, call, (token) => ({
+        method: "POST",
+        url: `/api/v1/cert-manager/certificates/${encodeURIComponent(request.certificateId)}/renew`,
+        body: {},
+        headers: bearer(token),
+        timeoutMs: timeoutMs(call),
+        signal: call.signal,
+      }));
+      judge(
+        answer,
+        target,
+        "POST",
+        apiPath,
+        `certificate ${request.certificateId} not found in project ${target.name}`,
+      );
+      const parsed = parseAnswer(RenewCertificateResponseSchema, answer.body, `POST ${apiPath}`);
+      return "certificateId" in parsed ? parsed : parsed.certificate;
+    },
+
+    /** The configured project: Infisical id, environment slug, effective auth method. */
+    project(projectName: string): {
+      id: string;
+      environment: string;
+      method: AuthConfig["method"];
+    } {
+      const target = project(projectName);
+      return { id: target.id, environment: target.environment, method: target.auth.method };
+    },
+
+    /** Forgets in-memory tokens (files stay). */
+    reset(): void {
+      memory.clear();
+    },
+  };
+  return client;
+}
+
+function hidden(key: string, path: string, target: ResolvedProject) {
+  return infisicalError(
+    "provider.value_hidden",
+    `secret ${key} at path ${normalizeSecretPath(path)} in project ${target.name} is hidden from this machine identity`,
+    { hint: "give the machine identity permission to read secret values in Infisical" },
+  );
+}
+
+/** The client {@link createInfisicalClient} returns. */
+export type InfisicalClient = ReturnType<typeof createInfisicalClient>;
