@@ -1,3 +1,4 @@
+import { readFile } from "node:fs/promises";
 import type { AuthConfig, Env, InfisicalConfig, Logger } from "@psi/core";
 import { infisicalError } from "./errors.js";
 import { createHttp, type FetchFn, type HttpAnswer, type HttpRequest } from "./http.js";
@@ -14,6 +15,7 @@ import {
   RenewCertificateResponseSchema,
   WriteSecretResponseSchema,
 } from "./schemas.js";
+import { tlsFetch } from "./tls-fetch.js";
 import { type CachedToken, createTokenFiles, tokenCacheFileName } from "./token-cache.js";
 
 /** Options of {@link createInfisicalClient}: all I/O arrives here. */
@@ -27,7 +29,10 @@ export interface InfisicalClientOptions {
   /** Home directory for ~/.aws; default `env.HOME`, then the OS's. */
   home?: string;
   logger?: Logger;
+  /** Replaces the HTTP transport (tests); then verify_ssl and ca_cert are the caller's business. */
   fetch?: FetchFn;
+  /** A CA file to trust when the Infisical block has no ca_cert (the top-level `ca_cert`). */
+  caCert?: string | undefined;
   /** Clock in milliseconds (token expiry). */
   now?: () => number;
 }
@@ -87,7 +92,11 @@ export function createInfisicalClient(options: InfisicalClientOptions) {
   const now = options.now ?? Date.now;
   const logger = options.logger;
   const apiUrl = config.api_url.replace(/\/+$/, "");
-  const send = createHttp({ baseUrl: apiUrl, service: "Infisical", fetch: options.fetch });
+  const send = createHttp({
+    baseUrl: apiUrl,
+    service: "Infisical",
+    fetch: options.fetch ?? configuredFetch(config.verify_ssl, config.ca_cert ?? options.caCert),
+  });
   const files = createTokenFiles({ stateDir: options.stateDir, logger });
   const memory = new Map<string, CachedToken>();
   const inflight = new Map<string, Promise<CachedToken>>();
@@ -610,6 +619,29 @@ export function createInfisicalClient(options: InfisicalClientOptions) {
     },
   };
   return client;
+}
+
+/** The transport for verify_ssl/ca_cert; undefined keeps Node's fetch and its default trust. */
+function configuredFetch(verify: boolean, caFile: string | undefined): FetchFn | undefined {
+  if (verify && !caFile) return undefined;
+  let ready: Promise<FetchFn> | undefined;
+  return async (input, init) => {
+    ready ??= (async () => {
+      let ca: string | undefined;
+      if (caFile) {
+        try {
+          ca = await readFile(caFile, "utf8");
+        } catch (error) {
+          throw infisicalError("provider.not_configured", `cannot read ca_cert ${caFile}`, {
+            cause: error,
+            hint: "point providers.infisical.ca_cert (or ca_cert) at a readable PEM file",
+          });
+        }
+      }
+      return tlsFetch({ verify, ca });
+    })();
+    return (await ready)(input, init);
+  };
 }
 
 function hidden(key: string, path: string, target: ResolvedProject) {

@@ -1,3 +1,4 @@
+import { PsiError } from "@psi/core";
 import { ofetch } from "ofetch";
 import { infisicalError } from "./errors.js";
 
@@ -61,6 +62,7 @@ export function createHttp(options: {
       // keep only the network-level cause.
       const cause =
         error instanceof Error && error.cause instanceof Error ? error.cause : undefined;
+      if (cause instanceof PsiError) throw cause;
       if (timeout.aborted) {
         throw infisicalError(
           "provider.timeout",

@@ -74,6 +74,7 @@ export function createInfisicalProvider(options: InfisicalProviderOptions = {}):
         stateDir: context.paths.stateDir,
         env: context.env,
         logger: context.logger.child({ provider: "infisical" }),
+        caCert: context.config.ca_cert,
         ...(options.fetch ? { fetch: options.fetch } : {}),
         ...(options.now ? { now: options.now } : {}),
       });

@@ -1,0 +1,130 @@
+// verify_ssl and ca_cert against a real TLS listener: an HTTPS front for the fake with a
+// certificate from a private CA made by openssl.
+import { execFile } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { request } from "node:http";
+import { createServer, type Server } from "node:https";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { type FakeWorld, fakeWorld } from "./helpers.js";
+
+const run = promisify(execFile);
+let world: FakeWorld;
+let front: Server;
+let httpsUrl: string;
+let caFile: string;
+
+beforeEach(async () => {
+  world = await fakeWorld();
+  world.put("/app", "A", "over-tls");
+  const dir = world.stateDir;
+  caFile = join(dir, "ca.pem");
+  await run("openssl", [
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+    "-keyout",
+    join(dir, "ca.key"),
+    "-out",
+    caFile,
+    "-subj",
+    "/CN=Test CA",
+    "-days",
+    "2",
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+  ]);
+  await run("openssl", [
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+    "-keyout",
+    join(dir, "srv.key"),
+    "-out",
+    join(dir, "srv.pem"),
+    "-subj",
+    "/CN=127.0.0.1",
+    "-days",
+    "2",
+    "-CA",
+    caFile,
+    "-CAkey",
+    join(dir, "ca.key"),
+    "-addext",
+    "subjectAltName=IP:127.0.0.1",
+  ]);
+  const target = new URL(world.fake.url);
+  front = createServer(
+    { key: await readFile(join(dir, "srv.key")), cert: await readFile(join(dir, "srv.pem")) },
+    (incoming, outgoing) => {
+      const forward = request(
+        {
+          host: target.hostname,
+          port: target.port,
+          path: incoming.url,
+          method: incoming.method,
+          headers: incoming.headers,
+        },
+        (answer) => {
+          outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(outgoing);
+        },
+      );
+      incoming.pipe(forward);
+    },
+  );
+  await new Promise<void>((resolve) => front.listen(0, "127.0.0.1", resolve));
+  httpsUrl = `https://127.0.0.1:${(front.address() as AddressInfo).port}`;
+});
+afterEach(async () => {
+  front.closeAllConnections();
+  await new Promise<void>((resolve) => front.close(() => resolve()));
+  await world.cleanup();
+});
+
+describe("TLS settings", () => {
+  it("refuses a certificate from an unknown CA by default, naming the TLS failure", async () => {
+    const client = world.client({}, { api_url: httpsUrl });
+    const error = await client
+      .getSecret({ project: "app", path: "/app", key: "A" })
+      .catch((e: unknown) => e);
+    expect(error).toMatchObject({
+      code: "provider.unreachable",
+      message: `cannot reach Infisical at ${httpsUrl}`,
+    });
+    expect((error as { hint: string }).hint).toMatch(/certificate/i);
+  });
+
+  it("trusts the CA of providers.infisical.ca_cert", async () => {
+    const client = world.client({}, { api_url: httpsUrl, ca_cert: caFile });
+    expect(await client.getSecret({ project: "app", path: "/app", key: "A" })).toBe("over-tls");
+  });
+
+  it("trusts the top-level ca_cert handed in as caCert", async () => {
+    const client = world.client({ caCert: caFile }, { api_url: httpsUrl });
+    expect(await client.getSecret({ project: "app", path: "/app", key: "A" })).toBe("over-tls");
+  });
+
+  it("skips verification with verify_ssl: false", async () => {
+    const client = world.client({}, { api_url: httpsUrl, verify_ssl: false });
+    expect(await client.getSecret({ project: "app", path: "/app", key: "A" })).toBe("over-tls");
+  });
+
+  it("says when ca_cert cannot be read", async () => {
+    const client = world.client(
+      {},
+      { api_url: httpsUrl, ca_cert: join(world.stateDir, "missing.pem") },
+    );
+    await expect(client.token("app")).rejects.toMatchObject({ code: "provider.not_configured" });
+  });
+});
