@@ -22,7 +22,12 @@ const probes = join(dirname(fileURLToPath(import.meta.url)), "probes");
 const canSandbox =
   hasTool("unshare", "unshare (root, mount namespaces)", "util-linux", ["--mount", "true"]) &&
   hasTool("setpriv", "setpriv", "util-linux") &&
-  hasTool("prlimit", "prlimit", "util-linux");
+  hasTool("prlimit", "prlimit", "util-linux") &&
+  hasTool("/usr/bin/python3", "python3 (loads the seccomp filter through libseccomp)", "python3") &&
+  hasTool("/usr/bin/python3", "libseccomp", "libseccomp2", [
+    "-c",
+    "import ctypes; ctypes.CDLL('libseccomp.so.2')",
+  ]);
 const canPodman = hasTool("podman", "podman", "podman");
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -139,6 +144,7 @@ describe.skipIf(!canSandbox)("native hardening is tolerated", () => {
         core: "0 0",
         noNewPrivs: "1",
         capEff: "0000000000000000",
+        seccomp: "2",
         writeEtc: "EROFS",
         writeTmp: "ok",
       });

@@ -5,7 +5,8 @@
 // shell's umask for UMask=. Used to check that serve and setup still work under the
 // hardening the units emit.
 import { type ChildProcess, spawn } from "node:child_process";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { parseUnit } from "./quadlet-keys.js";
 
 /** The [Service] directives this emulation knows how to apply (value checks in `script`). */
@@ -21,6 +22,10 @@ export const EMULATED = new Set([
   "PrivateDevices",
   "ProtectKernelTunables",
   "ProtectControlGroups",
+  "SystemCallArchitectures",
+  "SystemCallFilter",
+  "SystemCallErrorNumber",
+  "RestrictAddressFamilies",
 ]);
 
 /** [Service] keys that are not sandboxing (they configure what runs, not how it is confined). */
@@ -41,6 +46,8 @@ export const NOT_SANDBOXING = new Set([
 export function serviceDirectives(unitText: string): Array<[string, string]> {
   return parseUnit(unitText).get("Service") ?? [];
 }
+
+const SECCOMP_EXEC = join(dirname(fileURLToPath(import.meta.url)), "probes", "seccomp-exec.py");
 
 const q = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
 
@@ -102,6 +109,23 @@ export function sandboxScript(unitText: string, argv: readonly string[], scratch
   if (d.get("CapabilityBoundingSet") === "")
     setpriv.push("--bounding-set", "-all", "--inh-caps", "-all");
   if (setpriv.length > 0) wrap.push("setpriv", ...setpriv, "--");
+  const filter = d.get("SystemCallFilter");
+  if (filter !== undefined || d.has("RestrictAddressFamilies")) {
+    // libseccomp filters admit the native ABI only, and probes/seccomp-exec.py fails with EPERM.
+    if (d.get("SystemCallArchitectures") !== "native")
+      throw new Error("only SystemCallArchitectures=native is emulated");
+    if (d.get("SystemCallErrorNumber") !== "EPERM")
+      throw new Error("only SystemCallErrorNumber=EPERM is emulated");
+    if (d.get("NoNewPrivileges") !== "yes")
+      throw new Error("seccomp needs NoNewPrivileges=yes here");
+    wrap.push(
+      "/usr/bin/python3",
+      SECCOMP_EXEC,
+      filter ?? "@default @system-service",
+      d.get("RestrictAddressFamilies") ?? "-",
+      "--",
+    );
+  }
   const umask = d.get("UMask");
   if (umask !== undefined) lines.push(`umask ${umask}`);
   lines.push(`exec ${[...wrap, ...argv].map(q).join(" ")}`);

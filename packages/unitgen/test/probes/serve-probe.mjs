@@ -37,6 +37,7 @@ const report = {
     .join(" "),
   noNewPrivs: status("/proc/self/status", /^NoNewPrivs:/).split(/\s+/)[1],
   capEff: status("/proc/self/status", /^CapEff:/).split(/\s+/)[1],
+  seccomp: status("/proc/self/status", /^Seccomp:/).split(/\s+/)[1],
   writeEtc: attempt(() => writeFileSync("/etc/psi-probe", "x")),
   tmpFile: `/tmp/psi-probe-${process.pid}`,
   writeTmp: attempt(() => writeFileSync(`/tmp/psi-probe-${process.pid}`, "x")),
