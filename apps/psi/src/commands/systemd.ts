@@ -1,0 +1,151 @@
+import { execFile } from "node:child_process";
+import { join, resolve } from "node:path";
+import { ensureDir, PsiError, writeFileAtomic } from "@psi/core";
+import {
+  type RenderedFile,
+  renderUnits,
+  type UnitMode,
+  unitSettingsFromConfig,
+  unitsToEnable,
+} from "@psi/unitgen";
+import { type Command, Option } from "commander";
+import type { App } from "../app.js";
+import { UsageError } from "../errors.js";
+
+interface InstallOptions {
+  mode: UnitMode;
+  image?: string;
+  enable?: boolean;
+  outputDir?: string;
+  socketActivation?: boolean;
+  psiPath?: string;
+}
+
+/** Runs `systemctl [--user] ...`; resolves with the failure instead of throwing. */
+function systemctl(
+  app: App,
+  args: string[],
+): Promise<{ ok: boolean; missing: boolean; detail: string }> {
+  const argv = [...(app.uid === 0 ? [] : ["--user"]), ...args];
+  return new Promise((done) => {
+    execFile("systemctl", argv, { env: { ...app.env } }, (error, _stdout, stderr) => {
+      if (!error) return done({ ok: true, missing: false, detail: "" });
+      const missing = (error as NodeJS.ErrnoException).code === "ENOENT";
+      done({ ok: false, missing, detail: (stderr || error.message).trim() });
+    });
+  });
+}
+
+/** Where each file goes: quadlets to systemd_dir, plain units to the unit dir (or both under D). */
+function destination(file: RenderedFile, dirs: { quadlets: string; units: string }): string {
+  return join(file.kind === "quadlet" ? dirs.quadlets : dirs.units, file.path);
+}
+
+async function install(app: App, options: InstallOptions): Promise<void> {
+  if (options.mode === "container" && !options.image) {
+    throw new UsageError("--mode container needs --image IMAGE (the PSI image the quadlets run)");
+  }
+  if (options.outputDir !== undefined && options.enable) {
+    throw new UsageError("--output-dir only writes files; it cannot be combined with --enable");
+  }
+  const loaded = await app.loadConfig();
+  const settings = unitSettingsFromConfig(loaded.config, loaded.paths, loaded.scope);
+  // The running psi: the path it was started by (a symlink such as /usr/local/bin/psi stays one).
+  const psiPath = resolve(options.psiPath ?? process.argv[1] ?? "psi");
+  const files = renderUnits(settings, {
+    mode: options.mode,
+    image: options.image,
+    psiPath,
+    socketActivation: options.socketActivation === true,
+  });
+  const dirs =
+    options.outputDir !== undefined
+      ? { quadlets: resolve(options.outputDir), units: resolve(options.outputDir) }
+      : { quadlets: settings.systemdDir, units: loaded.paths.unitDir };
+  const written: string[] = [];
+  for (const dir of new Set(files.map((file) => destination(file, dirs).replace(/\/[^/]+$/, "")))) {
+    await ensureDir(dir, 0o755);
+  }
+  // Native setup writes workload drop-ins here and may not create it under ProtectSystem=strict.
+  if (options.outputDir === undefined) await ensureDir(settings.systemdDir, 0o755);
+  for (const file of files) {
+    const path = destination(file, dirs);
+    await writeFileAtomic(path, file.text, { mode: 0o644 });
+    written.push(path);
+  }
+  const report: { files: string[]; reloaded?: boolean; enabled?: string[]; started?: string[] } = {
+    files: written,
+  };
+  if (options.outputDir === undefined) {
+    const reload = await systemctl(app, ["daemon-reload"]);
+    report.reloaded = reload.ok;
+    if (!reload.ok) {
+      app
+        .logger()
+        .warn(
+          reload.missing
+            ? "systemctl not found: run `systemctl daemon-reload` where systemd runs to load the units"
+            : `systemctl daemon-reload failed (${reload.detail}); run it once systemd is up to load the units`,
+          { event: "systemd.reload_failed" },
+        );
+    }
+    if (options.enable) {
+      const { enable, start } = unitsToEnable(files);
+      for (const [verb, units] of [
+        [["enable", "--now"], enable],
+        [["start"], start],
+      ] as const) {
+        if (units.length === 0) continue;
+        const result = await systemctl(app, [...verb, ...units]);
+        if (!result.ok) {
+          throw new PsiError(
+            "systemd.enable_failed",
+            `systemctl ${verb.join(" ")} ${units.join(" ")} failed: ${result.detail}`,
+            {
+              hint: "the files are installed; check `systemctl status` and `journalctl -u psi-secrets.service`",
+            },
+          );
+        }
+      }
+      report.enabled = enable;
+      report.started = start;
+    }
+  }
+  if (app.globals().json) {
+    app.printJson(report);
+    return;
+  }
+  for (const path of written) app.print(`wrote ${path}`);
+  if (report.enabled?.length) app.print(`enabled and started: ${report.enabled.join(" ")}`);
+  if (report.started?.length) app.print(`started: ${report.started.join(" ")}`);
+}
+
+/** `psi systemd install` (SPEC §10). */
+export function registerSystemd(program: Command, app: App): void {
+  // Through program.command() so the group inherits the program's exit and output overrides.
+  const systemd = program
+    .command("systemd")
+    .description("systemd units and Podman quadlets that run PSI");
+  systemd
+    .command("install")
+    .description(
+      "write the serve, setup, refresh and TLS units (native) or quadlets (container), daemon-reload, optionally enable",
+    )
+    .addOption(
+      new Option("--mode <mode>", "native: units run this psi; container: quadlets run --image")
+        .choices(["native", "container"])
+        .makeOptionMandatory(),
+    )
+    .option("--image <image>", "PSI container image (required with --mode container)")
+    .option("--enable", "enable and start serve, setup units and timers after daemon-reload")
+    .option(
+      "--output-dir <dir>",
+      "write every file under DIR and do nothing else (no daemon-reload, no enable)",
+    )
+    .option(
+      "--socket-activation",
+      "also write psi-secrets.socket: systemd holds the socket while serve starts",
+    )
+    .option("--psi-path <path>", "psi executable for native ExecStart= (default: the running psi)")
+    .action((options: InstallOptions) => install(app, options));
+}
