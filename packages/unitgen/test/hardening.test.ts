@@ -1,7 +1,7 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, realpathSync } from "node:fs";
 import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -19,6 +19,8 @@ import { hasTool } from "./tools.js";
 // directives are applied by sandbox.ts the way systemd applies them.
 const run = promisify(execFile);
 const probes = join(dirname(fileURLToPath(import.meta.url)), "probes");
+// The checkout and Node, which the sandboxed process needs even when they sit under /tmp.
+const keep = [resolve(probes, "../../../.."), dirname(realpathSync(process.execPath))];
 const canSandbox =
   hasTool("unshare", "unshare (root, mount namespaces)", "util-linux", ["--mount", "true"]) &&
   hasTool("setpriv", "setpriv", "util-linux") &&
@@ -119,6 +121,7 @@ describe.skipIf(!canSandbox)("native hardening is tolerated", () => {
       [process.execPath, join(probes, "serve-probe.mjs")],
       {
         scratch: root,
+        keep,
         env: {
           PATH: process.env["PATH"] ?? "/usr/bin:/bin",
           PSI_CONFIG_DIR: settings.configDir,
@@ -208,6 +211,7 @@ describe.skipIf(!canSandbox)("native hardening is tolerated", () => {
           [process.execPath, join(probes, "setup-probe.mjs")],
           {
             scratch: root,
+            keep,
             env: {
               PATH: process.env["PATH"] ?? "/usr/bin:/bin",
               PSI_STATE_DIR: settings.stateDir,
@@ -243,6 +247,7 @@ describe.skipIf(!canSandbox)("native hardening is tolerated", () => {
       ["sh", "-c", `touch ${outside}/x 2>&1; touch ${settings.stateDir}/y && echo state-ok`],
       {
         scratch: root,
+        keep,
         env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin" },
       },
     );

@@ -55,7 +55,12 @@ const q = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
  * The shell script that, run as root in a fresh mount namespace, applies the unit's
  * sandboxing and execs `argv`. `scratch` is a writable directory for the old /dev.
  */
-export function sandboxScript(unitText: string, argv: readonly string[], scratch: string): string {
+export function sandboxScript(
+  unitText: string,
+  argv: readonly string[],
+  scratch: string,
+  keep: readonly string[] = [],
+): string {
   const d = new Map<string, string>();
   for (const [key, value] of serviceDirectives(unitText)) {
     if (NOT_SANDBOXING.has(key)) continue;
@@ -63,6 +68,14 @@ export function sandboxScript(unitText: string, argv: readonly string[], scratch
     d.set(key, value);
   }
   const lines = ["set -eu"];
+  // Test plumbing, not the unit's semantics: the checkout and Node may live under /tmp or a
+  // home directory (CI clones), which PrivateTmp=/ProtectHome= hide; keep them visible
+  // (read-only, like the rest of the system) the way BindReadOnlyPaths= would.
+  const hidden = keep.filter((path) => /^\/(tmp|var\/tmp|home|root|run\/user)(\/|$)/.test(path));
+  hidden.forEach((path, i) => {
+    const saved = q(join(scratch, `keep-${i}`));
+    lines.push(`mkdir -p ${saved} && mount --bind ${q(path)} ${saved}`);
+  });
   const readOnly = (pattern: string) =>
     `awk '{print $5}' /proc/self/mountinfo | sort -u | while read -r mp; do case "$mp" in ${pattern}) mount -o remount,bind,ro "$mp" ;; esac; done`;
   if (d.get("PrivateDevices") === "yes") {
@@ -93,7 +106,7 @@ export function sandboxScript(unitText: string, argv: readonly string[], scratch
   }
   if (d.get("ProtectHome") === "yes") {
     lines.push(
-      "for h in /home /root /run/user; do [ -d $h ] && mount -t tmpfs -o ro,mode=000 tmpfs $h || true; done",
+      "for h in /home /root /run/user; do [ -d $h ] && mount -t tmpfs -o mode=000 tmpfs $h || true; done",
     );
   }
   if (d.get("PrivateTmp") === "yes")
@@ -101,6 +114,14 @@ export function sandboxScript(unitText: string, argv: readonly string[], scratch
       "mount -t tmpfs -o mode=1777 tmpfs /tmp",
       "mount -t tmpfs -o mode=1777 tmpfs /var/tmp",
     );
+  hidden.forEach((path, i) => {
+    lines.push(`mkdir -p ${q(path)} && mount --bind ${q(join(scratch, `keep-${i}`))} ${q(path)}`);
+  });
+  if (d.get("ProtectHome") === "yes") {
+    lines.push(
+      "for h in /home /root /run/user; do [ -d $h ] && mount -o remount,ro $h || true; done",
+    );
+  }
   const wrap: string[] = [];
   const core = d.get("LimitCORE");
   if (core !== undefined) wrap.push("prlimit", `--core=${core}`, "--");
@@ -136,9 +157,9 @@ export function sandboxScript(unitText: string, argv: readonly string[], scratch
 export function spawnSandboxed(
   unitText: string,
   argv: readonly string[],
-  options: { scratch: string; env: Record<string, string> },
+  options: { scratch: string; env: Record<string, string>; keep?: readonly string[] },
 ): { child: ChildProcess; output: () => string } {
-  const script = sandboxScript(unitText, argv, options.scratch);
+  const script = sandboxScript(unitText, argv, options.scratch, options.keep);
   const child = spawn(
     "unshare",
     ["--mount", "--propagation", "private", "--", "sh", "-c", script],
