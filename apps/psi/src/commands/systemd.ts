@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
-import { join, resolve } from "node:path";
-import { ensureDir, PsiError, writeFileAtomic } from "@psi/core";
+import { dirname, join, resolve } from "node:path";
+import { ensureDir, PsiError, type Scope, writeFileAtomic } from "@psi/core";
 import {
   type RenderedFile,
   renderUnits,
@@ -24,9 +24,10 @@ interface InstallOptions {
 /** Runs `systemctl [--user] ...`; resolves with the failure instead of throwing. */
 function systemctl(
   app: App,
+  scope: Scope,
   args: string[],
 ): Promise<{ ok: boolean; missing: boolean; detail: string }> {
-  const argv = [...(app.uid === 0 ? [] : ["--user"]), ...args];
+  const argv = [...(scope === "user" ? ["--user"] : []), ...args];
   return new Promise((done) => {
     execFile("systemctl", argv, { env: { ...app.env } }, (error, _stdout, stderr) => {
       if (!error) return done({ ok: true, missing: false, detail: "" });
@@ -63,7 +64,7 @@ async function install(app: App, options: InstallOptions): Promise<void> {
       ? { quadlets: resolve(options.outputDir), units: resolve(options.outputDir) }
       : { quadlets: settings.systemdDir, units: loaded.paths.unitDir };
   const written: string[] = [];
-  for (const dir of new Set(files.map((file) => destination(file, dirs).replace(/\/[^/]+$/, "")))) {
+  for (const dir of new Set(files.map((file) => dirname(destination(file, dirs))))) {
     await ensureDir(dir, 0o755);
   }
   // Native setup writes workload drop-ins here and may not create it under ProtectSystem=strict.
@@ -77,7 +78,7 @@ async function install(app: App, options: InstallOptions): Promise<void> {
     files: written,
   };
   if (options.outputDir === undefined) {
-    const reload = await systemctl(app, ["daemon-reload"]);
+    const reload = await systemctl(app, loaded.scope, ["daemon-reload"]);
     report.reloaded = reload.ok;
     if (!reload.ok) {
       app
@@ -96,7 +97,7 @@ async function install(app: App, options: InstallOptions): Promise<void> {
         [["start"], start],
       ] as const) {
         if (units.length === 0) continue;
-        const result = await systemctl(app, [...verb, ...units]);
+        const result = await systemctl(app, loaded.scope, [...verb, ...units]);
         if (!result.ok) {
           throw new PsiError(
             "systemd.enable_failed",
