@@ -24,6 +24,8 @@ export {
   type HsmSession,
   type HsmSessionInfo,
   type HsmSessionOptions,
+  type HsmTokenSlot,
+  listHsmSlots,
   type OaepHash,
   openHsmSession,
 } from "./session.js";

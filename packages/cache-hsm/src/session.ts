@@ -142,6 +142,48 @@ function releaseModule(modulePath: string): void {
   }
 }
 
+/** One slot with a token present, as `slot` counts them (for preflight and status output). */
+export interface HsmTokenSlot {
+  /** Index among the slots with a token present: what `providers.nitrokeyhsm.slot` means. */
+  index: number;
+  slotDescription: string;
+  tokenLabel: string;
+  tokenSerial: string;
+  tokenModel: string;
+  tokenManufacturer: string;
+}
+
+/**
+ * Lists the slots of `modulePath` that have a token present, in the order `slot` indexes
+ * them. Loads (and, unless a session holds it, unloads) the module; throws
+ * `hsm.module_missing` or `hsm.initialize_failed` like {@link openHsmSession}.
+ */
+export function listHsmSlots(options: {
+  modulePath: string;
+  initParams?: string | null;
+}): HsmTokenSlot[] {
+  const module = acquireModule(options.modulePath, options.initParams ?? undefined);
+  try {
+    const slots = module.getSlots(true);
+    const out: HsmTokenSlot[] = [];
+    for (let index = 0; index < slots.length; index++) {
+      const slot = slots.items(index);
+      const token = slot.getToken();
+      out.push({
+        index,
+        slotDescription: slot.slotDescription.trim(),
+        tokenLabel: token.label.trim(),
+        tokenSerial: token.serialNumber.trim(),
+        tokenModel: token.model.trim(),
+        tokenManufacturer: token.manufacturerID.trim(),
+      });
+    }
+    return out;
+  } finally {
+    releaseModule(options.modulePath);
+  }
+}
+
 function pinAttemptsNote(slot: graphene.Slot): string {
   try {
     const flags = slot.getToken().flags;
