@@ -1,1 +1,50 @@
-export {};
+export {
+  decodeNitrokeyHsmBlob,
+  NITROKEYHSM_PROVIDER,
+  type NitrokeyHsmMapping,
+  openNitrokeyHsmMapping,
+  sealNitrokeyHsmMapping,
+} from "./blob.js";
+export {
+  type InitNitrokeyHsmOptions,
+  type InitNitrokeyHsmResult,
+  initNitrokeyHsm,
+} from "./init.js";
+export {
+  PCSCD_IMAGE,
+  type PcscdFile,
+  type PcscdMode,
+  type PcscdSetup,
+  type PcscdSetupOptions,
+  renderPcscdSetup,
+} from "./pcscd.js";
+export {
+  PREFLIGHT_STEPS,
+  type PreflightOptions,
+  type PreflightReport,
+  type PreflightStep,
+  type PreflightStepId,
+  preflightNitrokeyHsm,
+} from "./preflight.js";
+export {
+  createNitrokeyHsmProvider,
+  type NitrokeyHsmProviderOptions,
+  nitrokeyhsmProvider,
+} from "./provider.js";
+export {
+  countNitrokeyHsmMappings,
+  type MappingCount,
+  type NitrokeyHsmStatus,
+  nitrokeyHsmStatus,
+  type StatusOptions,
+  type TestPinOptions,
+  type TestPinResult,
+  testHsmPin,
+} from "./status.js";
+export {
+  readStorePublicKey,
+  type StoredMapping,
+  type StoreKeyOptions,
+  type StorePublicKey,
+  sealForStore,
+} from "./store.js";
