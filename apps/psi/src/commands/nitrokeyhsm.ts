@@ -1,0 +1,390 @@
+import { access } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import type { LoadedConfig, NitrokeyHsmConfig, ScopePaths } from "@psi/core";
+import {
+  defaultPaths,
+  ensureDir,
+  isPsiError,
+  PsiError,
+  scopeForUid,
+  writeFileAtomic,
+} from "@psi/core";
+import { createPodmanClient, podmanSocketPath } from "@psi/podman";
+import {
+  initNitrokeyHsm,
+  nitrokeyHsmStatus,
+  type PcscdMode,
+  preflightNitrokeyHsm,
+  renderPcscdSetup,
+  sealForStore,
+  testHsmPin,
+} from "@psi/provider-nitrokeyhsm";
+import { type Command, Option } from "commander";
+import type { App } from "../app.js";
+
+/** The nitrokeyhsm block, state_dir and whether the block is in the config at all. */
+interface HsmSettings {
+  loaded: LoadedConfig;
+  config: NitrokeyHsmConfig | undefined;
+  stateDir: string;
+  configured: boolean;
+}
+
+async function hsmSettings(app: App): Promise<HsmSettings> {
+  const loaded = await app.loadConfig();
+  const config = loaded.config.providers?.nitrokeyhsm;
+  return { loaded, config, stateDir: loaded.paths.stateDir, configured: config !== undefined };
+}
+
+// The hsm cache backend uses the same block, so a host may run the HSM without the
+// provider: commands that only inspect or pin the token work on the defaults.
+function noteDefaults(app: App, settings: HsmSettings): void {
+  if (!settings.configured) {
+    app.logger().warn("providers.nitrokeyhsm is not configured; using its defaults (SPEC §2)", {
+      event: "config.defaults",
+      provider: "nitrokeyhsm",
+    });
+  }
+}
+
+/** Reads the whole value from stdin; refuses a terminal (the value would echo) and nothing at all. */
+async function readValue(stdin: App["io"]["stdin"], name: string): Promise<Buffer> {
+  if (stdin.isTTY) {
+    throw new PsiError(
+      "input.tty",
+      "psi nitrokeyhsm store reads the value from stdin, which is a terminal",
+      {
+        hint: `pipe the value in, e.g. printf %s "$VALUE" | psi nitrokeyhsm store ${name}`,
+      },
+    );
+  }
+  const chunks: Buffer[] = [];
+  for await (const chunk of stdin) {
+    chunks.push(typeof chunk === "string" ? Buffer.from(chunk) : Buffer.from(chunk as Uint8Array));
+  }
+  const value = Buffer.concat(chunks);
+  for (const chunk of chunks) chunk.fill(0);
+  return value;
+}
+
+const MARK = { ok: "ok  ", fail: "FAIL", skip: "skip" } as const;
+
+/** `psi nitrokeyhsm preflight|init|store|status|test-pin|setup-pcscd` (SPEC §8.2, §11). */
+export function registerNitrokeyHsm(program: Command, app: App): void {
+  const group = program
+    .command("nitrokeyhsm")
+    .description("the PKCS#11 HSM (Nitrokey HSM): check, pin its key, store secrets for it");
+
+  group
+    .command("preflight")
+    .description(
+      "check the HSM step by step (module, token, PIN, login, key, public key, OAEP round trip, pin); exit 1 on any failure",
+    )
+    .action(async () => {
+      const settings = await hsmSettings(app);
+      noteDefaults(app, settings);
+      const report = await preflightNitrokeyHsm({
+        config: settings.config,
+        stateDir: settings.stateDir,
+        env: app.env,
+      });
+      if (!report.ok) app.exitCode = 1;
+      if (app.globals().json) {
+        app.printJson(report);
+        return;
+      }
+      const width = Math.max(...report.steps.map((step) => step.title.length));
+      const lines = report.steps.map((step) => {
+        let line = `${MARK[step.status]}  ${step.title.padEnd(width)}  ${step.detail}`;
+        if (step.fix) line += `\n${" ".repeat(width + 8)}fix: ${step.fix}`;
+        return line;
+      });
+      const failed = report.steps.filter((step) => step.status === "fail").length;
+      lines.push(
+        report.ok
+          ? "preflight passed: the HSM is ready"
+          : `preflight failed: ${failed} of ${report.steps.length} checks failed`,
+      );
+      app.print(lines.join("\n"));
+    });
+
+  group
+    .command("init")
+    .description("export the HSM's public key into the public key cache and pin its fingerprint")
+    .option(
+      "--force",
+      "re-pin a different key (a token replaced on purpose; its old secrets become unreadable)",
+    )
+    .action(async (options: { force?: boolean }) => {
+      const settings = await hsmSettings(app);
+      noteDefaults(app, settings);
+      const result = await initNitrokeyHsm({
+        config: settings.config,
+        stateDir: settings.stateDir,
+        env: app.env,
+        logger: app.logger(),
+        force: options.force === true,
+      });
+      if (app.globals().json) {
+        app.printJson(result);
+        return;
+      }
+      const what = !result.changed
+        ? "already pinned"
+        : result.previous === null
+          ? "pinned"
+          : `re-pinned (was sha256:${result.previous})`;
+      app.print(
+        [
+          `${what}: HSM key sha256:${result.fingerprint}`,
+          `  token       "${result.info.tokenLabel}" (slot ${result.info.slot}, ${result.info.tokenModel}, serial ${result.info.tokenSerial})`,
+          `  key         CKA_ID ${result.info.keyId || "(none)"}, label "${result.info.keyLabel}"`,
+          `  public key  ${result.publicKeyCachePath}`,
+          `  pin         ${result.pinPath}`,
+        ].join("\n"),
+      );
+    });
+
+  group
+    .command("store")
+    .description(
+      "seal stdin for the HSM's public key and register it as Podman secret NAME (shell driver); " +
+        "with --mapping-only print the mapping for `podman secret create --driver shell NAME -`. Needs no token.",
+    )
+    .argument("<name>", "Podman secret name")
+    .option("--mapping-only", "print the mapping instead of registering it with Podman")
+    .option(
+      "--podman-socket <path>",
+      "Podman API socket (env PSI_PODMAN_SOCKET; default: the scope's)",
+    )
+    .action(async (name: string, options: { mappingOnly?: boolean; podmanSocket?: string }) => {
+      const settings = await hsmSettings(app);
+      if (!settings.configured) {
+        throw new PsiError(
+          "nitrokeyhsm.not_configured",
+          "the nitrokeyhsm provider is not configured",
+          {
+            hint: "add `providers: { nitrokeyhsm: {} }` (with your module, slot and key) to the configuration, so that psi serve can open these secrets",
+          },
+        );
+      }
+      const value = await readValue(app.io.stdin, name);
+      let stored: Awaited<ReturnType<typeof sealForStore>>;
+      try {
+        stored = await sealForStore(value, {
+          config: settings.config,
+          stateDir: settings.stateDir,
+        });
+      } finally {
+        value.fill(0);
+      }
+      if (options.mappingOnly) {
+        app.io.stdout.write(stored.bytes);
+        if (app.io.stdout.isTTY) app.io.stdout.write("\n");
+        return;
+      }
+      const socketPath = podmanSocketPath({
+        flag: options.podmanSocket,
+        env: app.env,
+        defaultPath: settings.loaded.paths.podmanSocket,
+      });
+      const podman = createPodmanClient({ socketPath, scope: settings.loaded.scope });
+      let id: string;
+      try {
+        ({ id } = await podman.replaceSecret(name, stored.bytes));
+      } catch (error) {
+        if (isPsiError(error, "podman.unreachable")) {
+          throw new PsiError(error.code, error.message, {
+            cause: error,
+            hint: `${error.hint ?? "start the Podman API"}; or print the mapping with --mapping-only and pipe it to \`podman secret create --driver shell ${name} -\``,
+          });
+        }
+        throw error;
+      }
+      // Podman hands the mapping to the driver's store command, which writes state_dir/<id>.
+      const mappingFile = join(settings.stateDir, id);
+      const landed = await access(mappingFile).then(
+        () => true,
+        () => false,
+      );
+      if (!landed) {
+        app.logger().warn(`Podman created secret ${name}, but ${mappingFile} does not exist`, {
+          event: "nitrokeyhsm.store",
+          secret_id: id,
+          hint: "check containers.conf.d/psi.conf (psi install) and that psi serve uses this state_dir",
+        });
+      }
+      if (app.globals().json) {
+        app.printJson({
+          name,
+          id,
+          mapping: mappingFile,
+          stored: landed,
+          fingerprint: stored.fingerprint,
+        });
+      } else {
+        app.print(
+          `stored nitrokeyhsm secret ${name} (Podman secret ID ${id}, HSM key sha256:${stored.fingerprint})`,
+        );
+      }
+    });
+
+  group
+    .command("status")
+    .description(
+      "token, key, fingerprint, pin and the number of nitrokeyhsm secrets; exit 1 when the token fails or the pin mismatches",
+    )
+    .option("--offline", "do not log in to the token (pin, public key cache and secrets only)")
+    .action(async (options: { offline?: boolean }) => {
+      const settings = await hsmSettings(app);
+      noteDefaults(app, settings);
+      const status = await nitrokeyHsmStatus({
+        config: settings.config,
+        stateDir: settings.stateDir,
+        env: app.env,
+        offline: options.offline === true,
+      });
+      if (status.tokenError !== null || status.pin === "mismatch" || status.pin === "unreadable")
+        app.exitCode = 1;
+      if (app.globals().json) {
+        app.printJson({ configured: settings.configured, stateDir: settings.stateDir, ...status });
+        return;
+      }
+      const fp = (value: string | null) => (value === null ? "none" : `sha256:${value}`);
+      const token = status.token;
+      const lines = [
+        `module       ${status.module}`,
+        token
+          ? `token        slot ${token.slot}: "${token.tokenLabel}" (${token.tokenModel}, serial ${token.tokenSerial})`
+          : options.offline
+            ? `token        not checked (--offline), slot ${status.slot}`
+            : `token        unavailable: ${status.tokenError?.message ?? "unknown error"}`,
+        token
+          ? `key          CKA_ID ${token.keyId || "(none)"}, label "${token.keyLabel}" (found by ${token.matchedBy === "id" ? "key_id" : "key_label"})`
+          : `key          key_id ${status.keyId ?? "(unset)"}, key_label "${status.keyLabel ?? ""}"`,
+        `oaep_hash    ${status.oaepHash}`,
+        `PIN          ${status.pinSource === null ? "not resolved" : `from ${status.pinSource}`}`,
+        `token key    ${fp(status.tokenFingerprint)}`,
+        `pinned key   ${fp(status.pinnedFingerprint)} (${status.pinPath})`,
+        `public key   ${fp(status.cachedFingerprint)} (${status.publicKeyCachePath})`,
+        `pin status   ${status.pin}`,
+        `secrets      ${status.mappings.nitrokeyhsm} nitrokeyhsm mapping(s) of ${status.mappings.total} in ${settings.stateDir}`,
+      ];
+      if (status.tokenError?.hint) lines.push(`hint: ${status.tokenError.hint}`);
+      if (status.pin === "not pinned")
+        lines.push("hint: run `psi nitrokeyhsm init` to pin the HSM key");
+      if (status.pin === "mismatch") {
+        lines.push(
+          "hint: the token or the public key cache is not the pinned key: `psi nitrokeyhsm preflight` says which",
+        );
+      }
+      app.print(lines.join("\n"));
+    });
+
+  group
+    .command("test-pin")
+    .description(
+      "resolve the HSM PIN (says from where, never prints it) and log in once; exit 0 or 1",
+    )
+    .action(async () => {
+      const settings = await hsmSettings(app);
+      noteDefaults(app, settings);
+      const result = await testHsmPin({ config: settings.config, env: app.env });
+      if (app.globals().json) {
+        app.printJson(
+          result.ok
+            ? result
+            : {
+                ok: false,
+                pinSource: result.pinSource,
+                slot: result.slot,
+                error: { code: result.error.code, message: result.error.message },
+              },
+        );
+        if (!result.ok) app.exitCode = 1;
+        return;
+      }
+      if (!result.ok) {
+        app.print(`PIN from ${result.pinSource}: login failed`);
+        throw result.error;
+      }
+      app.print(
+        `PIN from ${result.pinSource}: login to ${result.tokenLabel === null ? "the token" : `token "${result.tokenLabel}"`} (slot ${result.slot}) works`,
+      );
+    });
+
+  group
+    .command("setup-pcscd")
+    .description(
+      "print (or write) what a container-mode host needs for pcscd: the pcscd_volume quadlet and a pcscd container, or (--mode host) the host pcscd's volume and polkit rule",
+    )
+    .addOption(
+      new Option("--mode <mode>", "where pcscd runs")
+        .choices(["container", "host"])
+        .default("container"),
+    )
+    .option(
+      "--image <image>",
+      "image for the pcscd container (built from the rendered Containerfile)",
+    )
+    .option(
+      "--write",
+      "write the files (quadlets to systemd_dir, Containerfile to the config dir, polkit rule to /etc/polkit-1/rules.d)",
+    )
+    .option("--output-dir <dir>", "write every file into DIR instead (implies --write)")
+    .action(
+      async (options: { mode: PcscdMode; image?: string; write?: boolean; outputDir?: string }) => {
+        let paths: ScopePaths;
+        let volume = "pcscd-socket";
+        try {
+          const loaded = await app.loadConfig();
+          paths = loaded.paths;
+          volume = loaded.config.providers?.nitrokeyhsm?.pcscd_volume ?? volume;
+        } catch (error) {
+          if (!isPsiError(error, "config.missing")) throw error;
+          paths = defaultPaths(scopeForUid(app.uid), app.env, app.uid);
+        }
+        const setup = renderPcscdSetup({
+          volume,
+          mode: options.mode,
+          configDir: paths.configDir,
+          ...(options.image === undefined ? {} : { image: options.image }),
+        });
+        const dirs = {
+          quadlet: paths.systemdDir,
+          config: paths.configDir,
+          polkit: "/etc/polkit-1/rules.d",
+        };
+        const files = setup.files.map((file) => ({
+          ...file,
+          path: join(options.outputDir ?? dirs[file.target], file.name),
+        }));
+        const write = options.write === true || options.outputDir !== undefined;
+        if (write) {
+          for (const file of files) {
+            await ensureDir(dirname(file.path), 0o755);
+            await writeFileAtomic(file.path, file.text, { mode: file.mode });
+          }
+        }
+        if (app.globals().json) {
+          app.printJson({
+            volume,
+            mode: options.mode,
+            written: write,
+            files,
+            commands: setup.commands,
+            notes: setup.notes,
+          });
+          return;
+        }
+        const out: string[] = [];
+        for (const file of files) {
+          if (write) out.push(`wrote ${file.path}`);
+          else out.push(`# ---- ${file.path}`, file.text);
+        }
+        out.push("", "then:", ...setup.commands.map((command) => `  ${command}`));
+        out.push("", "notes:", ...setup.notes.map((note) => `  - ${note}`));
+        app.print(out.join("\n"));
+      },
+    );
+}
