@@ -1,1 +1,27 @@
-export {};
+export { SD_LISTEN_FDS_START, socketActivation } from "./activation.js";
+export { type HardenResult, hardenProcess, isDumpable } from "./harden.js";
+export { createMetrics, type LookupOutcome, type LookupSource, type Metrics } from "./metrics.js";
+export {
+  createLookupServer,
+  type ListenTarget,
+  type LookupServer,
+  type LookupServerOptions,
+  MAX_STORE_BYTES,
+} from "./server.js";
+export {
+  createLookupService,
+  isLookupFailure,
+  type LookupAnswer,
+  LookupFailure,
+  type LookupFailureCode,
+  type LookupService,
+  type LookupServiceOptions,
+} from "./service.js";
+export {
+  type ResolveSocketTokenOptions,
+  resolveSocketToken,
+  SOCKET_TOKEN_CREDENTIAL,
+  SOCKET_TOKEN_PATTERN,
+  type SocketTokenResolution,
+  type SocketTokenSource,
+} from "./token.js";

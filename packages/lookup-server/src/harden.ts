@@ -1,0 +1,104 @@
+import { errorMessage } from "@psi/core";
+
+/** What {@link hardenProcess} achieved; `problems` says why a step failed. */
+export interface HardenResult {
+  /** prctl(PR_SET_DUMPABLE, 0) took effect (PR_GET_DUMPABLE now answers 0). */
+  nonDumpable: boolean;
+  /** RLIMIT_CORE is 0 (soft and hard). */
+  noCoreDumps: boolean;
+  problems: string[];
+}
+
+const PR_GET_DUMPABLE = 3;
+const PR_SET_DUMPABLE = 4;
+const RLIMIT_CORE = 4;
+
+type Native = {
+  prctl: (option: number, a2: number, a3: number, a4: number, a5: number) => number;
+  setrlimit: (resource: number, limit: { rlim_cur: number; rlim_max: number }) => number;
+};
+
+let native: Promise<Native> | undefined;
+
+/** Loaded once per process (koffi refuses to declare the same struct twice). */
+function loadNative(): Promise<Native> {
+  native ??= bindLibc();
+  return native;
+}
+
+async function bindLibc(): Promise<Native> {
+  // Plain Node has no prctl(2) or setrlimit(2); koffi (prebuilt FFI, no compiler needed)
+  // reaches them in libc. Loaded only here, only by `psi serve`.
+  const koffi = (await import("koffi")).default;
+  let libc: ReturnType<typeof koffi.load>;
+  try {
+    libc = koffi.load(null);
+    libc.func("int prctl(int, unsigned long, unsigned long, unsigned long, unsigned long)");
+  } catch {
+    libc = koffi.load("libc.so.6");
+  }
+  const rlimit = koffi.struct("psi_rlimit", {
+    rlim_cur: "unsigned long",
+    rlim_max: "unsigned long",
+  });
+  return {
+    prctl: libc.func(
+      "int prctl(int, unsigned long, unsigned long, unsigned long, unsigned long)",
+    ) as Native["prctl"],
+    setrlimit: libc.func("setrlimit", "int", ["int", koffi.pointer(rlimit)]) as Native["setrlimit"],
+  };
+}
+
+/**
+ * Makes this process non-dumpable and disables core dumps (SPEC §13, as gpgsmith's
+ * HardenProcess does): other processes of the same user cannot ptrace it or read its
+ * memory through /proc, and a crash leaves no core file holding decrypted secrets.
+ * Linux only; never throws — the caller logs `problems` as a warning.
+ */
+export async function hardenProcess(
+  platform: NodeJS.Platform = process.platform,
+): Promise<HardenResult> {
+  const result: HardenResult = { nonDumpable: false, noCoreDumps: false, problems: [] };
+  if (platform !== "linux") {
+    result.problems.push(`process hardening is implemented for Linux only (this is ${platform})`);
+    return result;
+  }
+  let libc: Native;
+  try {
+    libc = await loadNative();
+  } catch (error) {
+    result.problems.push(`cannot load the FFI module for prctl/setrlimit: ${errorMessage(error)}`);
+    return result;
+  }
+  try {
+    if (libc.setrlimit(RLIMIT_CORE, { rlim_cur: 0, rlim_max: 0 }) === 0) result.noCoreDumps = true;
+    else result.problems.push("setrlimit(RLIMIT_CORE, 0) failed");
+  } catch (error) {
+    result.problems.push(`setrlimit(RLIMIT_CORE, 0) failed: ${errorMessage(error)}`);
+  }
+  try {
+    if (
+      libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) === 0 &&
+      libc.prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) === 0
+    ) {
+      result.nonDumpable = true;
+    } else {
+      result.problems.push("prctl(PR_SET_DUMPABLE, 0) did not take effect");
+    }
+  } catch (error) {
+    result.problems.push(`prctl(PR_SET_DUMPABLE, 0) failed: ${errorMessage(error)}`);
+  }
+  return result;
+}
+
+/**
+ * PR_GET_DUMPABLE of this process (0 after {@link hardenProcess}), or undefined where it
+ * cannot be asked. For self-checks and tests.
+ */
+export async function isDumpable(): Promise<number | undefined> {
+  try {
+    return (await loadNative()).prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+  } catch {
+    return undefined;
+  }
+}
