@@ -282,8 +282,11 @@ function unwrap(schema: SchemaLike): SchemaLike {
 interface Inspection {
   /** Keys the schema does not know, inside blocks (the reference ignores them: warnings). */
   unknown: { path: Segment[]; key: string; known: string[] }[];
-  /** Lists where a mapping belongs (valibot takes a list for an object: it is one in JS). */
-  lists: Segment[][];
+  /**
+   * Lists, dates, binary data where a mapping belongs: valibot takes any JS object for an
+   * object schema, and YAML gives arrays, Date (`!!timestamp`) and Uint8Array (`!!binary`).
+   */
+  notMappings: { path: Segment[]; value: unknown }[];
 }
 
 /** Walks the data along the schema for what valibot does not report. */
@@ -294,8 +297,8 @@ function inspect(schema: SchemaLike, value: unknown, path: Segment[], found: Ins
     s.type === "strict_object" ||
     s.type === "record" ||
     s.type === "variant";
-  if (wantsMapping && Array.isArray(value)) {
-    found.lists.push(path);
+  if (wantsMapping && typeof value === "object" && value !== null && !isPlainObject(value)) {
+    found.notMappings.push({ path, value });
   } else if (
     (s.type === "object" || s.type === "strict_object") &&
     s.entries &&
@@ -522,14 +525,15 @@ function parseConfigText(text: string, file: string, options: ParseConfigOptions
     }
   }
 
-  const found: Inspection = { unknown: [], lists: [] };
+  const found: Inspection = { unknown: [], notMappings: [] };
   inspect(ConfigSchema as unknown as SchemaLike, raw, [], found);
-  for (const segments of found.lists) {
+  for (const { path, value } of found.notMappings) {
+    const got = describe(value, false);
     const message =
-      segments.length === 0
-        ? `expected a mapping of the top-level keys (${TOP_LEVEL_KEYS.join(", ")}), got a list`
-        : `${MAPPING_EXPECTED}, got a list`;
-    problem(segments, "value", message, undefined, formatYamlPath(segments));
+      path.length === 0
+        ? `expected a mapping of the top-level keys (${TOP_LEVEL_KEYS.join(", ")}), got ${got}`
+        : `${MAPPING_EXPECTED}, got ${got}`;
+    problem(path, "value", message);
   }
 
   const result = v.safeParse(ConfigSchema, raw, { abortEarly: false });
@@ -540,7 +544,7 @@ function parseConfigText(text: string, file: string, options: ParseConfigOptions
     const segments = items.map((item) =>
       typeof item.key === "number" ? item.key : String(item.key),
     );
-    if (found.lists.some((list) => startsWith(segments, list))) continue;
+    if (found.notMappings.some(({ path }) => startsWith(segments, path))) continue;
     const last = items[items.length - 1];
     const lastKey = segments[segments.length - 1];
     const env = segments.length > 0 ? envSources.get(String(segments[0])) : undefined;

@@ -1,9 +1,14 @@
+import { writeSync } from "node:fs";
 import type { LogFields, Logger, LogLevel } from "./logger-types.js";
 
-/** Where log lines go: `process.stderr` in the CLI, any writable in tests. */
+/**
+ * Where log lines go: `process.stderr` in the CLI, any writable in tests. A stream with a
+ * numeric `fd` (process.stderr) is written with `writeSync` on that descriptor.
+ */
 export interface LogStream {
   write(chunk: string): unknown;
   isTTY?: boolean;
+  fd?: number;
 }
 
 /** Human text for a person at a terminal, one JSON object per line for everything else. */
@@ -31,6 +36,29 @@ const SEVERITY: Record<LogLevel | "silent", number> = {
 };
 const RESERVED = new Set(["time", "level", "msg"]);
 const MAX_DEPTH = 6;
+
+const pause = new Int32Array(new SharedArrayBuffer(4));
+const MAX_WAITS = 2000;
+
+/**
+ * Writes the whole line now. Node queues writes to a full pipe or socket (journald, a
+ * slow reader) in memory and drops the queue at `process.exit`; the descriptor is
+ * non-blocking, so EAGAIN means "wait a millisecond and try again".
+ */
+function writeLineSync(fd: number, line: string): void {
+  const bytes = Buffer.from(line, "utf8");
+  let offset = 0;
+  let waits = 0;
+  while (offset < bytes.length) {
+    try {
+      offset += writeSync(fd, bytes, offset, bytes.length - offset);
+      waits = 0;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EAGAIN" || ++waits > MAX_WAITS) throw error;
+      Atomics.wait(pause, 0, 0, 1);
+    }
+  }
+}
 
 /** True for the level names `--log-level` accepts. */
 export function isLogLevel(value: unknown): value is LogLevel {
@@ -109,8 +137,8 @@ export function humanTime(date: Date): string {
 }
 
 /**
- * A {@link Logger} writing whole lines with one synchronous `write` each (nothing is
- * buffered, so nothing is lost at exit). JSON lines: `time` (ISO 8601), `level`, `msg`,
+ * A {@link Logger} writing each whole line synchronously (nothing is buffered, so nothing
+ * is lost at exit). JSON lines: `time` (ISO 8601), `level`, `msg`,
  * `event`, then the fields; human lines: `HH:MM:SS.mmm LEVEL msg [event] key=value ...`.
  */
 export function createLogger(options: LoggerOptions): Logger {
@@ -118,6 +146,10 @@ export function createLogger(options: LoggerOptions): Logger {
   const format: LogFormat = options.format ?? (options.stream.isTTY ? "human" : "json");
   const clock = options.clock ?? (() => new Date());
   const stream = options.stream;
+  const write =
+    typeof stream.fd === "number"
+      ? (line: string) => writeLineSync(stream.fd as number, line)
+      : (line: string) => stream.write(line);
 
   const render = (level: LogLevel, msg: string, fields: Record<string, unknown>): string => {
     const { event, ...rest } = fields;
@@ -138,7 +170,7 @@ export function createLogger(options: LoggerOptions): Logger {
     const log = (level: LogLevel) => (msg: string, fields?: LogFields) => {
       if (SEVERITY[level] < threshold) return;
       try {
-        stream.write(render(level, msg, mergeFields(bindings, fields)));
+        write(render(level, msg, mergeFields(bindings, fields)));
       } catch {
         // A logger never takes the process down (a closed stderr, EPIPE, ...).
       }
