@@ -1,10 +1,11 @@
 import type { Command } from "commander";
 import type { App } from "../app.js";
 import { registerNitrokeyHsm } from "./nitrokeyhsm.js";
+import { registerSetup } from "./setup.js";
 import { registerSystemd } from "./systemd.js";
 
 /** A command group adds its subcommands to the program; one file per group. */
 export type CommandGroup = (program: Command, app: App) => void;
 
 // Each group lives in its own file (serve.ts, setup.ts, cache.ts, ...) and is listed here.
-export const commandGroups: CommandGroup[] = [registerSystemd, registerNitrokeyHsm];
+export const commandGroups: CommandGroup[] = [registerSetup, registerSystemd, registerNitrokeyHsm];

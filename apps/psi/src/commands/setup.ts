@@ -1,0 +1,339 @@
+import type { Provider, PsiContext } from "@psi/core";
+import { cachePath, errorMessage } from "@psi/core";
+import type { DryRunReport, SetupIssue, SetupProgress, SetupResult, SetupRetry } from "@psi/setup";
+import type { Command } from "commander";
+import type { App } from "../app.js";
+import { planDriverInstall } from "./install.js";
+
+/** Options of `psi setup` (and `psi cache refresh`, which is setup for every provider). */
+export interface SetupCommandOptions {
+  provider?: string;
+  dryRun?: boolean;
+  podmanSocket?: string;
+}
+
+/** Machine output with `--json`, or whenever stdout is not a terminal (SPEC §9, §11). */
+function wantsJson(app: App): boolean {
+  return app.globals().json === true || app.io.stdout.isTTY !== true;
+}
+
+/** One progress line on stderr, rewritten in place; only on a terminal. */
+function progressLine(app: App): { update: (p: SetupProgress) => void; done: () => void } {
+  const stderr = app.io.stderr;
+  if (stderr.isTTY !== true) return { update: () => {}, done: () => {} };
+  let shown = false;
+  let last = 0;
+  return {
+    update(p) {
+      const now = Date.now();
+      const finished = p.workloads.done === p.workloads.total;
+      if (!finished && now - last < 80) return;
+      last = now;
+      shown = true;
+      stderr.write(
+        `\r\x1b[2Ksetup: sources ${p.sources.done}/${p.sources.total} · ` +
+          `secrets ${p.secrets.done}/${p.secrets.total} · workloads ${p.workloads.done}/${p.workloads.total}`,
+      );
+    },
+    done() {
+      if (shown) stderr.write("\r\x1b[2K");
+    },
+  };
+}
+
+/** The driver options `psi install` would write now; undefined when they cannot be worked out. */
+async function expectedOptions(
+  app: App,
+  required: boolean,
+): Promise<Record<string, string> | undefined> {
+  const { parseDriverOptions } = await import("@psi/setup");
+  try {
+    return parseDriverOptions((await planDriverInstall(app, undefined)).text);
+  } catch (error) {
+    if (required) throw error;
+    app
+      .logger()
+      .debug(`cannot work out the driver options psi install would write: ${errorMessage(error)}`, {
+        event: "setup.driver_options",
+      });
+    return undefined;
+  }
+}
+
+/** Retries of setup listings: Infisical's `retry_delays` (SPEC §9); other providers none. */
+async function retryFor(app: App, context: PsiContext): Promise<SetupRetry> {
+  const delays = context.config.providers?.infisical?.retry_delays;
+  if (!delays || delays.length === 0) return (operation) => operation();
+  const { withInfisicalRetry } = await import("@psi/provider-infisical");
+  const logger = app.logger();
+  return (operation, info) => {
+    if (info.provider !== "infisical") return operation();
+    return withInfisicalRetry(() => operation(), {
+      delays,
+      signal: info.signal,
+      onRetry: ({ attempt, delaySeconds, error }) =>
+        logger.warn(
+          `${errorMessage(error)}; retrying in ${delaySeconds} s (attempt ${attempt + 1} of ${delays.length + 1})`,
+          {
+            event: "setup.retry",
+            provider: info.provider,
+            attempt,
+            delay: delaySeconds,
+          },
+        ),
+    });
+  };
+}
+
+/** Opens the providers setup fetches from (those of the selected workloads). */
+async function openFetchingProviders(
+  app: App,
+  context: PsiContext,
+  only: string | undefined,
+): Promise<Map<string, Provider>> {
+  const { providerFetchesRemotely } = await import("@psi/unitgen");
+  const names = new Set(
+    Object.values(context.config.workloads ?? {})
+      .map((workload) => workload.provider)
+      .filter((name) => (only === undefined || name === only) && providerFetchesRemotely(name)),
+  );
+  const opened = new Map<string, Provider>();
+  for (const name of names) {
+    for (const [key, provider] of await app.openProviders(name)) opened.set(key, provider);
+  }
+  return opened;
+}
+
+/** Runs `psi setup` (or its dry run) and prints the result; sets the exit code. */
+export async function runSetupCommand(app: App, options: SetupCommandOptions): Promise<void> {
+  const loaded = await app.loadConfig();
+  const context = await app.context();
+  const { createPodmanClient, podmanSocketPath } = await import("@psi/podman");
+  const socketPath = podmanSocketPath({
+    flag: options.podmanSocket,
+    env: app.env,
+    defaultPath: loaded.paths.podmanSocket,
+  });
+  const podman = createPodmanClient({ socketPath, scope: loaded.scope });
+  const setup = await import("@psi/setup");
+
+  if (options.dryRun) {
+    const report = await setup.planDryRun({
+      context,
+      podman,
+      expectedDriverOptions: (await expectedOptions(app, true)) ?? {},
+      provider: options.provider,
+    });
+    if (wantsJson(app)) app.printJson(report);
+    else app.print(renderDryRun(report));
+    return;
+  }
+
+  const providers = await openFetchingProviders(app, context, options.provider);
+  const progress = progressLine(app);
+  try {
+    const settings = loaded.config.cache;
+    const cache =
+      settings?.enabled && settings.backend !== undefined
+        ? {
+            path: cachePath(loaded),
+            backend: async () => {
+              const backend = await context.openCacheBackend?.();
+              return backend;
+            },
+          }
+        : undefined;
+    const result = await setup.runSetup({
+      context,
+      providers,
+      podman,
+      cache,
+      provider: options.provider,
+      retry: await retryFor(app, context),
+      expectedDriverOptions: await expectedOptions(app, false),
+      onProgress: progress.update,
+    });
+    progress.done();
+    if (!result.ok) app.exitCode = 1;
+    if (wantsJson(app)) app.printJson(result);
+    else app.print(renderSetup(result));
+  } finally {
+    progress.done();
+    await Promise.all([...providers.values()].map((provider) => provider.close().catch(() => {})));
+  }
+}
+
+function issueLine(issue: SetupIssue): string {
+  let text = issue.message;
+  if (issue.hint) text += `\n      hint: ${issue.hint}`;
+  return text;
+}
+
+function plural(count: number, word: string): string {
+  return `${count} ${word}${count === 1 ? "" : "s"}`;
+}
+
+/** The human summary of a setup run. */
+export function renderSetup(result: SetupResult): string {
+  const lines: string[] = [];
+  const width = Math.max(8, ...result.workloads.map((workload) => workload.name.length));
+  for (const workload of result.workloads) {
+    const name = workload.name.padEnd(width);
+    if (workload.status === "store-only") {
+      lines.push(`${name}  store-only  ${workload.note ?? ""}`);
+      continue;
+    }
+    if (workload.status === "failed") {
+      lines.push(`${name}  FAILED`);
+      for (const issue of workload.errors) {
+        const where = issue.secret ?? (issue.source ? JSON.stringify(issue.source) : issue.stage);
+        lines.push(`    ${where}: ${issueLine(issue)}`);
+      }
+      continue;
+    }
+    lines.push(
+      `${name}  ok          ${plural(workload.keys.length, "secret")} (${workload.created.length} new, ` +
+        `${workload.replaced.length} re-created, ${workload.unchanged.length} current), drop-in ` +
+        `${workload.dropIn?.written ? "written" : "unchanged"}`,
+    );
+  }
+  for (const issue of result.errors) lines.push(`error: ${issueLine(issue)}`);
+  if (result.drift.length > 0) {
+    lines.push("", `drift: ${plural(result.drift.length, "Podman secret")} not in this fetch:`);
+    for (const drift of result.drift) lines.push(`  ${drift.secret}: ${drift.fix}`);
+  }
+  const cache = result.cache;
+  switch (cache.status) {
+    case "written":
+      lines.push(
+        `cache: ${cache.path}: ${plural(cache.entries, "entry")} (${cache.added} added, ${cache.updated} updated, ` +
+          `${cache.pruned} pruned${cache.pruneApplied ? "" : "; partial run, nothing pruned"})`,
+      );
+      if (cache.previousUnreadable)
+        lines.push(
+          `  the previous file was unreadable and was replaced: ${cache.previousUnreadable}`,
+        );
+      break;
+    case "unchanged":
+    case "skipped":
+    case "disabled":
+      lines.push(`cache: ${cache.reason}`);
+      break;
+    case "unavailable":
+      lines.push(
+        `cache: backend unavailable, not refreshed (container starts will hit the live provider): ${cache.message}`,
+      );
+      break;
+    case "failed":
+      lines.push(
+        `cache: FAILED: ${cache.message}${cache.hint ? `\n      hint: ${cache.hint}` : ""}`,
+      );
+      break;
+  }
+  const reload = result.daemonReload;
+  if (reload.status === "reloaded") lines.push(`systemd: reloaded (${reload.via})`);
+  else if (reload.status === "unavailable") lines.push(`systemd: not reloaded: ${reload.detail}`);
+  const failed = result.workloads.filter((workload) => workload.status === "failed").length;
+  if (result.ok) {
+    lines.push(
+      `setup done: ${plural(result.workloads.length, "workload")}, ${plural(result.sources.listed, "source")} listed`,
+    );
+  } else {
+    const parts = [
+      failed ? plural(failed, "failed workload") : "",
+      result.drift.length ? plural(result.drift.length, "drifted secret") : "",
+      result.errors.length ? plural(result.errors.length, "error") : "",
+      cache.status === "failed" ? "cache not written" : "",
+    ].filter(Boolean);
+    lines.push(`setup finished with ${parts.join(", ")}`);
+  }
+  return lines.join("\n");
+}
+
+function table(rows: string[][]): string[] {
+  const widths = rows[0]!.map((_, column) =>
+    Math.max(...rows.map((row) => (row[column] ?? "").length)),
+  );
+  return rows.map((row) =>
+    row
+      .map((cell, column) => cell.padEnd(widths[column]!))
+      .join("  ")
+      .trimEnd(),
+  );
+}
+
+/** The human table of a dry run. */
+export function renderDryRun(report: DryRunReport): string {
+  const lines: string[] = [];
+  if (report.secrets.length === 0) lines.push("no shell-driver Podman secrets");
+  else {
+    lines.push(
+      ...table([
+        ["SECRET", "ID", "CLASS", "WORKLOAD"],
+        ...report.secrets.map((secret) => [
+          secret.name,
+          secret.id,
+          secret.class + (secret.differingOptions ? ` (${secret.differingOptions.join(",")})` : ""),
+          secret.workload ?? "-",
+        ]),
+      ]),
+    );
+  }
+  lines.push(
+    "",
+    `${report.counts.managed} managed, ${report.counts.staleOpts} stale-opts (re-run psi setup after psi install), ` +
+      `${report.counts.orphaned} orphaned (no mapping in ${report.stateDir})`,
+  );
+  if (report.workloads.length > 0) {
+    lines.push(
+      "",
+      ...table([
+        ["WORKLOAD", "DROP-IN", "NOT IN DROP-IN", "NOT IN PODMAN"],
+        ...report.workloads.map((workload) => [
+          workload.name,
+          workload.dropInExists ? "present" : "missing",
+          workload.missingFromDropIn.join(",") || "-",
+          workload.missingInPodman.join(",") || "-",
+        ]),
+      ]),
+    );
+  }
+  return lines.join("\n");
+}
+
+/** `psi cache refresh`: setup for every provider (registered by the `cache` group). */
+export function addCacheRefresh(cache: Command, app: App): void {
+  cache
+    .command("refresh")
+    .description(
+      "re-fetch every provider's secrets into the cache (= psi setup for every provider)",
+    )
+    .option("--podman-socket <path>", "Podman API socket (env PSI_PODMAN_SOCKET)")
+    .action(async (options: { podmanSocket?: string }) => {
+      await runSetupCommand(
+        app,
+        options.podmanSocket === undefined ? {} : { podmanSocket: options.podmanSocket },
+      );
+    });
+}
+
+/** `psi setup [--provider P] [--dry-run] [--podman-socket PATH]` (SPEC §9, §11). */
+export function registerSetup(program: Command, app: App): void {
+  program
+    .command("setup")
+    .description(
+      "fetch each workload's secrets, register them as Podman secrets, write drop-ins, refresh the cache",
+    )
+    .option("--provider <name>", "only the workloads of this provider")
+    .option(
+      "--dry-run",
+      "report Podman secrets (managed, stale-opts, orphaned) and drop-in gaps; change nothing",
+    )
+    .option(
+      "--podman-socket <path>",
+      "Podman API socket (env PSI_PODMAN_SOCKET; default: the scope's)",
+    )
+    .action(async (options: SetupCommandOptions) => {
+      await runSetupCommand(app, options);
+    });
+}

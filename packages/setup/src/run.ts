@@ -1,0 +1,602 @@
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { readCacheFile, saveCache } from "@psi/cache";
+import type { FetchedSecret, Logger, Provider, PsiContext, WorkloadConfig } from "@psi/core";
+import { errorMessage, isPsiError, PsiError, secretIdProblem } from "@psi/core";
+import { type CacheCipher, cacheKeyer, type DecodedCache } from "@psi/envelope";
+import type { PodmanClient, PodmanSecret } from "@psi/podman";
+import { providerFetchesRemotely } from "@psi/unitgen";
+import { type DaemonReloadOutcome, daemonReload } from "./daemon-reload.js";
+import { differingDriverOptions } from "./driver-options.js";
+import { writeDropIn } from "./drop-in.js";
+import { createLimit } from "./limit.js";
+import { keyProblem, ownerOf, podmanSecretName } from "./names.js";
+import type {
+  CacheOutcome,
+  SetupIssue,
+  SetupProgress,
+  SetupResult,
+  WorkloadOutcome,
+} from "./types.js";
+
+/** Parallel requests per resource (provider, Podman) when the caller does not say. */
+export const DEFAULT_CONCURRENCY = 8;
+
+/** The cache file setup refreshes and the backend that encrypts it. */
+export interface SetupCache {
+  /** `cache.path` or `<state_dir>/cache.enc`. */
+  path: string;
+  /**
+   * The opened backend, or a function that opens it. The function is called once, after
+   * the workloads; when it throws, setup warns and carries on (SPEC §9).
+   */
+  backend: CacheCipher | (() => Promise<CacheCipher | undefined>);
+}
+
+/** Wraps one provider operation in the provider's retry policy (Infisical: `retry_delays`). */
+export type SetupRetry = <T>(
+  operation: () => Promise<T>,
+  info: { provider: string; signal: AbortSignal | undefined },
+) => Promise<T>;
+
+/** Options of {@link runSetup}. */
+export interface SetupOptions {
+  /** Config, paths (state_dir, systemd_dir), scope, logger and environment. */
+  context: PsiContext;
+  /** The opened providers by name; a workload whose provider is missing fails (fetching) or is skipped (store-only). */
+  providers: ReadonlyMap<string, Provider>;
+  podman: PodmanClient;
+  /** The cache to refresh; omitted when the cache is off. */
+  cache?: SetupCache | undefined;
+  /** Only the workloads of this provider (`psi setup --provider P`). */
+  provider?: string | undefined;
+  /** Parallel provider requests, and parallel Podman registrations (default {@link DEFAULT_CONCURRENCY}). */
+  concurrency?: number;
+  /** Called whenever a source, a secret or a workload is done. */
+  onProgress?: (progress: SetupProgress) => void;
+  /** false: no daemon-reload; a function: called instead of the built-in one. Default: built-in. */
+  daemonReload?: boolean | (() => Promise<DaemonReloadOutcome>);
+  /** Retry policy for provider listings; default: no retries. */
+  retry?: SetupRetry;
+  /**
+   * The shell driver options `psi install` would write now. A registered secret whose
+   * mapping file and options are both current is left alone instead of being re-created.
+   */
+  expectedDriverOptions?: Readonly<Record<string, string>> | undefined;
+  /** Delete and re-create every secret even when it is current (the reference's behaviour). */
+  reregister?: boolean;
+  signal?: AbortSignal;
+  /** Clock in milliseconds (the cache's `written_at`). */
+  now?: () => number;
+}
+
+type Kind = "fetch" | "store" | "unavailable";
+
+interface WorkloadState {
+  name: string;
+  config: WorkloadConfig;
+  kind: Kind;
+  outcome: WorkloadOutcome;
+  merged: Map<string, FetchedSecret>;
+}
+
+function issueFrom(stage: SetupIssue["stage"], error: unknown, extra: Partial<SetupIssue> = {}) {
+  const issue: SetupIssue = {
+    stage,
+    code: isPsiError(error) ? error.code : "internal",
+    message: errorMessage(error),
+    ...extra,
+  };
+  if (isPsiError(error) && error.hint !== undefined) issue.hint = error.hint;
+  return issue;
+}
+
+function describeSource(source: Readonly<Record<string, unknown>>): string {
+  return Object.entries(source)
+    .map(([key, value]) => `${key}=${typeof value === "string" ? value : JSON.stringify(value)}`)
+    .join(" ");
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.byteLength === b.byteLength && Buffer.compare(a, b) === 0;
+}
+
+/**
+ * `psi setup` as a library (SPEC §9): lists every source of the selected workloads once
+ * (shared sources deduplicated by `provider.sourceKey`), merges them per workload in
+ * source order, registers `<workload>--<KEY>` shell secrets through the Podman API,
+ * reports drift, writes the drop-ins, refreshes the cache (pruning only after a complete
+ * run) and asks systemd to reload. Work runs in parallel with bounded concurrency; the
+ * result lists workloads in config order. Throws only for a bad request (unknown
+ * provider filter); everything else is reported in the result.
+ */
+export async function runSetup(options: SetupOptions): Promise<SetupResult> {
+  const { context, providers, podman, signal } = options;
+  const { config, logger } = context;
+  const concurrency = Math.max(1, Math.floor(options.concurrency ?? DEFAULT_CONCURRENCY));
+  const fetchLimit = createLimit(concurrency);
+  const podmanLimit = createLimit(concurrency);
+  const retry: SetupRetry = options.retry ?? ((operation) => operation());
+  const stateDir = context.paths.stateDir;
+  const systemdDir = context.paths.systemdDir;
+
+  const configured = Object.keys(config.providers ?? {}).filter(
+    (name) => (config.providers as Record<string, unknown>)[name] !== undefined,
+  );
+  const allWorkloads = Object.entries(config.workloads ?? {});
+  if (
+    options.provider !== undefined &&
+    !configured.includes(options.provider) &&
+    !allWorkloads.some(([, workload]) => workload.provider === options.provider)
+  ) {
+    throw new PsiError(
+      "setup.unknown_provider",
+      `provider "${options.provider}" is not configured`,
+      {
+        hint: configured.length
+          ? `configured providers: ${configured.join(", ")}`
+          : "add it under providers in the configuration",
+      },
+    );
+  }
+
+  const kindOf = (name: string): Kind => {
+    const provider = providers.get(name);
+    if (provider) return provider.listSource ? "fetch" : "store";
+    return providerFetchesRemotely(name) ? "unavailable" : "store";
+  };
+
+  const states: WorkloadState[] = allWorkloads
+    .filter(
+      ([, workload]) => options.provider === undefined || workload.provider === options.provider,
+    )
+    .map(([name, workload]) => ({
+      name,
+      config: workload,
+      kind: kindOf(workload.provider),
+      merged: new Map(),
+      outcome: {
+        name,
+        provider: workload.provider,
+        status: "ok",
+        fetched: false,
+        keys: [],
+        created: [],
+        replaced: [],
+        unchanged: [],
+        drift: [],
+        errors: [],
+      },
+    }));
+  const workloadNames = allWorkloads.map(([name]) => name);
+
+  const progress: SetupProgress = {
+    sources: { done: 0, total: 0 },
+    secrets: { done: 0, total: 0 },
+    workloads: { done: 0, total: states.length },
+  };
+  const report = () => options.onProgress?.(structuredClone(progress));
+
+  // Podman's view before this run: drift, and which secrets are already current.
+  const listing = podman.listSecrets(signal ? { signal } : {}).then(
+    (secrets) => ({ ok: true as const, secrets }),
+    (error: unknown) => ({ ok: false as const, error }),
+  );
+
+  const fetches = new Map<string, Promise<FetchedSecret[]>>();
+  let references = 0;
+  let failedSources = 0;
+  const fetchSource = (
+    providerName: string,
+    provider: Provider,
+    source: Readonly<Record<string, unknown>>,
+  ): Promise<FetchedSecret[]> => {
+    references++;
+    let id: string;
+    try {
+      id = `${providerName}\u0000${provider.sourceKey ? provider.sourceKey(source) : JSON.stringify(source)}`;
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const known = fetches.get(id);
+    if (known) return known;
+    progress.sources.total++;
+    report();
+    const list = provider.listSource!.bind(provider);
+    const running = retry(() => fetchLimit(() => list(source, signal ? { signal } : {})), {
+      provider: providerName,
+      signal,
+    });
+    running.then(
+      () => {
+        progress.sources.done++;
+        report();
+      },
+      () => {
+        failedSources++;
+        progress.sources.done++;
+        report();
+      },
+    );
+    fetches.set(id, running);
+    return running;
+  };
+
+  const mappingIsCurrent = async (existing: PodmanSecret, bytes: Uint8Array): Promise<boolean> => {
+    if (options.reregister || existing.driver !== "shell") return false;
+    if (
+      options.expectedDriverOptions &&
+      differingDriverOptions(existing.driverOptions, options.expectedDriverOptions).length > 0
+    ) {
+      return false;
+    }
+    if (secretIdProblem(existing.id) !== undefined) return false;
+    const stored = await readFile(join(stateDir, existing.id)).catch(() => undefined);
+    return stored !== undefined && sameBytes(stored, bytes);
+  };
+
+  const register = async (
+    name: string,
+    secret: FetchedSecret,
+    existing: PodmanSecret | undefined,
+  ): Promise<"created" | "replaced" | "unchanged"> => {
+    const call = signal ? { signal } : {};
+    if (existing && (await mappingIsCurrent(existing, secret.mappingBytes))) return "unchanged";
+    if (existing) {
+      await podman.deleteSecret(name, call);
+      await podman.createSecret(name, secret.mappingBytes, call);
+      return "replaced";
+    }
+    try {
+      await podman.createSecret(name, secret.mappingBytes, call);
+      return "created";
+    } catch (error) {
+      // Created by someone else since the listing: replace it as setup always does.
+      if (!isPsiError(error, "podman.secret_exists")) throw error;
+      await podman.deleteSecret(name, call);
+      await podman.createSecret(name, secret.mappingBytes, call);
+      return "replaced";
+    }
+  };
+
+  const runWorkload = async (state: WorkloadState): Promise<void> => {
+    const { outcome } = state;
+    const log = logger.child({ workload: state.name, provider: outcome.provider });
+    if (state.kind === "store") {
+      outcome.status = "store-only";
+      outcome.note = `secrets of workload ${state.name} are created with \`psi ${outcome.provider} store NAME\`, not fetched by setup`;
+      log.info(outcome.note, { event: "setup.store_only" });
+      return;
+    }
+    const provider = providers.get(outcome.provider);
+    if (state.kind === "unavailable" || !provider) {
+      outcome.errors.push({
+        stage: "provider",
+        code: "setup.provider_unavailable",
+        message: `provider ${outcome.provider} is not available (it is not configured or failed to open)`,
+        hint: `check providers.${outcome.provider} in the configuration and the warnings above`,
+      });
+      return;
+    }
+
+    // Fetch: every source, merged in source order (later wins on a key clash).
+    const lists = await Promise.allSettled(
+      state.config.secrets.map((source) => fetchSource(outcome.provider, provider, source)),
+    );
+    lists.forEach((list, index) => {
+      if (list.status === "rejected") {
+        const source = state.config.secrets[index]!;
+        outcome.errors.push(issueFrom("fetch", list.reason, { source }));
+        log.error(`cannot list ${describeSource(source)}: ${errorMessage(list.reason)}`, {
+          event: "setup.fetch_failed",
+          source,
+          code: isPsiError(list.reason) ? list.reason.code : undefined,
+        });
+      }
+    });
+    if (outcome.errors.length > 0) return;
+    for (const list of lists) {
+      if (list.status !== "fulfilled") continue;
+      for (const secret of list.value) {
+        state.merged.delete(secret.key);
+        state.merged.set(secret.key, secret);
+      }
+    }
+    outcome.fetched = true;
+    outcome.keys = [...state.merged.keys()].sort();
+
+    // Register: needs Podman's listing (drift, current secrets).
+    const podmanView = await listing;
+    if (!podmanView.ok) {
+      outcome.errors.push(issueFrom("podman", podmanView.error));
+      return;
+    }
+    const byName = new Map(podmanView.secrets.map((secret) => [secret.name, secret]));
+    progress.secrets.total += outcome.keys.length;
+    report();
+    const registrations = await Promise.allSettled(
+      outcome.keys.map((key) => {
+        const name = podmanSecretName(state.name, key);
+        const problem = keyProblem(key);
+        const done = () => {
+          progress.secrets.done++;
+          report();
+        };
+        if (problem !== undefined) {
+          done();
+          return Promise.reject(
+            new PsiError("setup.bad_key", `cannot register ${name}: ${problem}`, {
+              hint: `rename ${key} in the provider`,
+            }),
+          );
+        }
+        return podmanLimit(() => register(name, state.merged.get(key)!, byName.get(name))).finally(
+          done,
+        );
+      }),
+    );
+    registrations.forEach((registration, index) => {
+      const key = outcome.keys[index]!;
+      const name = podmanSecretName(state.name, key);
+      if (registration.status === "fulfilled") {
+        outcome[registration.value].push(key);
+      } else {
+        outcome.errors.push(issueFrom("register", registration.reason, { secret: name }));
+        log.error(`cannot register ${name}: ${errorMessage(registration.reason)}`, {
+          event: "setup.register_failed",
+          secret: name,
+        });
+      }
+    });
+
+    // Drift: shell secrets of this workload that the fetch no longer has.
+    for (const secret of podmanView.secrets) {
+      if (secret.driver !== "shell") continue;
+      const owner = ownerOf(secret.name, workloadNames);
+      if (owner?.workload !== state.name || state.merged.has(owner.key)) continue;
+      outcome.drift.push({
+        workload: state.name,
+        secret: secret.name,
+        key: owner.key,
+        fix: `if ${owner.key} lives in a subfolder of a source, set recursive: true on it; otherwise remove it: podman secret rm ${secret.name}`,
+      });
+    }
+    outcome.drift.sort((a, b) => (a.secret < b.secret ? -1 : a.secret > b.secret ? 1 : 0));
+    for (const drift of outcome.drift) {
+      log.warn(`drift: Podman secret ${drift.secret} is not in this fetch`, {
+        event: "setup.drift",
+        secret: drift.secret,
+        fix: drift.fix,
+      });
+    }
+    if (outcome.errors.length > 0) return;
+
+    // Drop-in: only once every secret it names is registered.
+    try {
+      outcome.dropIn = await writeDropIn({
+        systemdDir,
+        workload: state.name,
+        keys: outcome.keys,
+        dependsOn: state.config.depends_on,
+      });
+    } catch (error) {
+      outcome.errors.push(issueFrom("drop-in", error));
+      log.error(`cannot write the drop-in of ${state.name}: ${errorMessage(error)}`, {
+        event: "setup.drop_in_failed",
+      });
+      return;
+    }
+    log.info(
+      `workload ${state.name}: ${outcome.keys.length} secrets (${outcome.created.length} new, ` +
+        `${outcome.replaced.length} re-created, ${outcome.unchanged.length} current); ` +
+        `drop-in ${outcome.dropIn.written ? "written" : "unchanged"}`,
+      { event: "setup.workload", keys: outcome.keys.length, drop_in: outcome.dropIn.path },
+    );
+  };
+
+  report();
+  await Promise.all(
+    states.map((state) =>
+      runWorkload(state)
+        .catch((error: unknown) => {
+          state.outcome.errors.push(issueFrom("provider", error));
+        })
+        .finally(() => {
+          if (state.outcome.errors.length > 0) state.outcome.status = "failed";
+          progress.workloads.done++;
+          report();
+        }),
+    ),
+  );
+
+  const errors: SetupIssue[] = [];
+  const podmanView = await listing;
+  if (!podmanView.ok) errors.push(issueFrom("podman", podmanView.error));
+
+  const cache = await refreshCache(options, states, allWorkloads, kindOf, logger);
+  const written = states.some((state) => state.outcome.dropIn?.written === true);
+  const reload = await reloadUnits(options, context, written, logger);
+
+  const workloads = states.map((state) => state.outcome);
+  const drift = workloads.flatMap((workload) => workload.drift);
+  const ok =
+    errors.length === 0 &&
+    drift.length === 0 &&
+    cache.status !== "failed" &&
+    workloads.every((workload) => workload.status !== "failed");
+  return {
+    ok,
+    ...(options.provider === undefined ? {} : { provider: options.provider }),
+    workloads,
+    sources: { listed: fetches.size, references, failed: failedSources },
+    drift,
+    cache,
+    daemonReload: reload,
+    errors,
+  };
+}
+
+async function reloadUnits(
+  options: SetupOptions,
+  context: PsiContext,
+  dropInsChanged: boolean,
+  logger: Logger,
+): Promise<DaemonReloadOutcome> {
+  if (options.daemonReload === false) return { status: "skipped", reason: "disabled" };
+  if (!dropInsChanged) return { status: "skipped", reason: "no drop-in changed" };
+  const outcome =
+    typeof options.daemonReload === "function"
+      ? await options.daemonReload()
+      : await daemonReload({ scope: context.scope, env: context.env });
+  if (outcome.status === "unavailable") {
+    logger.warn(
+      `cannot reload systemd (${outcome.detail}); run \`systemctl${context.scope === "user" ? " --user" : ""} daemon-reload\` so quadlet picks up the new drop-ins`,
+      { event: "setup.daemon_reload", outcome: "unavailable" },
+    );
+  } else if (outcome.status === "reloaded") {
+    logger.info(`systemd reloaded (${outcome.via})`, {
+      event: "setup.daemon_reload",
+      outcome: "reloaded",
+    });
+  }
+  return outcome;
+}
+
+async function refreshCache(
+  options: SetupOptions,
+  states: WorkloadState[],
+  allWorkloads: Array<[string, WorkloadConfig]>,
+  kindOf: (provider: string) => Kind,
+  logger: Logger,
+): Promise<CacheOutcome> {
+  const cache = options.cache;
+  if (!cache) return { status: "disabled", reason: "no cache backend is configured" };
+  const fetching = states.filter((state) => state.kind !== "store");
+  if (options.provider !== undefined && fetching.length === 0) {
+    return {
+      status: "skipped",
+      reason: `provider ${options.provider} fetches nothing; the cache is left as it is`,
+    };
+  }
+  // Complete: every workload of every fetching provider was part of this run and fetched.
+  const byName = new Map(states.map((state) => [state.name, state]));
+  const complete = allWorkloads.every(([name, workload]) => {
+    if (kindOf(workload.provider) === "store") return true;
+    return byName.get(name)?.outcome.fetched === true;
+  });
+  const fetched = states.flatMap((state) =>
+    state.outcome.fetched
+      ? [...state.merged.values()].map((secret) => ({
+          mapping: secret.mapping as Record<string, unknown>,
+          value: secret.value,
+        }))
+      : [],
+  );
+  if (!complete && fetched.length === 0) {
+    logger.warn("nothing was fetched; the cache file is left untouched", {
+      event: "setup.cache",
+      outcome: "skipped",
+    });
+    return { status: "skipped", reason: "nothing was fetched; the cache file is left untouched" };
+  }
+
+  let backend: CacheCipher | undefined;
+  try {
+    backend = typeof cache.backend === "function" ? await cache.backend() : cache.backend;
+  } catch (error) {
+    const issue = issueFrom("provider", error);
+    logger.warn(
+      `cache backend unavailable (${issue.message}); the cache is not refreshed and container starts will hit the live provider`,
+      { event: "setup.cache", outcome: "unavailable", code: issue.code },
+    );
+    return {
+      status: "unavailable",
+      code: issue.code,
+      message: issue.message,
+      ...(issue.hint === undefined ? {} : { hint: issue.hint }),
+    };
+  }
+  if (!backend) return { status: "disabled", reason: "no cache backend is configured" };
+
+  let previous: DecodedCache | null;
+  let previousUnreadable: string | undefined;
+  try {
+    previous = (await readCacheFile({ path: cache.path, backend })) ?? null;
+  } catch (error) {
+    previousUnreadable = errorMessage(error);
+    logger.warn(
+      `existing cache ${cache.path} is unreadable (${previousUnreadable}); starting a fresh one`,
+      {
+        event: "setup.cache",
+        outcome: "previous_unreadable",
+        code: isPsiError(error) ? error.code : undefined,
+      },
+    );
+    previous = null;
+  }
+
+  if (!complete && previous !== null) {
+    // A partial run only adds and updates; with nothing new, keep the file (and its
+    // written_at, which tells `psi status` how stale the rest is).
+    const { entries } = previous;
+    const keyOf = cacheKeyer(previous.hmacKey);
+    const changes = fetched.some(({ mapping, value }) => {
+      const before = entries.get(keyOf(mapping));
+      return before === undefined || !sameBytes(before, value);
+    });
+    if (!changes) {
+      return {
+        status: "unchanged",
+        path: cache.path,
+        reason: "partial run with nothing new; the cache file is left as it is",
+      };
+    }
+  }
+
+  try {
+    const saved = await saveCache({
+      path: cache.path,
+      backend,
+      previous,
+      fetched,
+      prune: complete,
+      logger,
+      ...(options.now ? { now: options.now } : {}),
+    });
+    logger.info(
+      `cache ${saved.path}: ${saved.entries} entries (${saved.added} added, ${saved.updated} updated, ${saved.pruned} pruned${complete ? "" : "; partial run, nothing pruned"})`,
+      {
+        event: "setup.cache",
+        outcome: "written",
+        entries: saved.entries,
+        added: saved.added,
+        updated: saved.updated,
+        pruned: saved.pruned,
+      },
+    );
+    return {
+      status: "written",
+      path: saved.path,
+      entries: saved.entries,
+      added: saved.added,
+      updated: saved.updated,
+      unchanged: saved.unchanged,
+      pruned: saved.pruned,
+      pruneApplied: complete,
+      ...(previousUnreadable === undefined ? {} : { previousUnreadable }),
+    };
+  } catch (error) {
+    const issue = issueFrom("provider", error);
+    logger.error(`cannot write the cache ${cache.path}: ${issue.message}`, {
+      event: "setup.cache",
+      outcome: "failed",
+      code: issue.code,
+    });
+    return {
+      status: "failed",
+      code: issue.code,
+      message: issue.message,
+      ...(issue.hint === undefined ? {} : { hint: issue.hint }),
+    };
+  }
+}

@@ -1,0 +1,187 @@
+import { chmod, mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import {
+  createLimit,
+  daemonReload,
+  differingDriverOptions,
+  keyProblem,
+  ownerOf,
+  parseDriverOptions,
+  readDropInSecrets,
+  writeDropIn,
+} from "@psi/setup";
+import { tempDir } from "@psi/testkit/tmp";
+import { renderDriverConf } from "@psi/unitgen";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+describe("createLimit", () => {
+  it("never runs more than `concurrency` tasks and starts them in call order", async () => {
+    const limit = createLimit(3);
+    let running = 0;
+    let peak = 0;
+    const started: number[] = [];
+    await Promise.all(
+      Array.from({ length: 12 }, (_, index) =>
+        limit(async () => {
+          started.push(index);
+          running++;
+          peak = Math.max(peak, running);
+          await sleep(5);
+          running--;
+        }),
+      ),
+    );
+    expect(peak).toBe(3);
+    expect(started).toEqual([...Array(12).keys()]);
+  });
+
+  it("passes results and rejections through and frees the slot either way", async () => {
+    const limit = createLimit(1);
+    const failed = limit(() => Promise.reject(new Error("boom")));
+    const thrown = limit(() => {
+      throw new Error("sync");
+    });
+    await expect(failed).rejects.toThrow("boom");
+    await expect(thrown).rejects.toThrow("sync");
+    await expect(limit(async () => 42)).resolves.toBe(42);
+  });
+});
+
+describe("names", () => {
+  it("gives a secret name to the workload with the longest matching name", () => {
+    const workloads = ["app", "app--x", "db"];
+    expect(ownerOf("app--DB_HOST", workloads)).toEqual({ workload: "app", key: "DB_HOST" });
+    expect(ownerOf("app--x--KEY", workloads)).toEqual({ workload: "app--x", key: "KEY" });
+    expect(ownerOf("application--KEY", workloads)).toBeUndefined();
+    expect(ownerOf("app--", workloads)).toBeUndefined();
+  });
+
+  it("refuses keys that would break a Secret= line or a Podman name", () => {
+    expect(keyProblem("DB_HOST")).toBeUndefined();
+    expect(keyProblem("db.host-2")).toBeUndefined();
+    for (const bad of ["A,B", "A=B", "A B", "a/b", ""]) expect(keyProblem(bad)).toBeDefined();
+  });
+});
+
+describe("driver options", () => {
+  it("reads back exactly the commands psi install writes, token included", () => {
+    const socket = "/run/psi/psi.sock";
+    const options = parseDriverOptions(renderDriverConf({ socket, token: "tok.en-123=" }));
+    expect(options).toEqual({
+      store: `curl -sf -H 'Authorization: Bearer tok.en-123=' --unix-socket ${socket} -X POST -d @- http://localhost/store/$SECRET_ID`,
+      lookup: `curl -sf -H 'Authorization: Bearer tok.en-123=' --unix-socket ${socket} http://localhost/lookup/$SECRET_ID`,
+      delete: `curl -sf -H 'Authorization: Bearer tok.en-123=' --unix-socket ${socket} -X DELETE http://localhost/delete/$SECRET_ID`,
+      list: `curl -sf -H 'Authorization: Bearer tok.en-123=' --unix-socket ${socket} http://localhost/list`,
+    });
+    const rotated = parseDriverOptions(renderDriverConf({ socket, token: "another-token" }));
+    expect(differingDriverOptions(options, rotated)).toEqual(["delete", "list", "lookup", "store"]);
+    expect(differingDriverOptions(options, { ...options })).toEqual([]);
+  });
+
+  it("ignores other sections and unescapes TOML basic strings", () => {
+    const text =
+      '[secrets]\ndriver = "shell"\n[secrets.opts]\nlookup = "a \\"b\\" \\u00e9" # note\n[engine]\nx = "y"\n';
+    expect(parseDriverOptions(text)).toEqual({ lookup: 'a "b" é' });
+  });
+});
+
+describe("drop-ins", () => {
+  let dir: { path: string; cleanup: () => Promise<void> };
+  beforeAll(async () => {
+    dir = await tempDir("psi-dropin-");
+  });
+  afterAll(async () => {
+    await dir.cleanup();
+  });
+
+  it("writes a template's drop-in under name@.container.d, sorted, and leaves an identical file alone", async () => {
+    const first = await writeDropIn({
+      systemdDir: dir.path,
+      workload: "worker@",
+      keys: ["ZED", "ALPHA", "MODE"],
+      dependsOn: ["db.service"],
+    });
+    expect(first).toEqual({
+      path: join(dir.path, "worker@.container.d/50-secrets.conf"),
+      written: true,
+    });
+    expect(await readFile(first.path, "utf8")).toBe(
+      "[Unit]\nAfter=db.service\nWants=db.service\n\n[Container]\n" +
+        "Secret=worker@--ALPHA,type=env,target=ALPHA\nSecret=worker@--MODE,type=env,target=MODE\n" +
+        "Secret=worker@--ZED,type=env,target=ZED\n",
+    );
+    expect((await stat(first.path)).mode & 0o777).toBe(0o644);
+    const mtime = (await stat(first.path)).mtimeMs;
+    await sleep(20);
+    const again = await writeDropIn({
+      systemdDir: dir.path,
+      workload: "worker@",
+      keys: ["MODE", "ZED", "ALPHA"],
+      dependsOn: ["db.service"],
+    });
+    expect(again.written).toBe(false);
+    expect((await stat(first.path)).mtimeMs).toBe(mtime);
+    expect(await readDropInSecrets(first.path)).toEqual([
+      "worker@--ALPHA",
+      "worker@--MODE",
+      "worker@--ZED",
+    ]);
+    expect(
+      await readDropInSecrets(join(dir.path, "missing.container.d/50-secrets.conf")),
+    ).toBeUndefined();
+  });
+});
+
+describe("daemonReload", () => {
+  let dir: { path: string; cleanup: () => Promise<void> };
+  beforeAll(async () => {
+    dir = await tempDir("psi-reload-");
+  });
+  afterAll(async () => {
+    await dir.cleanup();
+  });
+
+  async function tool(bin: string, name: string, script: string): Promise<void> {
+    await mkdir(bin, { recursive: true });
+    await writeFile(join(bin, name), `#!/bin/sh\n${script}\n`);
+    await chmod(join(bin, name), 0o755);
+  }
+
+  it("is a warning, not a failure, when no tool exists", async () => {
+    const outcome = await daemonReload({ scope: "system", env: { PATH: join(dir.path, "empty") } });
+    expect(outcome.status).toBe("unavailable");
+    expect(outcome.status === "unavailable" && outcome.detail).toContain(
+      "systemctl is not installed",
+    );
+  });
+
+  // systemd does not run here: stand-in executables record how they were called.
+  it("calls Manager.Reload over D-Bus, falls back to systemctl --user when the bus refuses", async () => {
+    const bin = join(dir.path, "bin1");
+    const log = join(dir.path, "calls1.log");
+    await tool(
+      bin,
+      "busctl",
+      `echo "busctl $*" >> ${log}; echo "Failed to connect to bus" >&2; exit 1`,
+    );
+    await tool(bin, "systemctl", `echo "systemctl $*" >> ${log}`);
+    const outcome = await daemonReload({ scope: "user", env: { PATH: bin } });
+    expect(outcome).toEqual({ status: "reloaded", via: "systemctl" });
+    expect((await readFile(log, "utf8")).trim().split("\n")).toEqual([
+      "busctl --user call org.freedesktop.systemd1 /org/freedesktop/systemd1 org.freedesktop.systemd1.Manager Reload",
+      "systemctl --user daemon-reload",
+    ]);
+  });
+
+  it("uses the first installed D-Bus client", async () => {
+    const bin = join(dir.path, "bin2");
+    const log = join(dir.path, "calls2.log");
+    await tool(bin, "dbus-send", `echo "dbus-send $*" >> ${log}`);
+    const outcome = await daemonReload({ scope: "system", env: { PATH: bin } });
+    expect(outcome).toEqual({ status: "reloaded", via: "dbus-send" });
+    expect(await readFile(log, "utf8")).toBe(
+      "dbus-send --system --print-reply --dest=org.freedesktop.systemd1 /org/freedesktop/systemd1 org.freedesktop.systemd1.Manager.Reload\n",
+    );
+  });
+});
