@@ -54,6 +54,11 @@ export interface PodmanSandbox {
    * and returns the bytes Podman wrote for the container (the value the driver's lookup gave).
    */
   createWithSecret(name: string): Promise<Buffer>;
+  /**
+   * The same through the REST API (`POST /libpod/containers/create` with a secret mount),
+   * returning the bytes Podman wrote for the container. Needs `startService`.
+   */
+  createWithSecretViaApi(name: string): Promise<Buffer>;
   /** Stops the service it started (by PID). */
   stop(): Promise<void>;
 }
@@ -73,7 +78,15 @@ export async function podmanSandbox(dir: string, containersConf: string): Promis
 
   const run = (args: string[], input?: string | Uint8Array): Promise<PodmanRun> =>
     new Promise((resolve, reject) => {
-      const child = spawn("podman", [...flags, ...args], { env, stdio: ["pipe", "pipe", "pipe"] });
+      // `podman secret create NAME -` insists on a pipe (Go's ModeNamedPipe); Node gives
+      // children a socketpair, so data goes through `cat |`.
+      const child =
+        input === undefined
+          ? spawn("podman", [...flags, ...args], { env, stdio: ["pipe", "pipe", "pipe"] })
+          : spawn("sh", ["-c", 'cat | podman "$@"', "sh", ...flags, ...args], {
+              env,
+              stdio: ["pipe", "pipe", "pipe"],
+            });
       let stdout = "";
       let stderr = "";
       child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
@@ -128,6 +141,19 @@ export async function podmanSandbox(dir: string, containersConf: string): Promis
       const file = await findSecretFile(storage, id, name);
       return readFile(file);
     },
+    async createWithSecretViaApi(name) {
+      const body = JSON.stringify({
+        rootfs: join(dir, "rootfs"),
+        command: ["/bin/true"],
+        secrets: [{ source: name, target: "/run/secrets/x" }],
+      });
+      const answer = await apiRequest(socketPath, "POST", "/v5.0.0/libpod/containers/create", body);
+      if (answer.status !== 201 && answer.status !== 200) {
+        throw new Error(`container create through the API failed: ${answer.status} ${answer.body}`);
+      }
+      const id = (JSON.parse(answer.body) as { Id: string }).Id;
+      return readFile(await findSecretFile(storage, id, name));
+    },
     async stop() {
       const child = service;
       service = undefined;
@@ -141,6 +167,33 @@ export async function podmanSandbox(dir: string, containersConf: string): Promis
       }
     },
   };
+}
+
+function apiRequest(
+  socketPath: string,
+  method: string,
+  path: string,
+  body: string,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        socketPath,
+        method,
+        path,
+        headers: { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(body) },
+      },
+      (res) => {
+        let text = "";
+        res.setEncoding("utf8").on("data", (chunk: string) => {
+          text += chunk;
+        });
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
+      },
+    );
+    req.on("error", reject);
+    req.end(body);
+  });
 }
 
 function pingOk(socketPath: string): Promise<boolean> {
