@@ -1,0 +1,386 @@
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { chmod, chown, copyFile, mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { saveCache } from "@psi/cache";
+import { createKeyfileCacheBackend, initKeyfile } from "@psi/cache-keyfile";
+import { type FakeInfisical, startFakeInfisical } from "@psi/testkit/fake-infisical";
+import { requireTool, tempDir } from "@psi/testkit/tmp";
+import { type LogRecord, unixRequest } from "@psi/testkit/unix-http";
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+
+// These tests run the built CLI as a real process (signals, socket activation, process
+// hardening): `pnpm exec turbo run build --filter=@psi/cli...` first.
+const CLI = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
+const VECTORS = fileURLToPath(new URL("../../../../shared/vectors/", import.meta.url));
+const PROJECT_ID = "0f3c1a2b-1111-4222-8333-444455556666";
+const MAPPING = { provider: "infisical", project: "myproject", path: "/myapp", key: "DB_PASSWORD" };
+const LIVE_VALUE = "live-from-infisical";
+const CACHED_VALUE = "cached-hunter2";
+
+interface Serve {
+  child: ChildProcess;
+  socket: string;
+  records(): LogRecord[];
+  stderr(): string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  waitFor(predicate: (record: LogRecord) => boolean, what: string): Promise<LogRecord>;
+}
+
+let dir: { path: string; cleanup: () => Promise<void> };
+let fake: FakeInfisical;
+let stateDir: string;
+let keyFile: string;
+let cachePath: string;
+let config: string;
+const running: ChildProcess[] = [];
+
+function parseRecords(text: string): LogRecord[] {
+  return text
+    .split("\n")
+    .filter((line) => line.startsWith("{"))
+    .map((line) => JSON.parse(line) as LogRecord);
+}
+
+function startServe(
+  args: string[],
+  options: { env?: Record<string, string>; command?: string[]; uid?: number } = {},
+): Serve {
+  const socket = join(dir.path, "run", "psi.sock");
+  const argv = [...(options.command ?? []), process.execPath, CLI, "serve", "-c", config, ...args];
+  const child = spawn(argv[0]!, argv.slice(1), {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: {
+      PATH: process.env["PATH"] ?? "/usr/bin:/bin",
+      HOME: join(dir.path, "home"),
+      ...options.env,
+    },
+    ...(options.uid === undefined ? {} : { uid: options.uid, gid: options.uid }),
+  });
+  running.push(child);
+  let stderr = "";
+  const waiters: Array<() => void> = [];
+  child.stderr!.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+    for (const wake of waiters.splice(0)) wake();
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on("exit", (code, signal) => {
+      for (const wake of waiters.splice(0)) wake();
+      resolve({ code, signal });
+    }),
+  );
+  return {
+    child,
+    socket,
+    exited,
+    stderr: () => stderr,
+    records: () => parseRecords(stderr),
+    async waitFor(predicate, what) {
+      const deadline = Date.now() + 20_000;
+      for (;;) {
+        const found = parseRecords(stderr).find(predicate);
+        if (found) return found;
+        if (child.exitCode !== null || Date.now() > deadline) {
+          throw new Error(`psi serve never logged ${what} (exit ${child.exitCode}):\n${stderr}`);
+        }
+        await new Promise<void>((resolve) => {
+          waiters.push(resolve);
+          setTimeout(resolve, 200);
+        });
+      }
+    },
+  };
+}
+
+async function writeConfig(cache: string): Promise<void> {
+  await writeFile(
+    config,
+    [
+      `state_dir: ${stateDir}`,
+      "providers:",
+      "  infisical:",
+      `    api_url: ${fake.url}`,
+      "    auth: { method: universal-auth, client_id: cid, client_secret: csecret }",
+      `    projects: { myproject: { id: ${PROJECT_ID}, environment: prod } }`,
+      "    lookup_timeout: 10",
+      cache,
+      "",
+    ].join("\n"),
+  );
+}
+
+const keyfileCache = () =>
+  `cache: { enabled: true, backend: keyfile, key_file: ${keyFile}, path: ${cachePath} }`;
+
+async function writeCachedValue(value: string): Promise<void> {
+  const backend = createKeyfileCacheBackend({ path: keyFile });
+  await backend.open();
+  await saveCache({
+    path: cachePath,
+    backend,
+    fetched: [{ mapping: MAPPING, value: Buffer.from(value) }],
+    prune: true,
+  });
+  await backend.close();
+}
+
+beforeAll(() => {
+  if (!existsSync(CLI))
+    throw new Error(`${CLI} is missing: run pnpm exec turbo run build --filter=@psi/cli... first`);
+});
+
+beforeEach(async () => {
+  dir = await tempDir("psi-serve-");
+  stateDir = join(dir.path, "state");
+  keyFile = join(dir.path, "etc", "cache.keyfile");
+  cachePath = join(stateDir, "cache.enc");
+  config = join(dir.path, "config.yaml");
+  await mkdir(stateDir, { recursive: true, mode: 0o700 });
+  await mkdir(join(dir.path, "home"));
+  fake = await startFakeInfisical();
+  fake.addUniversalAuth({ clientId: "cid", clientSecret: "csecret" });
+  fake.setSecret({
+    projectId: PROJECT_ID,
+    environment: "prod",
+    path: "/myapp",
+    key: "DB_PASSWORD",
+    value: LIVE_VALUE,
+  });
+  await writeFile(join(stateDir, "id1"), JSON.stringify(MAPPING), { mode: 0o600 });
+  await initKeyfile({ path: keyFile });
+});
+
+afterEach(async () => {
+  for (const child of running.splice(0))
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  await fake.stop();
+  await dir.cleanup();
+});
+
+describe("psi serve", () => {
+  it("serves cache hits, drains on SIGTERM, removes the socket and exits 0", async () => {
+    await writeConfig(keyfileCache());
+    await writeCachedValue(CACHED_VALUE);
+    const serve = startServe(["--socket", join(dir.path, "run", "psi.sock")]);
+    const listening = await serve.waitFor((r) => r.event === "listen", "Listening on");
+    expect(listening.msg).toBe(`Listening on ${serve.socket}`);
+    expect((await stat(serve.socket)).mode & 0o777).toBe(0o600);
+    expect((await stat(join(dir.path, "run"))).mode & 0o777).toBe(0o700);
+    const hit = await unixRequest(serve.socket, { path: "/lookup/id1" });
+    expect(hit.status).toBe(200);
+    expect(hit.text).toBe(CACHED_VALUE);
+    // a slow provider call in flight when SIGTERM arrives still gets its answer
+    await writeFile(join(stateDir, "id2"), JSON.stringify({ ...MAPPING, key: "OTHER" }), {
+      mode: 0o600,
+    });
+    fake.setSecret({
+      projectId: PROJECT_ID,
+      environment: "prod",
+      path: "/myapp",
+      key: "OTHER",
+      value: "slow-value",
+    });
+    fake.slow(800);
+    const inFlight = unixRequest(serve.socket, { path: "/lookup/id2" });
+    await new Promise((r) => setTimeout(r, 300));
+    serve.child.kill("SIGTERM");
+    const answer = await inFlight;
+    expect(answer.status).toBe(200);
+    expect(answer.text).toBe("slow-value");
+    expect(await serve.exited).toEqual({ code: 0, signal: null });
+    expect(existsSync(serve.socket)).toBe(false);
+    expect(serve.records().some((r) => r.event === "shutdown" && r.msg === "stopped")).toBe(true);
+    for (const value of [CACHED_VALUE, LIVE_VALUE, "slow-value"])
+      expect(serve.stderr()).not.toContain(value);
+  });
+
+  it("picks up a cache refresh written by setup while running", async () => {
+    await writeConfig(keyfileCache());
+    await writeCachedValue("first");
+    const serve = startServe([], { env: { PSI_SOCKET: join(dir.path, "run", "psi.sock") } });
+    await serve.waitFor((r) => r.event === "listen", "Listening on");
+    expect((await unixRequest(serve.socket, { path: "/lookup/id1" })).text).toBe("first");
+    await writeCachedValue("second");
+    expect((await unixRequest(serve.socket, { path: "/lookup/id1" })).text).toBe("second");
+    serve.child.kill("SIGINT");
+    expect((await serve.exited).code).toBe(0);
+  });
+
+  it("warns and answers live when the cache file is corrupt", async () => {
+    await writeConfig(keyfileCache());
+    await copyFile(join(VECTORS, "tampered.enc"), cachePath);
+    const serve = startServe(["--socket", join(dir.path, "run", "psi.sock")]);
+    const warning = await serve.waitFor(
+      (r) => r.event === "cache.load" && r.level === "warn",
+      "the cache warning",
+    );
+    expect(String(warning["error"])).toContain(cachePath);
+    await serve.waitFor((r) => r.event === "listen", "Listening on");
+    const live = await unixRequest(serve.socket, { path: "/lookup/id1" });
+    expect(live.status).toBe(200);
+    expect(live.text).toBe(LIVE_VALUE);
+    serve.child.kill("SIGTERM");
+    expect((await serve.exited).code).toBe(0);
+  });
+
+  it("names both tags and the fix when cache.enc was written by another backend", async () => {
+    await writeConfig(keyfileCache());
+    await copyFile(join(VECTORS, "tpm-cache.enc"), cachePath);
+    const serve = startServe(["--socket", join(dir.path, "run", "psi.sock")]);
+    const warning = await serve.waitFor(
+      (r) => r.event === "cache.load" && r.level === "warn",
+      "the tag warning",
+    );
+    expect(warning["code"]).toBe("cache.tag_mismatch");
+    const text = `${warning.msg} ${String(warning["error"])} ${String(warning["hint"])}`;
+    expect(text).toContain("0x01");
+    expect(text).toContain("0x03");
+    expect(text).toContain("tpm");
+    expect(text).toContain("keyfile");
+    expect(text).toContain("psi cache init");
+    serve.child.kill("SIGTERM");
+    expect((await serve.exited).code).toBe(0);
+  });
+
+  it("warns when the cache is enabled without a backend, or the key is missing, and runs live", async () => {
+    await writeConfig("cache: { enabled: true }");
+    const noBackend = startServe(["--socket", join(dir.path, "run", "psi.sock")]);
+    const warning = await noBackend.waitFor(
+      (r) => r.event === "cache.open" && r.level === "warn",
+      "the warning",
+    );
+    expect(warning.msg).toContain("cache.backend is not set");
+    await noBackend.waitFor((r) => r.event === "listen", "Listening on");
+    expect((await unixRequest(noBackend.socket, { path: "/lookup/id1" })).text).toBe(LIVE_VALUE);
+    noBackend.child.kill("SIGTERM");
+    expect((await noBackend.exited).code).toBe(0);
+
+    await writeConfig(`cache: { backend: keyfile, key_file: ${join(dir.path, "nope.keyfile")} }`);
+    const noKey = startServe(["--socket", join(dir.path, "run", "psi.sock")]);
+    const missing = await noKey.waitFor(
+      (r) => r.event === "cache.open" && r.level === "warn",
+      "the key warning",
+    );
+    expect(String(missing["hint"])).toContain("psi cache init --backend keyfile");
+    await noKey.waitFor((r) => r.event === "listen", "Listening on");
+    expect((await unixRequest(noKey.socket, { path: "/lookup/id1" })).text).toBe(LIVE_VALUE);
+    noKey.child.kill("SIGTERM");
+    expect((await noKey.exited).code).toBe(0);
+  });
+
+  it("requires the token from the credential, and refuses an invalid one at startup", async () => {
+    await writeConfig(keyfileCache());
+    const creds = join(dir.path, "creds");
+    await mkdir(creds);
+    await writeFile(join(creds, "psi-socket-token"), "cred-token-12345\n");
+    const serve = startServe(["--socket", join(dir.path, "run", "psi.sock")], {
+      env: { CREDENTIALS_DIRECTORY: creds, PSI_SOCKET_TOKEN: "ignored-env-token" },
+    });
+    await serve.waitFor((r) => r.event === "listen", "Listening on");
+    expect((await unixRequest(serve.socket, { path: "/lookup/id1" })).status).toBe(401);
+    const ok = await unixRequest(serve.socket, {
+      path: "/lookup/id1",
+      headers: { authorization: "Bearer cred-token-12345" },
+    });
+    expect(ok.text).toBe(LIVE_VALUE);
+    serve.child.kill("SIGTERM");
+    expect((await serve.exited).code).toBe(0);
+
+    const bad = startServe(["--socket", join(dir.path, "run", "bad.sock")], {
+      env: { PSI_SOCKET_TOKEN: "has spaces in it" },
+    });
+    expect((await bad.exited).code).toBe(1);
+    expect(bad.stderr()).toContain("PSI_SOCKET_TOKEN");
+    expect(bad.stderr()).not.toContain("has spaces in it");
+    expect(existsSync(join(dir.path, "run", "bad.sock"))).toBe(false);
+  });
+
+  it("takes its socket from systemd socket activation (LISTEN_FDS, fd 3)", async () => {
+    if (
+      requireTool(
+        existsSync("/usr/bin/systemd-socket-activate"),
+        "systemd-socket-activate",
+        "systemd",
+      )
+    )
+      return;
+    await writeConfig(keyfileCache());
+    await writeCachedValue(CACHED_VALUE);
+    const socket = join(dir.path, "activated.sock");
+    const serve = startServe(["--socket", join(dir.path, "ignored.sock")], {
+      command: ["systemd-socket-activate", "-l", socket],
+    });
+    // systemd-socket-activate binds first and starts serve on the first connection; the
+    // kernel queues that connection on the inherited socket until serve accepts it
+    while (!existsSync(socket)) await new Promise((r) => setTimeout(r, 10));
+    const early = unixRequest(socket, { path: "/lookup/id1" });
+    const listening = await serve.waitFor((r) => r.event === "listen", "Listening on");
+    expect(listening).toMatchObject({ fd: 3, activated: true });
+    expect((await early).text).toBe(CACHED_VALUE);
+    expect(existsSync(join(dir.path, "ignored.sock"))).toBe(false);
+    serve.child.kill("SIGTERM");
+    expect((await serve.exited).code).toBe(0);
+  });
+
+  it("makes itself non-dumpable and disables core dumps", async () => {
+    await writeConfig(keyfileCache());
+    await writeCachedValue(CACHED_VALUE);
+    // run as an unprivileged user so /proc shows the effect of PR_SET_DUMPABLE=0:
+    // the files of a non-dumpable process belong to root instead of its own uid
+    const uid = 65534;
+    const canSwitch = process.getuid?.() === 0;
+    if (canSwitch) {
+      execFileSync("chown", ["-R", `${uid}:${uid}`, dir.path]);
+      await chmod(dir.path, 0o755);
+      await chown(config, uid, uid);
+    }
+    const serve = startServe(
+      ["--socket", join(dir.path, "run", "psi.sock"), "--log-level", "debug"],
+      canSwitch ? { uid } : {},
+    );
+    await serve.waitFor((r) => r.event === "listen", "Listening on");
+    const pid = serve.child.pid!;
+    const limits = await readFile(`/proc/${pid}/limits`, "utf8");
+    expect(limits).toMatch(/Max core file size\s+0\s+0\s+bytes/);
+    expect(serve.records().find((r) => r.event === "harden")?.level).toBe("debug");
+    if (canSwitch) {
+      // (the /proc/<pid> directory itself keeps the process's uid; its files switch to root)
+      expect((await stat(`/proc/${pid}/environ`)).uid).toBe(0);
+      expect((await stat(`/proc/${pid}/status`)).uid).toBe(0);
+    }
+    serve.child.kill("SIGTERM");
+    expect((await serve.exited).code).toBe(0);
+  });
+
+  it("answers 64 concurrent curl lookups without a failure", async () => {
+    if (requireTool(existsSync("/usr/bin/curl"), "curl", "curl")) return;
+    await writeConfig(keyfileCache());
+    await writeCachedValue(CACHED_VALUE);
+    const serve = startServe(["--socket", join(dir.path, "run", "psi.sock")]);
+    await serve.waitFor((r) => r.event === "listen", "Listening on");
+    const results = await Promise.all(
+      Array.from(
+        { length: 64 },
+        () =>
+          new Promise<string>((resolve) => {
+            const curl = spawn("curl", [
+              "-sf",
+              "--unix-socket",
+              serve.socket,
+              "http://localhost/lookup/id1",
+            ]);
+            let out = "";
+            curl.stdout.on("data", (d: Buffer) => {
+              out += d.toString();
+            });
+            curl.on("close", (code) => resolve(code === 0 ? out : `exit ${code}`));
+          }),
+      ),
+    );
+    expect(results.filter((r) => r !== CACHED_VALUE)).toEqual([]);
+    serve.child.kill("SIGTERM");
+    expect((await serve.exited).code).toBe(0);
+  });
+});
