@@ -1,10 +1,12 @@
 import type { Command } from "commander";
 import type { App } from "../app.js";
+import { registerCache } from "./cache.js";
 import { registerDemo } from "./demo.js";
 import { registerInstall } from "./install.js";
 import { registerLocal } from "./local.js";
 import { registerNitrokeyHsm } from "./nitrokeyhsm.js";
 import { registerSecret } from "./secret.js";
+import { registerServe } from "./serve.js";
 import { registerSetup } from "./setup.js";
 import { registerSystemd } from "./systemd.js";
 
@@ -12,4 +14,4 @@ import { registerSystemd } from "./systemd.js";
 export type CommandGroup = (program: Command, app: App) => void;
 
 // Each group lives in its own file (serve.ts, setup.ts, cache.ts, ...) and is listed here.
-export const commandGroups: CommandGroup[] = [registerSetup, registerSystemd, registerNitrokeyHsm, registerInstall, registerSecret, registerLocal, registerDemo];
+export const commandGroups: CommandGroup[] = [registerServe, registerCache, registerSetup, registerSystemd, registerNitrokeyHsm, registerInstall, registerSecret, registerLocal, registerDemo];
