@@ -28,7 +28,8 @@ export interface ResolveSocketTokenOptions {
 function describe(source: SocketTokenSource, env: Env): string {
   if (source === "credential")
     return join(env["CREDENTIALS_DIRECTORY"] ?? "", SOCKET_TOKEN_CREDENTIAL);
-  if (source === "config") return "socket_token in the configuration";
+  // The loader applies PSI_SOCKET_TOKEN over the config key, so either may be meant.
+  if (source === "config") return "socket_token (configuration or PSI_SOCKET_TOKEN)";
   return "PSI_SOCKET_TOKEN";
 }
 
