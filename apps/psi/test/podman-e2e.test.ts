@@ -210,6 +210,13 @@ describe.skipIf(skip)("psi serve as Podman's shell secret driver (real Podman)",
     expect((await host.sandbox.createWithSecretViaApi("app--DB_PASSWORD")).toString("utf8")).toBe(
       value,
     );
+    // Only Podman's own copy for the container holds the plaintext: not state_dir, not the log.
+    for (const name of await readdir(host.stateDir)) {
+      expect((await readFile(join(host.stateDir, name))).includes(Buffer.from("pässword"))).toBe(
+        false,
+      );
+    }
+    expect(host.serveLog()).not.toContain("pässword");
   });
 
   it("resolves a secret created with the podman CLI from a --mapping-only mapping", async () => {

@@ -158,6 +158,13 @@ export function registerDemo(program: Command, app: App): void {
       const socket =
         options.socket ??
         join(dirname(defaultPaths("user", app.env, app.uid).socket), "psi-demo.sock");
+      // Ctrl-C at any point ends the demo through the cleanup below, never mid-way.
+      let onSignal: (() => void) | undefined;
+      const interrupted = new Promise<void>((resolve) => {
+        onSignal = () => resolve();
+      });
+      process.on("SIGINT", onSignal!);
+      process.on("SIGTERM", onSignal!);
       const dir = await mkdtemp(join(tmpdir(), "psi-demo-"));
       let server: LookupServer | undefined;
       let closeProviders: (() => Promise<void>) | undefined;
@@ -285,16 +292,10 @@ export function registerDemo(program: Command, app: App): void {
 
         if (options.once) return;
         app.print("\nServing until Ctrl-C.");
-        await new Promise<void>((resolve) => {
-          const stop = () => {
-            process.off("SIGINT", stop);
-            process.off("SIGTERM", stop);
-            resolve();
-          };
-          process.on("SIGINT", stop);
-          process.on("SIGTERM", stop);
-        });
+        await interrupted;
       } finally {
+        process.off("SIGINT", onSignal!);
+        process.off("SIGTERM", onSignal!);
         await server?.close();
         await closeProviders?.();
         // The server removed its socket; the directory holds everything else.
