@@ -104,6 +104,8 @@ export function registerSecret(program: Command, app: App): void {
     .action(async () => {
       quietLogs(app);
       const id = secretId(app);
+      // A bad ID is refused before the cache or any provider is opened.
+      (await stateService(app)).checkId(id);
       const loaded = await app.loadConfig();
       const context = await app.context();
       const lazy = lazyProviders(context);
