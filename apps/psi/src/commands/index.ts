@@ -8,10 +8,11 @@ import { registerNitrokeyHsm } from "./nitrokeyhsm.js";
 import { registerSecret } from "./secret.js";
 import { registerServe } from "./serve.js";
 import { registerSetup } from "./setup.js";
+import { registerStatus } from "./status.js";
 import { registerSystemd } from "./systemd.js";
 
 /** A command group adds its subcommands to the program; one file per group. */
 export type CommandGroup = (program: Command, app: App) => void;
 
 // Each group lives in its own file (serve.ts, setup.ts, cache.ts, ...) and is listed here.
-export const commandGroups: CommandGroup[] = [registerServe, registerCache, registerSetup, registerSystemd, registerNitrokeyHsm, registerInstall, registerSecret, registerLocal, registerDemo];
+export const commandGroups: CommandGroup[] = [registerServe, registerCache, registerSetup, registerSystemd, registerNitrokeyHsm, registerInstall, registerSecret, registerLocal, registerDemo, registerStatus];
