@@ -1,0 +1,141 @@
+// Lookup throughput on cache hits, one connection per request (what Podman's curl does),
+// against a bare node:http server answering a constant on the same kind of socket, in
+// the same run (SPEC §13: ratio >= 0.8 at concurrency 1, 8, 64). Then a burst of 256
+// real curl lookups, 64 at a time (goal: zero failures).
+import { spawn } from "node:child_process";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { createHost, getOnce, median, startServe } from "./psi-fixture.mjs";
+
+const CONCURRENCY = [1, 8, 64];
+const REQUESTS = { 1: 1500, 8: 3000, 64: 3000 };
+const ROUNDS = 3;
+
+async function startBare(socket) {
+  const child = spawn(
+    process.execPath,
+    [
+      "-e",
+      `require("node:http").createServer((req, res) => res.end("constant-answer")).listen({ path: ${JSON.stringify(socket)}, backlog: 1024 });`,
+    ],
+    { stdio: "ignore" },
+  );
+  for (let i = 0; i < 2000; i++) {
+    try {
+      if ((await getOnce(socket, "/")).status === 200) break;
+    } catch {
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  }
+  return { stop: () => child.kill("SIGTERM") };
+}
+
+/** Requests per second for `total` requests with `concurrency` workers, one connection each. */
+async function measure(socket, paths, concurrency, total) {
+  let next = 0;
+  let failures = 0;
+  const started = performance.now();
+  const worker = async () => {
+    while (next < total) {
+      const path = paths[next++ % paths.length];
+      try {
+        const res = await getOnce(socket, path);
+        if (res.status !== 200) failures++;
+      } catch {
+        failures++;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const seconds = (performance.now() - started) / 1000;
+  return { rps: total / seconds, failures };
+}
+
+async function curlBurst(socket, ids, values, total, parallel) {
+  let next = 0;
+  let failures = 0;
+  let wrong = 0;
+  const started = performance.now();
+  const one = (i) =>
+    new Promise((resolve) => {
+      const id = ids[i % ids.length];
+      const child = spawn(
+        "curl",
+        ["-sf", "--unix-socket", socket, `http://localhost/lookup/${id}`],
+        { stdio: ["ignore", "pipe", "ignore"] },
+      );
+      const chunks = [];
+      child.stdout.on("data", (d) => chunks.push(d));
+      child.on("error", () => {
+        failures++;
+        resolve();
+      });
+      child.on("close", (code) => {
+        if (code !== 0) failures++;
+        else if (!Buffer.concat(chunks).equals(values[i % ids.length])) wrong++;
+        resolve();
+      });
+    });
+  const worker = async () => {
+    while (next < total) await one(next++);
+  };
+  await Promise.all(Array.from({ length: parallel }, worker));
+  return { total, parallel, failures, wrong, seconds: (performance.now() - started) / 1000 };
+}
+
+export default async function lookupBench({ root, log }) {
+  const host = await createHost(root, { entries: 200 });
+  const psi = await startServe(root, host);
+  const bareSocket = join(host.dir, "bare.sock");
+  const bare = await startBare(bareSocket);
+  const psiPaths = host.ids.map((id) => `/lookup/${id}`);
+  const barePaths = ["/"];
+  try {
+    // warm both (JIT, page cache)
+    await measure(psi.socket, psiPaths, 8, 1000);
+    await measure(bareSocket, barePaths, 8, 1000);
+    const rows = [];
+    for (const concurrency of CONCURRENCY) {
+      const psiRuns = [];
+      const bareRuns = [];
+      let failures = 0;
+      for (let round = 0; round < ROUNDS; round++) {
+        const b = await measure(bareSocket, barePaths, concurrency, REQUESTS[concurrency]);
+        const p = await measure(psi.socket, psiPaths, concurrency, REQUESTS[concurrency]);
+        bareRuns.push(b.rps);
+        psiRuns.push(p.rps);
+        failures += p.failures + b.failures;
+      }
+      const row = {
+        concurrency,
+        psi_rps: Math.round(median(psiRuns)),
+        bare_rps: Math.round(median(bareRuns)),
+        ratio: Number((median(psiRuns) / median(bareRuns)).toFixed(3)),
+        failures,
+      };
+      rows.push(row);
+      log(
+        `concurrency ${String(concurrency).padStart(2)}: psi ${row.psi_rps} req/s, bare ${row.bare_rps} req/s, ` +
+          `ratio ${row.ratio} (goal >= 0.8)${failures ? `, ${failures} failures` : ""}`,
+      );
+    }
+    const burst = await curlBurst(psi.socket, host.ids, host.values, 256, 64);
+    log(
+      `curl burst: ${burst.total} lookups, ${burst.parallel} at a time: ${burst.failures} failures, ` +
+        `${burst.wrong} wrong answers, ${burst.seconds.toFixed(2)} s (goal: 0 failures)`,
+    );
+    const rssMb = await psi.rssMb();
+    log(`psi serve RSS after the load: ${rssMb.toFixed(1)} MB`);
+    return { rows, burst, rss_mb: Number(rssMb.toFixed(1)) };
+  } finally {
+    bare.stop();
+    await psi.stop();
+    await host.cleanup();
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
+  const { dirname } = await import("node:path");
+  const { fileURLToPath } = await import("node:url");
+  await lookupBench({ root: dirname(dirname(fileURLToPath(import.meta.url))), log: console.log });
+}
