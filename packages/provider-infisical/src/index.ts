@@ -37,3 +37,58 @@ export {
   parseAnswer,
 } from "./schemas.js";
 export { encodeTokenFile, tokenCacheFileName } from "./token-cache.js";
+export {
+  type EnvFileEntry,
+  type ParsedEnvFile,
+  parseEnvFile,
+} from "./tooling/env-file.js";
+export {
+  dotenvQuote,
+  type EnvFormat,
+  type FormattedSecrets,
+  formatSecrets,
+  isShellName,
+  type SkippedKey,
+  shellQuote,
+} from "./tooling/env-format.js";
+export {
+  type ConflictPolicy,
+  type ImportItem,
+  type ImportOptions,
+  type ImportOutcome,
+  type ImportReport,
+  type ImportResult,
+  importSecrets,
+  secretKeyProblem,
+} from "./tooling/import.js";
+export { type LoginCheck, loginAll } from "./tooling/login-all.js";
+export {
+  type PodmanSecretRef,
+  type ResolvePodmanSecretOptions,
+  resolvePodmanSecretValue,
+} from "./tooling/podman-secrets.js";
+export {
+  type ParsedQuadlet,
+  parseQuadlet,
+  type QuadletEnvironment,
+  type QuadletSecret,
+} from "./tooling/quadlet.js";
+export {
+  certificateNotAfter,
+  createTlsManager,
+  type HookResult,
+  type HookRunner,
+  type TlsManager,
+  type TlsManagerOptions,
+  type TlsResult,
+  type TlsState,
+  TlsStateSchema,
+  type TlsStatus,
+  tlsStateFileName,
+} from "./tooling/tls.js";
+export { splitCommandLine, splitUnitWords } from "./tooling/words.js";
+export {
+  parseFileMode,
+  type WriteSecretFileOptions,
+  writeSecretFile,
+} from "./tooling/write-file.js";
