@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import type { App } from "../app.js";
 import { registerCache } from "./cache.js";
 import { registerDemo } from "./demo.js";
+import { registerInfisical } from "./infisical.js";
 import { registerInstall } from "./install.js";
 import { registerLocal } from "./local.js";
 import { registerNitrokeyHsm } from "./nitrokeyhsm.js";
@@ -15,4 +16,4 @@ import { registerSystemd } from "./systemd.js";
 export type CommandGroup = (program: Command, app: App) => void;
 
 // Each group lives in its own file (serve.ts, setup.ts, cache.ts, ...) and is listed here.
-export const commandGroups: CommandGroup[] = [registerServe, registerCache, registerSetup, registerSystemd, registerNitrokeyHsm, registerInstall, registerSecret, registerLocal, registerDemo, registerStatus];
+export const commandGroups: CommandGroup[] = [registerServe, registerCache, registerSetup, registerSystemd, registerNitrokeyHsm, registerInstall, registerSecret, registerLocal, registerDemo, registerStatus, registerInfisical];

@@ -1,0 +1,635 @@
+import { readFile } from "node:fs/promises";
+import {
+  errorMessage,
+  type InfisicalConfig,
+  type Mapping,
+  type PsiContext,
+  PsiError,
+} from "@psi/core";
+import type {
+  ConflictPolicy,
+  EnvFormat,
+  ImportItem,
+  ImportReport,
+  InfisicalClient,
+  LoginCheck,
+  PodmanSecretRef,
+  TlsResult,
+  TlsStatus,
+} from "@psi/provider-infisical";
+import { type Command, Option } from "commander";
+import type { App } from "../app.js";
+import { UsageError } from "../errors.js";
+
+// `psi infisical ...` (SPEC §12): argument parsing and output only; the work is done by
+// @psi/provider-infisical's tooling so deployment scripts can run it without the CLI.
+
+interface Target {
+  project: string;
+  path: string;
+}
+
+interface ImportFlags extends Target {
+  conflict: ConflictPolicy;
+  dryRun?: boolean;
+  podmanSocket?: string;
+}
+
+async function infisicalBlock(app: App): Promise<{ context: PsiContext; config: InfisicalConfig }> {
+  const context = await app.context();
+  const config = context.config.providers?.infisical;
+  if (!config) {
+    throw new PsiError("provider.not_configured", "providers.infisical is not configured", {
+      hint: "add a providers.infisical block (api_url, auth, projects) to the configuration",
+    });
+  }
+  return { context, config };
+}
+
+async function clientOptions(app: App) {
+  const { context, config } = await infisicalBlock(app);
+  return {
+    context,
+    config,
+    options: {
+      config,
+      stateDir: context.paths.stateDir,
+      env: app.env,
+      logger: app.logger().child({ provider: "infisical" }),
+      caCert: context.config.ca_cert,
+    },
+  };
+}
+
+async function openClient(
+  app: App,
+): Promise<{ context: PsiContext; config: InfisicalConfig; client: InfisicalClient }> {
+  const { context, config, options } = await clientOptions(app);
+  const { createInfisicalClient } = await import("@psi/provider-infisical");
+  return { context, config, client: createInfisicalClient(options) };
+}
+
+const wantsJson = (app: App) => app.globals().json === true;
+
+function table(rows: string[][]): string[] {
+  const widths = rows[0]!.map((_, column) =>
+    Math.max(...rows.map((row) => (row[column] ?? "").length)),
+  );
+  return rows.map((row) =>
+    row
+      .map((cell, column) => cell.padEnd(widths[column]!))
+      .join("  ")
+      .trimEnd(),
+  );
+}
+
+function plural(count: number, word: string): string {
+  return `${count} ${word}${count === 1 ? "" : "s"}`;
+}
+
+// ---------------------------------------------------------------------------- login
+
+function renderLogin(checks: LoginCheck[]): string {
+  const rows = checks.map((check) => [
+    check.ok ? "ok" : "FAILED",
+    check.project ?? "(global auth)",
+    `${check.method} (${check.auth})`,
+    check.ok
+      ? `token valid until ${new Date((check.expiresAt ?? 0) * 1000).toISOString()}`
+      : `${check.error?.message ?? "failed"}${check.error?.hint ? `\n    hint: ${check.error.hint}` : ""}`,
+  ]);
+  const failed = checks.filter((check) => !check.ok).length;
+  const summary =
+    failed === 0
+      ? `logged in: ${plural(checks.length, "project")}`
+      : `${failed} of ${checks.length} failed`;
+  return [...table(rows), summary].join("\n");
+}
+
+async function login(app: App): Promise<void> {
+  const { config, options } = await clientOptions(app);
+  if (Object.keys(config.projects).length === 0 && !config.auth) {
+    throw new PsiError(
+      "provider.not_configured",
+      "providers.infisical has no projects and no auth to log in with",
+      {
+        hint: "add providers.infisical.auth and providers.infisical.projects",
+      },
+    );
+  }
+  const { loginAll } = await import("@psi/provider-infisical");
+  const checks = await loginAll(options, { purpose: "setup" });
+  if (checks.some((check) => !check.ok)) app.exitCode = 1;
+  if (wantsJson(app)) app.printJson(checks);
+  else app.print(renderLogin(checks));
+}
+
+// ---------------------------------------------------------------------------- env, write-file
+
+async function env(
+  app: App,
+  options: Target & { format?: EnvFormat; recursive?: boolean },
+): Promise<void> {
+  const { client } = await openClient(app);
+  const { formatSecrets } = await import("@psi/provider-infisical");
+  const secrets = await client.listSecrets(
+    { project: options.project, path: options.path, recursive: options.recursive === true },
+    { purpose: "setup" },
+  );
+  const format = options.format ?? (wantsJson(app) ? "json" : "shell");
+  const { text, skipped } = formatSecrets(secrets, format);
+  for (const { key, reason } of skipped) {
+    app.logger().warn(`skipped ${key}: ${reason}`, { event: "infisical.env", key });
+  }
+  app.io.stdout.write(text);
+}
+
+async function writeFile(
+  app: App,
+  key: string,
+  file: string,
+  options: Target & { mode: string },
+): Promise<void> {
+  const { parseFileMode, writeSecretFile } = await import("@psi/provider-infisical");
+  const mode = parseFileMode(options.mode);
+  const { client } = await openClient(app);
+  const written = await writeSecretFile({
+    client,
+    project: options.project,
+    path: options.path,
+    key,
+    file,
+    mode,
+  });
+  const modeText = `0${mode.toString(8).padStart(3, "0")}`;
+  if (wantsJson(app))
+    app.printJson({ key, file: written.file, mode: modeText, bytes: written.bytes });
+  else
+    app.print(
+      `wrote ${key} to ${written.file} (${plural(written.bytes, "byte")}, mode ${modeText})`,
+    );
+}
+
+// ---------------------------------------------------------------------------- import
+
+async function readInput(file: string): Promise<string> {
+  try {
+    return await readFile(file, "utf8");
+  } catch (error) {
+    throw new PsiError("input.unreadable", `cannot read ${file}: ${errorMessage(error)}`, {
+      cause: error,
+    });
+  }
+}
+
+function progress(app: App): {
+  update: (p: { done: number; total: number }) => void;
+  done: () => void;
+} {
+  const stderr = app.io.stderr;
+  if (stderr.isTTY !== true) return { update: () => {}, done: () => {} };
+  let shown = false;
+  return {
+    update({ done, total }) {
+      shown = true;
+      stderr.write(`\r\x1b[2Kimport: ${done}/${total}`);
+    },
+    done() {
+      if (shown) stderr.write("\r\x1b[2K");
+      shown = false;
+    },
+  };
+}
+
+const VERB: Record<string, [string, string]> = {
+  created: ["created", "would create"],
+  skipped: ["skipped", "would skip"],
+  overwritten: ["overwritten", "would overwrite"],
+  failed: ["FAILED", "FAILED"],
+  pending_approval: ["pending approval", "would create"],
+};
+
+function renderImport(report: ImportReport): string {
+  const lines: string[] = [];
+  const where = `project ${report.project} (${report.environment}) at ${report.path}`;
+  lines.push(
+    report.dryRun ? `dry run, nothing written: import into ${where}` : `import into ${where}`,
+  );
+  for (const folder of report.foldersCreated) {
+    lines.push(report.dryRun ? `  would create folder ${folder}` : `  created folder ${folder}`);
+  }
+  if (report.results.length > 0) {
+    lines.push(
+      ...table(
+        report.results.map((result) => [
+          `  ${VERB[result.outcome]![report.dryRun ? 1 : 0]}`,
+          result.key,
+          [result.source, result.reason].filter(Boolean).join(": "),
+        ]),
+      ),
+    );
+  }
+  const counts = Object.entries(report.counts)
+    .filter(([, count]) => count > 0)
+    .map(([outcome, count]) => `${count} ${outcome.replace("_", " ")}`);
+  const total = `${plural(report.results.length, "key")}${report.dryRun ? " (dry run)" : ""}`;
+  lines.push(`${total}${counts.length ? `: ${counts.join(", ")}` : ""}`);
+  return lines.join("\n");
+}
+
+async function runImport(
+  app: App,
+  flags: ImportFlags,
+  items: ImportItem[],
+  warnings: string[],
+): Promise<void> {
+  const { client } = await openClient(app);
+  const { importSecrets } = await import("@psi/provider-infisical");
+  const shown = progress(app);
+  let report: ImportReport;
+  try {
+    report = await importSecrets({
+      client,
+      project: flags.project,
+      path: flags.path,
+      secrets: items,
+      conflict: flags.conflict,
+      dryRun: flags.dryRun === true,
+      logger: app.logger().child({ provider: "infisical" }),
+      onProgress: shown.update,
+    });
+  } finally {
+    shown.done();
+  }
+  if (!report.ok) app.exitCode = 1;
+  if (wantsJson(app)) app.printJson({ ...report, warnings });
+  else app.print(renderImport(report));
+}
+
+/** Podman secrets and a way to read their values (the provider of a PSI mapping opens on demand). */
+async function podmanSecrets(app: App, context: PsiContext, socketFlag: string | undefined) {
+  const { createPodmanClient, podmanSocketPath } = await import("@psi/podman");
+  const { resolvePodmanSecretValue } = await import("@psi/provider-infisical");
+  const podman = createPodmanClient({
+    socketPath: podmanSocketPath({
+      flag: socketFlag,
+      env: app.env,
+      defaultPath: context.paths.podmanSocket,
+    }),
+    scope: context.scope,
+  });
+  const listed = await podman.listSecrets();
+  const providers = new Map<string, Awaited<ReturnType<App["openProviders"]>>>();
+  const lookup = async (mapping: Mapping): Promise<Uint8Array> => {
+    let opened = providers.get(mapping.provider);
+    if (!opened) {
+      opened = await app.openProviders(mapping.provider);
+      providers.set(mapping.provider, opened);
+    }
+    const provider = opened.get(mapping.provider);
+    if (!provider) {
+      throw new PsiError(
+        "provider.unavailable",
+        `provider ${mapping.provider} is not configured or failed to open`,
+        {
+          hint: `configure providers.${mapping.provider} so psi can read this secret`,
+        },
+      );
+    }
+    return provider.lookup(mapping);
+  };
+  return {
+    listed,
+    async item(secret: PodmanSecretRef, key: string, source: string): Promise<ImportItem> {
+      try {
+        const value = await resolvePodmanSecretValue(secret, {
+          stateDir: context.paths.stateDir,
+          lookup,
+        });
+        return { key, value, source };
+      } catch (error) {
+        const hint = error instanceof PsiError && error.hint ? ` (${error.hint})` : "";
+        return { key, error: `${errorMessage(error)}${hint}`, source };
+      }
+    },
+    async close() {
+      for (const opened of providers.values()) {
+        await Promise.all([...opened.values()].map((provider) => provider.close().catch(() => {})));
+      }
+    },
+  };
+}
+
+async function importEnvFile(app: App, file: string, flags: ImportFlags): Promise<void> {
+  const { parseEnvFile } = await import("@psi/provider-infisical");
+  const parsed = parseEnvFile(await readInput(file));
+  const warnings = parsed.warnings.map((warning) => `${file}:${warning.line}: ${warning.message}`);
+  for (const warning of warnings) app.logger().warn(warning, { event: "infisical.import" });
+  const items = parsed.entries.map((entry) => ({
+    key: entry.key,
+    value: entry.value,
+    source: `${file}:${entry.line}`,
+  }));
+  await runImport(app, flags, items, warnings);
+}
+
+async function importPodmanSecrets(
+  app: App,
+  names: string[],
+  flags: ImportFlags & { all?: boolean },
+): Promise<void> {
+  if (flags.all && names.length > 0) throw new UsageError("give secret NAMEs or --all, not both");
+  if (!flags.all && names.length === 0)
+    throw new UsageError("name the Podman secrets to import, or use --all");
+  const { context } = await infisicalBlock(app);
+  const podman = await podmanSecrets(app, context, flags.podmanSocket);
+  try {
+    const items: ImportItem[] = [];
+    const byName = new Map(podman.listed.map((secret) => [secret.name, secret]));
+    for (const name of flags.all ? [...byName.keys()] : names) {
+      const secret = byName.get(name);
+      items.push(
+        secret
+          ? await podman.item(secret, name, `podman secret ${name}`)
+          : { key: name, error: `no Podman secret named ${name}`, source: "podman" },
+      );
+    }
+    await runImport(app, flags, items, []);
+  } finally {
+    await podman.close();
+  }
+}
+
+async function importQuadlets(
+  app: App,
+  files: string[],
+  flags: ImportFlags & { resolveSecrets?: boolean },
+): Promise<void> {
+  const { parseQuadlet } = await import("@psi/provider-infisical");
+  const items: ImportItem[] = [];
+  const warnings: string[] = [];
+  const references: Array<{ name: string; key: string; source: string }> = [];
+  for (const file of files) {
+    const parsed = parseQuadlet(await readInput(file));
+    warnings.push(
+      ...parsed.warnings.map((warning) => `${file}:${warning.line}: ${warning.message}`),
+    );
+    for (const entry of parsed.environment) {
+      items.push({ key: entry.key, value: entry.value, source: `${file}:${entry.line}` });
+    }
+    for (const secret of parsed.secrets) {
+      references.push({
+        name: secret.name,
+        key: secret.key,
+        source: `${file}:${secret.line} Secret=${secret.name}`,
+      });
+    }
+  }
+  if (references.length > 0 && !flags.resolveSecrets) {
+    warnings.push(
+      `${plural(references.length, "Secret= reference")} not imported (add --resolve-secrets to read them through Podman)`,
+    );
+  }
+  for (const warning of warnings) app.logger().warn(warning, { event: "infisical.import" });
+  if (references.length > 0 && flags.resolveSecrets) {
+    const { context } = await infisicalBlock(app);
+    const podman = await podmanSecrets(app, context, flags.podmanSocket);
+    try {
+      const byName = new Map(podman.listed.map((secret) => [secret.name, secret]));
+      for (const reference of references) {
+        const secret = byName.get(reference.name);
+        items.push(
+          secret
+            ? await podman.item(secret, reference.key, reference.source)
+            : {
+                key: reference.key,
+                error: `no Podman secret named ${reference.name}`,
+                source: reference.source,
+              },
+        );
+      }
+    } finally {
+      await podman.close();
+    }
+  }
+  await runImport(app, flags, items, warnings);
+}
+
+// ---------------------------------------------------------------------------- tls
+
+async function tlsManager(app: App) {
+  const { context, config, client } = await openClient(app);
+  const { createTlsManager } = await import("@psi/provider-infisical");
+  const certificates = config.tls.certificates;
+  return {
+    count: Object.keys(certificates).length,
+    manager: createTlsManager({
+      client,
+      certificates,
+      stateDir: context.paths.stateDir,
+      env: app.env,
+      logger: app.logger().child({ provider: "infisical" }),
+    }),
+  };
+}
+
+function renderTls(results: TlsResult[]): string {
+  const lines: string[] = [];
+  const width = Math.max(4, ...results.map((result) => result.name.length));
+  for (const result of results) {
+    const name = result.name.padEnd(width);
+    if (result.action === "skipped") {
+      lines.push(`${name}  skipped  ${result.reason ?? ""}`);
+      continue;
+    }
+    const hooks = result.hooks.length
+      ? `; hooks: ${result.hooks.filter((hook) => hook.ok).length} of ${result.hooks.length} ok`
+      : "";
+    if (result.action === "failed") {
+      lines.push(`${name}  FAILED   ${result.error?.message ?? result.reason ?? ""}`);
+      if (result.error?.hint) lines.push(`${" ".repeat(width)}    hint: ${result.error.hint}`);
+      if (result.serialNumber)
+        lines.push(`${" ".repeat(width)}    written: serial ${result.serialNumber}${hooks}`);
+      continue;
+    }
+    lines.push(
+      `${name}  ${result.action.padEnd(7)}  serial ${result.serialNumber}, expires ${result.notAfter} ` +
+        `(${plural(result.daysLeft ?? 0, "day")} left)${hooks}`,
+    );
+  }
+  const failed = results.filter((result) => result.action === "failed").length;
+  if (failed > 0) lines.push(`${failed} of ${plural(results.length, "certificate")} failed`);
+  return lines.join("\n");
+}
+
+function renderTlsStatus(statuses: TlsStatus[]): string {
+  return table([
+    ["NAME", "COMMON NAME", "EXPIRES", "DAYS LEFT", "RENEW DUE"],
+    ...statuses.map((status) => [
+      status.name,
+      status.commonName,
+      status.error
+        ? `error: ${status.error}`
+        : status.present
+          ? (status.notAfter ?? "-")
+          : "not issued",
+      status.daysLeft === undefined ? "-" : String(status.daysLeft),
+      status.renewDue ? "yes" : "no",
+    ]),
+  ]).join("\n");
+}
+
+async function tls(
+  app: App,
+  verb: "issue" | "renew",
+  names: string[],
+  force: boolean,
+): Promise<void> {
+  const { count, manager } = await tlsManager(app);
+  if (count === 0) {
+    if (wantsJson(app)) app.printJson([]);
+    else app.print("no certificates configured under providers.infisical.tls.certificates");
+    return;
+  }
+  const results =
+    verb === "issue" ? await manager.issue(names) : await manager.renew(names, { force });
+  if (results.some((result) => result.action === "failed")) app.exitCode = 1;
+  if (wantsJson(app)) app.printJson(results);
+  else app.print(renderTls(results));
+}
+
+async function tlsStatus(app: App, names: string[]): Promise<void> {
+  const { count, manager } = await tlsManager(app);
+  if (count === 0) {
+    if (wantsJson(app)) app.printJson([]);
+    else app.print("no certificates configured under providers.infisical.tls.certificates");
+    return;
+  }
+  const statuses = await manager.status(names);
+  if (statuses.some((status) => status.error !== undefined)) app.exitCode = 1;
+  if (wantsJson(app)) app.printJson(statuses);
+  else app.print(renderTlsStatus(statuses));
+}
+
+// ---------------------------------------------------------------------------- registration
+
+function withTarget(command: Command): Command {
+  return command
+    .requiredOption(
+      "--project <name>",
+      "configured Infisical project (providers.infisical.projects)",
+    )
+    .option("--path <path>", "folder in the project", "/");
+}
+
+function withImportFlags(command: Command): Command {
+  return withTarget(command)
+    .addOption(
+      new Option("--conflict <policy>", "what to do with keys that exist at the path")
+        .choices(["fail", "skip", "overwrite"])
+        .default("fail"),
+    )
+    .option("--dry-run", "read what exists and report what would happen; write nothing");
+}
+
+/** `psi infisical login|env|write-file|import|tls` (SPEC §12). */
+export function registerInfisical(program: Command, app: App): void {
+  const infisical = program
+    .command("infisical")
+    .description(
+      "Infisical tooling: check logins, print or write secrets, import secrets, TLS certificates",
+    );
+
+  infisical
+    .command("login")
+    .description(
+      "log in with every configured auth (global and per project) and report each; exit 1 if any failed",
+    )
+    .action(async () => login(app));
+
+  withTarget(infisical.command("env"))
+    .description(
+      "print the secrets of a folder (shell: for eval; env: dotenv lines; json: one object)",
+    )
+    .addOption(
+      new Option("--format <format>", "output format (default shell; json with --json)").choices([
+        "shell",
+        "env",
+        "json",
+      ]),
+    )
+    .option("--recursive", "include sub-folders")
+    .action(async (options: Target & { format?: EnvFormat; recursive?: boolean }) =>
+      env(app, options),
+    );
+
+  withTarget(infisical.command("write-file"))
+    .description("write one secret's value to FILE, atomically, with the mode set from creation")
+    .argument("<key>", "secret key")
+    .argument("<file>", "target file")
+    .option("--mode <mode>", "octal file mode", "0600")
+    .action(async (key: string, file: string, options: Target & { mode: string }) =>
+      writeFile(app, key, file, options),
+    );
+
+  const imports = infisical
+    .command("import")
+    .description("import secrets into an Infisical folder (created as needed), reporting each key");
+
+  withImportFlags(imports.command("env-file"))
+    .description("import the KEY=value lines of a dotenv file")
+    .argument("<file>", "dotenv file")
+    .action(async (file: string, flags: ImportFlags) => importEnvFile(app, file, flags));
+
+  withImportFlags(imports.command("podman-secret"))
+    .description(
+      "import Podman secrets (file driver, or PSI shell-driver secrets) under their names",
+    )
+    .argument("[names...]", "Podman secret names")
+    .option("--all", "every Podman secret")
+    .option(
+      "--podman-socket <path>",
+      "Podman API socket (env PSI_PODMAN_SOCKET; default: the scope's)",
+    )
+    .action(async (names: string[], flags: ImportFlags & { all?: boolean }) =>
+      importPodmanSecrets(app, names, flags),
+    );
+
+  withImportFlags(imports.command("quadlet"))
+    .description(
+      "import the Environment= lines of quadlet .container files (and their Secret= references)",
+    )
+    .argument("<files...>", "quadlet files")
+    .option("--resolve-secrets", "also import Secret= references, read through Podman")
+    .option(
+      "--podman-socket <path>",
+      "Podman API socket (env PSI_PODMAN_SOCKET; default: the scope's)",
+    )
+    .action(async (files: string[], flags: ImportFlags & { resolveSecrets?: boolean }) =>
+      importQuadlets(app, files, flags),
+    );
+
+  const tlsCommand = infisical
+    .command("tls")
+    .description("certificates of providers.infisical.tls.certificates: issue, renew, status");
+  tlsCommand
+    .command("issue")
+    .description("issue new certificates (all, or the NAMEs) and write them; run the hooks")
+    .argument("[names...]", "certificate names")
+    .action(async (names: string[]) => tls(app, "issue", names, false));
+  tlsCommand
+    .command("renew")
+    .description(
+      "renew certificates that expire within renew_before (issue those never issued); run the hooks",
+    )
+    .argument("[names...]", "certificate names")
+    .option("--force", "renew even when not due")
+    .action(async (names: string[], options: { force?: boolean }) =>
+      tls(app, "renew", names, options.force === true),
+    );
+  tlsCommand
+    .command("status")
+    .description("expiry, days left and whether a renewal is due, per certificate")
+    .argument("[names...]", "certificate names")
+    .action(async (names: string[]) => tlsStatus(app, names));
+}
