@@ -1,7 +1,8 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { chmodSync, lstatSync, statSync, unlinkSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import { createRequire } from "node:module";
 import { connect, type Socket } from "node:net";
 import { dirname, resolve } from "node:path";
 import type { CacheStore } from "@psi/cache";
@@ -9,6 +10,11 @@ import type { Logger, Provider } from "@psi/core";
 import { errorMessage, isPsiError, PsiError } from "@psi/core";
 import { createMetrics, type LookupOutcome } from "./metrics.js";
 import { createLookupService, isLookupFailure, LookupFailure } from "./service.js";
+
+// Node 24's ESM facade for node:http reads every export, and three of them (WebSocket,
+// CloseEvent, MessageEvent) are getters that load undici: ~30 ms at every `psi serve`
+// start. require() leaves them lazy.
+const { createServer } = createRequire(import.meta.url)("node:http") as typeof import("node:http");
 
 /** Largest mapping `POST /store` accepts (SPEC §4.1). */
 export const MAX_STORE_BYTES = 1024 * 1024;
