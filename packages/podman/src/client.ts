@@ -1,5 +1,9 @@
-import { request } from "node:http";
+import { createRequire } from "node:module";
 import { PsiError } from "@psi/core";
+
+// Node 24's ESM facade for node:http reads every export, and three of them are getters
+// that load undici (~30 ms on every psi start); require() keeps them lazy.
+const { request } = createRequire(import.meta.url)("node:http") as typeof import("node:http");
 
 /** The libpod API prefix PSI talks to (Podman 4.x accepts any version in the path). */
 export const PODMAN_API_PREFIX = "/v5.0.0/libpod";

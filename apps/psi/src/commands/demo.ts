@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { request } from "node:http";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { saveCache } from "@psi/cache";
@@ -12,6 +12,10 @@ import { renderDriverConf } from "@psi/unitgen";
 import type { Command } from "commander";
 import { type App, createApp } from "../app.js";
 import { openServeCache } from "./serve.js";
+
+// Node 24's ESM facade for node:http reads every export, and three of them are getters
+// that load undici (~30 ms on every psi start); require() keeps them lazy.
+const { request } = createRequire(import.meta.url)("node:http") as typeof import("node:http");
 
 /** The demo's sample secrets: made-up values, shown in full (they protect nothing). */
 const SAMPLES: readonly { name: string; value: string }[] = [

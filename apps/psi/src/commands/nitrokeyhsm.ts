@@ -10,17 +10,13 @@ import {
   writeFileAtomic,
 } from "@psi/core";
 import { createPodmanClient, podmanSocketPath } from "@psi/podman";
-import {
-  initNitrokeyHsm,
-  nitrokeyHsmStatus,
-  type PcscdMode,
-  preflightNitrokeyHsm,
-  renderPcscdSetup,
-  sealForStore,
-  testHsmPin,
-} from "@psi/provider-nitrokeyhsm";
+import type { PcscdMode, sealForStore } from "@psi/provider-nitrokeyhsm";
 import { type Command, Option } from "commander";
 import type { App } from "../app.js";
+
+// Loaded on use: the provider pulls in graphene-pk11 and its native addon, which every
+// other psi command (psi serve on each boot first of all) must not pay for.
+const hsmProvider = () => import("@psi/provider-nitrokeyhsm");
 
 /** The nitrokeyhsm block, state_dir and whether the block is in the config at all. */
 interface HsmSettings {
@@ -83,7 +79,7 @@ export function registerNitrokeyHsm(program: Command, app: App): void {
     .action(async () => {
       const settings = await hsmSettings(app);
       noteDefaults(app, settings);
-      const report = await preflightNitrokeyHsm({
+      const report = await (await hsmProvider()).preflightNitrokeyHsm({
         config: settings.config,
         stateDir: settings.stateDir,
         env: app.env,
@@ -118,7 +114,7 @@ export function registerNitrokeyHsm(program: Command, app: App): void {
     .action(async (options: { force?: boolean }) => {
       const settings = await hsmSettings(app);
       noteDefaults(app, settings);
-      const result = await initNitrokeyHsm({
+      const result = await (await hsmProvider()).initNitrokeyHsm({
         config: settings.config,
         stateDir: settings.stateDir,
         env: app.env,
@@ -171,7 +167,7 @@ export function registerNitrokeyHsm(program: Command, app: App): void {
       const value = await readValue(app.io.stdin, name);
       let stored: Awaited<ReturnType<typeof sealForStore>>;
       try {
-        stored = await sealForStore(value, {
+        stored = await (await hsmProvider()).sealForStore(value, {
           config: settings.config,
           stateDir: settings.stateDir,
         });
@@ -238,7 +234,7 @@ export function registerNitrokeyHsm(program: Command, app: App): void {
     .action(async (options: { offline?: boolean }) => {
       const settings = await hsmSettings(app);
       noteDefaults(app, settings);
-      const status = await nitrokeyHsmStatus({
+      const status = await (await hsmProvider()).nitrokeyHsmStatus({
         config: settings.config,
         stateDir: settings.stateDir,
         env: app.env,
@@ -289,7 +285,10 @@ export function registerNitrokeyHsm(program: Command, app: App): void {
     .action(async () => {
       const settings = await hsmSettings(app);
       noteDefaults(app, settings);
-      const result = await testHsmPin({ config: settings.config, env: app.env });
+      const result = await (await hsmProvider()).testHsmPin({
+        config: settings.config,
+        env: app.env,
+      });
       if (app.globals().json) {
         app.printJson(
           result.ok
@@ -344,7 +343,7 @@ export function registerNitrokeyHsm(program: Command, app: App): void {
           if (!isPsiError(error, "config.missing")) throw error;
           paths = defaultPaths(scopeForUid(app.uid), app.env, app.uid);
         }
-        const setup = renderPcscdSetup({
+        const setup = (await hsmProvider()).renderPcscdSetup({
           volume,
           mode: options.mode,
           configDir: paths.configDir,

@@ -1,5 +1,5 @@
 import { stat } from "node:fs/promises";
-import { request } from "node:http";
+import { createRequire } from "node:module";
 import { join } from "node:path";
 import { type CacheFileStatus, readCacheStatus } from "@psi/cache";
 import type { LoadedConfig, Scope, ScopePaths } from "@psi/core";
@@ -8,6 +8,10 @@ import { resolveSocketToken } from "@psi/lookup-server";
 import type { Command } from "commander";
 import type { App } from "../app.js";
 import { lookupSocketPath, planDriverInstall } from "./install.js";
+
+// Node 24's ESM facade for node:http reads every export, and three of them are getters
+// that load undici (~30 ms on every psi start); require() keeps them lazy.
+const { request } = createRequire(import.meta.url)("node:http") as typeof import("node:http");
 
 // `psi status` (SPEC §11, §14): one look at a host. Everything here is cheap: two requests
 // on the lookup socket, the cache file's header and metadata (no backend is opened), the
