@@ -199,6 +199,16 @@ describe.skipIf(skip)("psi setup when Infisical fails, and psi setup --dry-run",
       }),
     ]);
     expect(report.clean).toBe(false);
+
+    const table = await host.psi(
+      ["setup", "--dry-run", "--podman-socket", host.sandbox.socketPath],
+      undefined,
+      true,
+    );
+    expect(table.stdout).toMatch(/^SECRET +ID +CLASS +WORKLOAD$/m);
+    expect(table.stdout).toMatch(/^manual--OLD_OPTS +[0-9a-f]{25} +stale-opts \(lookup\) +-$/m);
+    expect(table.stdout).toMatch(/^other +present +- +other--SHARED_TOKEN$/m);
+    expect(table.stdout).toContain("4 managed, 1 stale-opts");
     expect(host.fake.requests.length).toBe(requests);
     expect(await host.cacheBytes()).toEqual(cache);
   });

@@ -59,8 +59,8 @@ export interface SetupHost {
     workloads: Record<string, WorkloadSpec>,
     infisical?: Record<string, unknown>,
   ): Promise<string>;
-  /** `psi <args>` in-process with `--podman-socket` added for setup; stdout is not a TTY (JSON). */
-  psi(args: string[], config?: string): Promise<CliRun>;
+  /** `psi <args>` in-process; stdout and stderr are not TTYs unless `tty` (then setup prints text). */
+  psi(args: string[], config?: string, tty?: boolean): Promise<CliRun>;
   /** `psi setup --json ...` and its parsed result. */
   setup(args?: string[], config?: string): Promise<CliRun & { result: SetupResult }>;
   startServe(): Promise<void>;
@@ -193,9 +193,11 @@ export async function startSetupHost(
       defaultConfig ??= path;
       return path;
     },
-    async psi(args, config) {
+    async psi(args, config, tty = false) {
       const out = collector();
       const err = collector();
+      out.stream.isTTY = tty;
+      err.stream.isTTY = tty;
       const stdin = collector();
       const code = await runCli(args, {
         io: {

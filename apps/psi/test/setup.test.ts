@@ -306,6 +306,47 @@ describe.skipIf(skip)("psi setup against real Podman, psi serve and the fake Inf
     expect(clean.code).toBe(0);
   });
 
+  it("psi cache refresh is setup for every provider", async () => {
+    const before = listRequests(host);
+    const run = await host.psi(["cache", "refresh", "--podman-socket", host.sandbox.socketPath]);
+    expect(run.code, run.stderr).toBe(0);
+    const result = JSON.parse(run.stdout) as SetupResult;
+    expect(result.provider).toBeUndefined();
+    expect(result.workloads.map((workload) => workload.name)).toEqual([
+      "myapp",
+      "other",
+      "rec",
+      "vault",
+    ]);
+    expect(result.cache).toMatchObject({ status: "written", pruneApplied: true });
+    expect(listRequests(host) - before).toBe(3);
+  });
+
+  it("prints a summary and progress on a terminal, JSON with --json anywhere on the line", async () => {
+    const human = await host.psi(
+      ["setup", "--podman-socket", host.sandbox.socketPath],
+      undefined,
+      true,
+    );
+    expect(human.code, human.stderr).toBe(0);
+    expect(human.stdout).toMatch(
+      /^myapp +ok +4 secrets \(0 new, 0 re-created, 4 current\), drop-in unchanged$/m,
+    );
+    expect(human.stdout).toMatch(
+      /^vault +store-only +secrets of workload vault are created with `psi local store NAME`/m,
+    );
+    expect(human.stdout).toContain("setup done: 4 workloads, 3 sources listed");
+    expect(human.stderr).toContain("setup: sources 3/3");
+    for (const value of VALUES) expect(human.stdout + human.stderr).not.toContain(value);
+
+    const json = await host.psi(
+      ["setup", "--json", "--podman-socket", host.sandbox.socketPath],
+      undefined,
+      true,
+    );
+    expect((JSON.parse(json.stdout) as SetupResult).ok).toBe(true);
+  });
+
   it("template workloads share one drop-in directory, name@.container.d", async () => {
     // Podman 4.3 (Debian 12) refuses '@' in secret names; newer Podman accepts it.
     const probe = await host.sandbox.run(

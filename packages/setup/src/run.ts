@@ -240,23 +240,26 @@ export async function runSetup(options: SetupOptions): Promise<SetupResult> {
     secret: FetchedSecret,
     existing: PodmanSecret | undefined,
   ): Promise<"created" | "replaced" | "unchanged"> => {
-    const call = signal ? { signal } : {};
+    // Reading the mapping file needs no Podman slot; only the API calls are limited.
     if (existing && (await mappingIsCurrent(existing, secret.mappingBytes))) return "unchanged";
-    if (existing) {
-      await podman.deleteSecret(name, call);
-      await podman.createSecret(name, secret.mappingBytes, call);
-      return "replaced";
-    }
-    try {
-      await podman.createSecret(name, secret.mappingBytes, call);
-      return "created";
-    } catch (error) {
-      // Created by someone else since the listing: replace it as setup always does.
-      if (!isPsiError(error, "podman.secret_exists")) throw error;
-      await podman.deleteSecret(name, call);
-      await podman.createSecret(name, secret.mappingBytes, call);
-      return "replaced";
-    }
+    const call = signal ? { signal } : {};
+    return podmanLimit(async () => {
+      if (existing) {
+        await podman.deleteSecret(name, call);
+        await podman.createSecret(name, secret.mappingBytes, call);
+        return "replaced";
+      }
+      try {
+        await podman.createSecret(name, secret.mappingBytes, call);
+        return "created";
+      } catch (error) {
+        // Created by someone else since the listing: replace it as setup always does.
+        if (!isPsiError(error, "podman.secret_exists")) throw error;
+        await podman.deleteSecret(name, call);
+        await podman.createSecret(name, secret.mappingBytes, call);
+        return "replaced";
+      }
+    });
   };
 
   const runWorkload = async (state: WorkloadState): Promise<void> => {
@@ -330,9 +333,7 @@ export async function runSetup(options: SetupOptions): Promise<SetupResult> {
             }),
           );
         }
-        return podmanLimit(() => register(name, state.merged.get(key)!, byName.get(name))).finally(
-          done,
-        );
+        return register(name, state.merged.get(key)!, byName.get(name)).finally(done);
       }),
     );
     registrations.forEach((registration, index) => {
