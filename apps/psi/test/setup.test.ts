@@ -1,5 +1,6 @@
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
+import type { SetupResult } from "@psi/setup";
 import { curlAvailable, podmanAvailable } from "@psi/testkit/podman";
 import { requireTool } from "@psi/testkit/tmp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
