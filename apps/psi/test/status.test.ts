@@ -368,8 +368,13 @@ describe("psi status", () => {
     expect(table.stdout).toContain("hint: start it: systemctl --user start psi-secrets.service");
     expect(table.stdout.trim().split("\n").at(-1)).toBe("unhealthy: serve.down, cache.stale");
 
-    const forced = await psi(["--json", "status"], env, true);
-    expect((JSON.parse(forced.stdout) as StatusJson).cache.stale).toBe(true);
+    for (const args of [
+      ["--json", "status"],
+      ["status", "--json"],
+    ]) {
+      const forced = await psi(args, env, true);
+      expect((JSON.parse(forced.stdout) as StatusJson).cache.stale).toBe(true);
+    }
   });
 
   it("works without a configuration file: checks the socket, says what is missing", async () => {

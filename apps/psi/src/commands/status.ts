@@ -613,9 +613,11 @@ export function renderStatus(report: StatusReport): string {
       rows.push(["", "no file yet (psi setup writes it)"]);
     } else if (cache.file.mtimeMs !== undefined) {
       const limit =
-        cache.staleAfterSeconds === undefined
-          ? ""
-          : `, stale after ${ago(cache.staleAfterSeconds)}`;
+        cache.stale === undefined
+          ? "; no workload fetches remotely, so nothing refreshes it"
+          : cache.staleAfterSeconds === undefined
+            ? ""
+            : `, stale after ${ago(cache.staleAfterSeconds)}`;
       rows.push([
         "",
         `written ${new Date(cache.file.mtimeMs).toISOString()} (${ago(cache.ageSeconds ?? 0)} ago; refresh_interval ${cache.refreshInterval}${limit})`,
