@@ -1,4 +1,12 @@
-import type { CacheBackend, Env, LoadedConfig, Logger, LogLevel, Provider, PsiContext } from "@psi/core";
+import type {
+  CacheBackend,
+  Env,
+  LoadedConfig,
+  Logger,
+  LogLevel,
+  Provider,
+  PsiContext,
+} from "@psi/core";
 import { createLogger, loadConfig, makeContext } from "@psi/core";
 import { backendFactory, providerFactory } from "./wiring.js";
 
@@ -74,7 +82,8 @@ export function createApp(io: Io, env: Env, uid: number): App {
           env,
           uid,
         });
-        for (const warning of result.warnings) app.logger().warn(warning, { event: "config.warning" });
+        for (const warning of result.warnings)
+          app.logger().warn(warning, { event: "config.warning" });
         return result;
       })();
       return loaded;
@@ -109,11 +118,13 @@ export function createApp(io: Io, env: Env, uid: number): App {
           await provider.open();
           opened.set(name, provider);
         } catch (error) {
-          app.logger().warn(`provider ${name} failed to open; its secrets are served from the cache only`, {
-            event: "provider.open_failed",
-            provider: name,
-            error: error instanceof Error ? error.message : String(error),
-          });
+          app
+            .logger()
+            .warn(`provider ${name} failed to open; its secrets are served from the cache only`, {
+              event: "provider.open_failed",
+              provider: name,
+              error: error instanceof Error ? error.message : String(error),
+            });
         }
       }
       return opened;
@@ -134,4 +145,3 @@ export function createApp(io: Io, env: Env, uid: number): App {
   };
   return app;
 }
-

@@ -18,8 +18,13 @@ export function createProgram(app: App): Command {
         "with an encrypted cache that keeps containers starting while a provider is down.",
     )
     .version(VERSION, "-V, --version")
-    .option("-c, --config <path>", "configuration file (default: /etc/psi/config.yaml as root, ~/.config/psi/config.yaml otherwise; env PSI_CONFIG)")
-    .addOption(new Option("--log-level <level>", "log level").choices(["debug", "info", "warn", "error"]))
+    .option(
+      "-c, --config <path>",
+      "configuration file (default: /etc/psi/config.yaml as root, ~/.config/psi/config.yaml otherwise; env PSI_CONFIG)",
+    )
+    .addOption(
+      new Option("--log-level <level>", "log level").choices(["debug", "info", "warn", "error"]),
+    )
     .option("--json", "machine-readable output")
     .option("--debug", "show stack traces and debug logs")
     .showHelpAfterError("(run with --help for usage)")
@@ -53,7 +58,11 @@ export async function runCli(
     return app.exitCode;
   } catch (error) {
     if (error instanceof CommanderError) {
-      if (error.code === "commander.helpDisplayed" || error.code === "commander.version" || error.code === "commander.help") {
+      if (
+        error.code === "commander.helpDisplayed" ||
+        error.code === "commander.version" ||
+        error.code === "commander.help"
+      ) {
         return EXIT_OK;
       }
       return EXIT_USAGE;

@@ -16,4 +16,16 @@ import { registerSystemd } from "./systemd.js";
 export type CommandGroup = (program: Command, app: App) => void;
 
 // Each group lives in its own file (serve.ts, setup.ts, cache.ts, ...) and is listed here.
-export const commandGroups: CommandGroup[] = [registerServe, registerCache, registerSetup, registerSystemd, registerNitrokeyHsm, registerInstall, registerSecret, registerLocal, registerDemo, registerStatus, registerInfisical];
+export const commandGroups: CommandGroup[] = [
+  registerServe,
+  registerSetup,
+  registerCache,
+  registerInstall,
+  registerSecret,
+  registerLocal,
+  registerSystemd,
+  registerDemo,
+  registerNitrokeyHsm,
+  registerInfisical,
+  registerStatus,
+];
