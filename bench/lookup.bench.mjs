@@ -8,8 +8,9 @@ import { pathToFileURL } from "node:url";
 import { createHost, getOnce, median, startServe } from "./psi-fixture.mjs";
 
 const CONCURRENCY = [1, 8, 64];
-const REQUESTS = { 1: 1500, 8: 3000, 64: 3000 };
-const ROUNDS = 3;
+const REQUESTS = { 1: 1000, 8: 2000, 64: 3000 };
+// Shared, noisy machines: many short rounds, alternating which server goes first, medians.
+const ROUNDS = 7;
 
 async function startBare(socket) {
   const child = spawn(
@@ -100,8 +101,15 @@ export default async function lookupBench({ root, log }) {
       const bareRuns = [];
       let failures = 0;
       for (let round = 0; round < ROUNDS; round++) {
-        const b = await measure(bareSocket, barePaths, concurrency, REQUESTS[concurrency]);
-        const p = await measure(psi.socket, psiPaths, concurrency, REQUESTS[concurrency]);
+        const bareFirst = round % 2 === 0;
+        const first = bareFirst
+          ? await measure(bareSocket, barePaths, concurrency, REQUESTS[concurrency])
+          : await measure(psi.socket, psiPaths, concurrency, REQUESTS[concurrency]);
+        const second = bareFirst
+          ? await measure(psi.socket, psiPaths, concurrency, REQUESTS[concurrency])
+          : await measure(bareSocket, barePaths, concurrency, REQUESTS[concurrency]);
+        const b = bareFirst ? first : second;
+        const p = bareFirst ? second : first;
         bareRuns.push(b.rps);
         psiRuns.push(p.rps);
         failures += p.failures + b.failures;

@@ -1,5 +1,6 @@
-import { statSync } from "node:fs";
+import { type FSWatcher, statSync, watch } from "node:fs";
 import { open } from "node:fs/promises";
+import { basename, dirname } from "node:path";
 import type { Logger } from "@psi/core";
 import { type CacheCipher, cacheKey, canonicalMapping, decodeCacheFile } from "@psi/envelope";
 import { cacheError } from "./errors.js";
@@ -16,6 +17,15 @@ export interface CacheStoreOptions {
   logger: Logger;
   /** Clock in milliseconds; Date.now by default. */
   now?: () => number;
+  /**
+   * Let inotify say when the file changed (long-running serve): `reloadIfChanged` then
+   * stats only after a watch event for the file, or once `checkIntervalMs` has passed
+   * since the last stat (the safety net for a watch that misses something). Off by default:
+   * every call stats.
+   */
+  watch?: boolean;
+  /** With `watch`: the longest time between two stats (default 1000 ms). */
+  checkIntervalMs?: number;
 }
 
 /** Where a cached value came from: the decrypted cache file, or a live fetch kept in memory. */
@@ -69,6 +79,8 @@ export interface CacheStore {
   /** Keeps a live-fetched value in memory; reloads never drop it, nothing writes it to disk. */
   remember(mapping: Record<string, unknown>, value: Uint8Array): void;
   stats(): CacheStats;
+  /** Stops watching the file (the store stays usable and stats on every call). */
+  close(): void;
 }
 
 interface MemoryEntry {
@@ -95,6 +107,17 @@ function memoryKey(mapping: Record<string, unknown>): string {
   return Buffer.from(canonicalMapping(mapping)).toString("latin1");
 }
 
+/**
+ * Keys computed for a mapping object, so that serve (which hands the same object for a
+ * secret ID until its file changes) hashes each mapping once per cache file, not per
+ * lookup. Mappings are treated as immutable.
+ */
+interface KeyMemo {
+  hmacKey: Uint8Array | undefined;
+  fileKey: string | undefined;
+  memoryKey: string | undefined;
+}
+
 /** Creates the store; call `load()` once at startup (or let `reloadIfChanged` do it). */
 export function createCacheStore(options: CacheStoreOptions): CacheStore {
   const { path, backend, logger } = options;
@@ -112,6 +135,29 @@ export function createCacheStore(options: CacheStoreOptions): CacheStore {
   let signature: string | undefined;
   let reloading: Promise<boolean> | undefined;
   const memory = new Map<string, MemoryEntry>();
+  const keys = new WeakMap<object, KeyMemo>();
+  const checkIntervalMs = options.checkIntervalMs ?? 1000;
+  let watcher: FSWatcher | undefined;
+  // True when the file may have changed since the last stat (always true without a watch).
+  let dirty = true;
+  let lastCheck = Number.NEGATIVE_INFINITY;
+
+  if (options.watch && backend) {
+    const name = basename(path);
+    try {
+      watcher = watch(dirname(path), { persistent: false }, (_event, filename) => {
+        if (filename === null || String(filename) === name) dirty = true;
+      });
+      watcher.on("error", () => {
+        watcher?.close();
+        watcher = undefined;
+        dirty = true;
+      });
+    } catch {
+      // directory missing or inotify exhausted: stat on every call
+      watcher = undefined;
+    }
+  }
 
   function stats(): CacheStats {
     return {
@@ -193,6 +239,12 @@ export function createCacheStore(options: CacheStoreOptions): CacheStore {
     reloadIfChanged() {
       if (!backend) return Promise.resolve(false);
       if (reloading) return reloading;
+      if (watcher !== undefined) {
+        const at = now();
+        if (!dirty && at - lastCheck < checkIntervalMs) return Promise.resolve(false);
+        dirty = false;
+        lastCheck = at;
+      }
       if (signatureOf(path) === signature) return Promise.resolve(false);
       reloading = read()
         .then((result) => {
@@ -220,12 +272,22 @@ export function createCacheStore(options: CacheStoreOptions): CacheStore {
       return reloading;
     },
     lookup(mapping) {
+      let memo = keys.get(mapping);
+      if (memo === undefined) {
+        memo = { hmacKey: undefined, fileKey: undefined, memoryKey: undefined };
+        keys.set(mapping, memo);
+      }
       if (hmacKey !== undefined && entries.size > 0) {
-        const value = entries.get(cacheKey(hmacKey, mapping));
+        if (memo.hmacKey !== hmacKey || memo.fileKey === undefined) {
+          memo.fileKey = cacheKey(hmacKey, mapping);
+          memo.hmacKey = hmacKey;
+        }
+        const value = entries.get(memo.fileKey);
         if (value !== undefined) return { value, source: "file" };
       }
       if (memory.size > 0) {
-        const entry = memory.get(memoryKey(mapping));
+        memo.memoryKey ??= memoryKey(mapping);
+        const entry = memory.get(memo.memoryKey);
         if (entry !== undefined) return { value: entry.value, source: "memory" };
       }
       return undefined;
@@ -237,6 +299,10 @@ export function createCacheStore(options: CacheStoreOptions): CacheStore {
       memory.set(memoryKey(mapping), { mapping, value });
     },
     stats,
+    close() {
+      watcher?.close();
+      watcher = undefined;
+    },
   };
   return store;
 }

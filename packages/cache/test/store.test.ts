@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { copyFile, rename, unlink, writeFile } from "node:fs/promises";
+import { copyFile, link, mkdir, readFile, rename, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { aesGcmBackend, type CacheCipher } from "@psi/envelope";
 import { tempDir } from "@psi/testkit/tmp";
@@ -207,6 +207,85 @@ describe("createCacheStore", () => {
     // serve never writes the file: live values are not in it
     const { readCacheFile } = await import("../src/index.js");
     expect((await readCacheFile({ path, backend }))!.entries.size).toBe(2);
+  });
+
+  it("with watch: a replaced file is noticed through inotify; close() goes back to a stat per call", async () => {
+    const backend = counting(aesGcmBackend(randomBytes(32), 0x03));
+    await saveCache({
+      path,
+      backend,
+      fetched: [{ mapping: mapping("A"), value: Buffer.from("one") }],
+      prune: true,
+    });
+    const store = createCacheStore({
+      path,
+      backend,
+      logger: captureLogger().logger,
+      watch: true,
+      checkIntervalMs: 3_600_000,
+    });
+    await store.load();
+    expect(await store.reloadIfChanged()).toBe(false);
+    await saveCache({
+      path,
+      backend,
+      fetched: [{ mapping: mapping("A"), value: Buffer.from("two") }],
+      prune: true,
+    });
+    const deadline = Date.now() + 5000;
+    while (!(await store.reloadIfChanged()) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 10));
+    expect(store.get(mapping("A"))?.toString()).toBe("two");
+    store.close();
+    await saveCache({
+      path,
+      backend,
+      fetched: [{ mapping: mapping("A"), value: Buffer.from("three") }],
+      prune: true,
+    });
+    expect(await store.reloadIfChanged()).toBe(true);
+    expect(store.get(mapping("A"))?.toString()).toBe("three");
+  });
+
+  it("with watch: a change inotify cannot see is picked up by the interval stat", async () => {
+    const backend = counting(aesGcmBackend(randomBytes(32), 0x03));
+    await saveCache({
+      path,
+      backend,
+      fetched: [{ mapping: mapping("A"), value: Buffer.from("one") }],
+      prune: true,
+    });
+    let clock = 0;
+    const store = createCacheStore({
+      path,
+      backend,
+      logger: captureLogger().logger,
+      watch: true,
+      checkIntervalMs: 1000,
+      now: () => clock,
+    });
+    await store.load();
+    expect(await store.reloadIfChanged()).toBe(false);
+    // Rewrite the same inode through a hard link in another directory: the watch on the
+    // cache's directory hears nothing, so only the interval stat can notice.
+    const other = join(dir.path, "elsewhere");
+    await mkdir(other);
+    await link(path, join(other, "link.enc"));
+    await saveCache({
+      path: join(other, "new.enc"),
+      backend,
+      fetched: [{ mapping: mapping("A"), value: Buffer.from("two") }],
+      prune: true,
+    });
+    await writeFile(join(other, "link.enc"), await readFile(join(other, "new.enc")));
+    await new Promise((r) => setTimeout(r, 50));
+    clock = 500;
+    expect(await store.reloadIfChanged()).toBe(false);
+    expect(store.get(mapping("A"))?.toString()).toBe("one");
+    clock = 1500;
+    expect(await store.reloadIfChanged()).toBe(true);
+    expect(store.get(mapping("A"))?.toString()).toBe("two");
+    store.close();
   });
 
   it("without a backend keeps only live values and never reads the file", async () => {

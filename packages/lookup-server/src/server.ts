@@ -40,6 +40,8 @@ export interface LookupServerOptions {
   metrics?: boolean;
   /** Wall clock in milliseconds (cache age in metrics); Date.now by default. */
   now?: () => number;
+  /** Remember parsed mappings, invalidated by inotify on state_dir (default true). */
+  watchStateDir?: boolean;
 }
 
 /** Where to listen: a socket path, or a descriptor handed over by systemd. */
@@ -121,6 +123,7 @@ export function createLookupServer(options: LookupServerOptions): LookupServer {
     cache,
     logger,
     signal: shutdown.signal,
+    watchStateDir: options.watchStateDir ?? true,
     onProviderLatency: metrics
       ? (provider, seconds) => metrics.providerLatency(provider, seconds)
       : undefined,
@@ -502,6 +505,7 @@ export function createLookupServer(options: LookupServerOptions): LookupServer {
         timer.unref();
         const finish = () => {
           clearTimeout(timer);
+          service.close();
           if (boundPath !== undefined) {
             // libuv unlinks the path on close; remove it ourselves only if it is still ours.
             try {

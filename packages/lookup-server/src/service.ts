@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, unlinkSync } from "node:fs";
+import { type FSWatcher, readdirSync, readFileSync, unlinkSync, watch } from "node:fs";
 import { join } from "node:path";
 import type { CacheStore } from "@psi/cache";
 import type { Logger, Mapping, Provider } from "@psi/core";
@@ -61,6 +61,14 @@ export interface LookupServiceOptions {
   signal?: AbortSignal | undefined;
   /** Called after each provider call with its duration (metrics). */
   onProviderLatency?: ((provider: string, seconds: number) => void) | undefined;
+  /**
+   * Keep parsed mappings in memory and drop one when inotify reports its file changed
+   * (long-running serve): a hit then costs no file-system call. Entries are re-read after
+   * 10 s regardless, and a failed watch falls back to reading every time.
+   */
+  watchStateDir?: boolean;
+  /** Clock in milliseconds for the mapping memo; performance.now by default. */
+  now?: () => number;
 }
 
 /** A successful lookup. */
@@ -88,7 +96,14 @@ export interface LookupService {
   remove(id: string): boolean;
   /** Secret IDs with a mapping, sorted (PSI's own files never listed). */
   list(): string[];
+  /** Stops watching state_dir (serve's shutdown). */
+  close(): void;
 }
+
+/** How long a remembered mapping is trusted without a watch event (the watch's safety net). */
+const MAPPING_MEMO_TTL_MS = 10_000;
+/** At most this many remembered mappings (state_dir holds one file per Podman secret). */
+const MAPPING_MEMO_MAX = 100_000;
 
 /** Secret values never reach this: details come from our own messages, and are bounded. */
 function clip(text: string, max = 300): string {
@@ -99,6 +114,34 @@ function clip(text: string, max = 300): string {
 export function createLookupService(options: LookupServiceOptions): LookupService {
   const { stateDir, providers, cache, logger } = options;
   const flights = new Map<string, Promise<Uint8Array>>();
+  const now = options.now ?? (() => performance.now());
+  let memo: Map<string, { mapping: Mapping; at: number }> | undefined;
+  let watcher: FSWatcher | undefined;
+
+  function startWatching(): void {
+    if (!options.watchStateDir || watcher !== undefined) return;
+    try {
+      watcher = watch(stateDir, { persistent: false }, (_event, filename) => {
+        if (filename === null) memo?.clear();
+        else memo?.delete(String(filename));
+      });
+      watcher.on("error", (error) => {
+        logger.debug("state_dir watch failed; mappings are read on every lookup", {
+          event: "lookup",
+          error: errorMessage(error),
+        });
+        memo = undefined;
+        watcher?.close();
+        watcher = undefined;
+      });
+      memo = new Map();
+    } catch {
+      // state_dir missing (retried after the first store) or inotify exhausted: plain reads.
+      memo = undefined;
+      watcher = undefined;
+    }
+  }
+  startWatching();
 
   function checkId(id: string): void {
     const problem = secretIdProblem(id);
@@ -115,6 +158,18 @@ export function createLookupService(options: LookupServiceOptions): LookupServic
   }
 
   function readMapping(id: string): Mapping {
+    const remembered = memo?.get(id);
+    if (remembered !== undefined && now() - remembered.at < MAPPING_MEMO_TTL_MS)
+      return remembered.mapping;
+    const mapping = readMappingFile(id);
+    if (memo !== undefined) {
+      if (memo.size >= MAPPING_MEMO_MAX) memo.clear();
+      memo.set(id, { mapping, at: now() });
+    }
+    return mapping;
+  }
+
+  function readMappingFile(id: string): Mapping {
     let bytes: Buffer;
     try {
       // Mapping files are a few hundred bytes on local disk: a synchronous read costs less
@@ -263,9 +318,12 @@ export function createLookupService(options: LookupServiceOptions): LookupServic
     lookup,
     async store(id, mapping) {
       checkId(id);
+      memo?.delete(id);
       try {
         await ensureDir(stateDir, 0o700);
         await writeFileAtomic(join(stateDir, id), mapping, { mode: 0o600 });
+        memo?.delete(id);
+        startWatching();
       } catch (error) {
         logger.error(`store ${id}: cannot write the mapping`, {
           event: "store",
@@ -283,6 +341,7 @@ export function createLookupService(options: LookupServiceOptions): LookupServic
     },
     remove(id) {
       checkId(id);
+      memo?.delete(id);
       try {
         unlinkSync(join(stateDir, id));
       } catch (error) {
@@ -315,6 +374,11 @@ export function createLookupService(options: LookupServiceOptions): LookupServic
         logger.error("list: cannot read state_dir", { event: "list", error: errorMessage(error) });
         throw new LookupFailure(502, "internal_error", "cannot read state_dir");
       }
+    },
+    close() {
+      watcher?.close();
+      watcher = undefined;
+      memo = undefined;
     },
   };
 }

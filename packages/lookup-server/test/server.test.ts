@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { Agent } from "node:http";
 import { connect } from "node:net";
 import { join } from "node:path";
@@ -221,6 +221,34 @@ describe("GET /lookup/<id>", () => {
     const res = await harness.request({ path: "/lookup/adir" });
     expect(res.status).toBe(502);
     expect(json(res.text).error).toBe("internal_error");
+  });
+
+  it("remembers mappings but follows changes on disk (inotify) and through the socket", async () => {
+    const provider = tableProvider("infisical", { A: "value-a", B: "value-b", C: "value-c" });
+    harness = await startServer({ providers: new Map([["infisical", provider]]) });
+    await harness.writeMapping(ID, mappingFor("A"));
+    expect((await harness.request({ path: `/lookup/${ID}` })).text).toBe("value-a");
+    // rewritten by another process (psi secret store, psi local store): atomically, as they do
+    const temp = join(harness.stateDir, ".tmp-mapping");
+    await writeFile(temp, JSON.stringify(mappingFor("B")));
+    await rename(temp, join(harness.stateDir, ID));
+    const deadline = Date.now() + 5000;
+    let text = "";
+    while (Date.now() < deadline) {
+      text = (await harness.request({ path: `/lookup/${ID}` })).text;
+      if (text === "value-b") break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(text).toBe("value-b");
+    // through the socket: at once
+    await harness.request({
+      method: "POST",
+      path: `/store/${ID}`,
+      body: JSON.stringify(mappingFor("C")),
+    });
+    expect((await harness.request({ path: `/lookup/${ID}` })).text).toBe("value-c");
+    await harness.request({ method: "DELETE", path: `/delete/${ID}` });
+    expect((await harness.request({ path: `/lookup/${ID}` })).status).toBe(404);
   });
 
   it("shares one provider call between concurrent misses of the same mapping", async () => {

@@ -67,7 +67,8 @@ export async function openServeCache(
     return memoryOnly();
   }
   if (backend === undefined) return memoryOnly();
-  const cache = createCacheStore({ path, backend, logger });
+  // inotify tells the store when setup replaced the file; a stat per second is the safety net.
+  const cache = createCacheStore({ path, backend, logger, watch: true });
   try {
     const stats = await cache.load();
     logger.info(
@@ -187,6 +188,7 @@ export async function runServe(app: App, options: { socket?: string }): Promise<
     in_flight: server.inFlight(),
   });
   await server.close();
+  cache?.close();
   await closeAll(providers, backend, logger);
   logger.info("stopped", { event: "shutdown" });
 }
