@@ -2,10 +2,10 @@ import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { Logger, PsiError } from "@psi/core";
-import { ensureDir, writeFileAtomic } from "@psi/core";
+import { ensureDir, sweepStaleTempFiles, writeFileAtomic } from "@psi/core";
 import {
   type CacheCipher,
-  cacheKey,
+  cacheKeyer,
   type DecodedCache,
   decodeCacheFile,
   encodeCacheFile,
@@ -143,8 +143,9 @@ export async function saveCache(options: SaveCacheOptions): Promise<SaveCacheRes
   let updated = 0;
   let unchanged = 0;
   const seen = new Set<string>();
+  const keyOf = cacheKeyer(hmacKey);
   for (const { mapping, value } of options.fetched) {
-    const key = cacheKey(hmacKey, mapping);
+    const key = keyOf(mapping);
     if (!seen.has(key)) {
       seen.add(key);
       const before = old.get(key);
@@ -164,6 +165,8 @@ export async function saveCache(options: SaveCacheOptions): Promise<SaveCacheRes
     backend: options.backend,
     contents: { hmacKey, entries, writtenAt },
   });
+  // Writers killed mid-save (crash, SIGKILL, power loss) leave dot-named temp files.
+  await sweepStaleTempFiles(dirname(options.path));
   return {
     path: options.path,
     entries: entries.size,

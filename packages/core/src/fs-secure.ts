@@ -1,6 +1,16 @@
 import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
-import { chmod, type FileHandle, mkdir, open, rename, stat, unlink } from "node:fs/promises";
+import {
+  chmod,
+  type FileHandle,
+  lstat,
+  mkdir,
+  open,
+  readdir,
+  rename,
+  stat,
+  unlink,
+} from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { errorMessage, PsiError } from "./errors.js";
 
@@ -30,9 +40,43 @@ function hintFor(error: unknown, dir: string): string | undefined {
   }
 }
 
+const TEMP_PATTERN = /^\.psi-[0-9a-f]{16}\.tmp$/;
+
 /** Where the temp file goes: same directory (rename stays atomic), a dot name (listings skip it). */
 function tempName(dir: string): string {
   return join(dir, `.psi-${randomBytes(8).toString("hex")}.tmp`);
+}
+
+/**
+ * Removes temp files that writers killed mid-write left in `dir` (a SIGKILL leaves the
+ * old file intact but its temp file behind). Only files older than `olderThanMs` go, so
+ * a write in flight in another process is never touched. Returns how many were removed.
+ */
+export async function sweepStaleTempFiles(
+  dir: string,
+  options: { olderThanMs?: number; now?: () => number } = {},
+): Promise<number> {
+  const olderThan = options.olderThanMs ?? 10 * 60 * 1000;
+  const now = options.now?.() ?? Date.now();
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return 0;
+  }
+  let removed = 0;
+  for (const name of names) {
+    if (!TEMP_PATTERN.test(name)) continue;
+    const path = join(dir, name);
+    try {
+      if (now - (await lstat(path)).mtimeMs < olderThan) continue;
+      await unlink(path);
+      removed++;
+    } catch {
+      // Gone already (another sweeper) or unreadable: nothing to do.
+    }
+  }
+  return removed;
 }
 
 async function fsyncDir(dir: string): Promise<void> {

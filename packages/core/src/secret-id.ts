@@ -23,11 +23,17 @@ export function assertSecretId(id: string): string {
   return id;
 }
 
-/** True for files in state_dir that are PSI's own, never listed as secrets (SPEC §3). */
+/**
+ * True for files in state_dir that are PSI's own, never listed as secrets (SPEC §3). The
+ * key files are included because an operator may put `cache.key_file` in state_dir; a
+ * Podman secret ID is hex and never takes one of these names.
+ */
 export function isReservedStateFile(name: string): boolean {
   return (
     name.startsWith(".") ||
     name === "cache.enc" ||
+    name === "cache.key" ||
+    name === "cache.keyfile" ||
     name === "nitrokeyhsm-pubkey.der" ||
     name.endsWith(".pin")
   );

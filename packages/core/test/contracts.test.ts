@@ -70,6 +70,8 @@ describe("state_dir reserved files", () => {
     ".psi-0011.tmp",
     "cache.enc",
     "nitrokeyhsm-pubkey.der",
+    "cache.key",
+    "cache.keyfile",
     "hsm.pin",
     ".pin",
   ])("%s is PSI's own", (name) => {

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { readCacheFile, saveCache } from "@psi/cache";
@@ -219,8 +219,15 @@ describe("crash safety of cache saves (SIGKILL during 100 saves)", () => {
     });
     expect(result.freshHmacKey).toBe(false);
     expect(await generationOnDisk()).toBe(before + 1);
-    // A save that completes adds no temp file of its own (writeFileAtomic does not sweep
-    // the leftovers of killed writers either: they stay until someone removes them).
+    // A save that completes adds no temp file of its own, and leaves recent leftovers
+    // alone (they could belong to a write in flight in another process)...
     for (const name of await tempFiles()) expect(leftovers).toContain(name);
+    expect((await tempFiles()).length).toBe(leftovers.length);
+    // ...but sweeps the ones old enough to be a killed writer's.
+    const old = new Date(Date.now() - 11 * 60 * 1000);
+    for (const name of leftovers) await utimes(join(stateDir, name), old, old);
+    await saveCache({ path: cachePath, backend, prune: true, fetched: generation(before + 2) });
+    expect(await tempFiles()).toEqual([]);
+    expect(await generationOnDisk()).toBe(before + 2);
   });
 });
