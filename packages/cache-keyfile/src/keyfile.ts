@@ -2,8 +2,8 @@ import { randomBytes as nodeRandomBytes } from "node:crypto";
 import { lstat, open } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { CacheBackend, PsiContext } from "@psi/core";
-import { defineCacheBackend, ensureDir, PsiError, writeFileAtomic } from "@psi/core";
-import { aesGcmBackend, type CacheCipher, type RandomBytes, TAG_KEYFILE } from "@psi/envelope";
+import { aesKeyBackend, defineCacheBackend, ensureDir, PsiError, writeFileAtomic } from "@psi/core";
+import { type RandomBytes, TAG_KEYFILE } from "@psi/envelope";
 
 /** The PSIC header byte of the keyfile backend (SPEC §6.1). */
 export const KEYFILE_TAG = TAG_KEYFILE;
@@ -105,38 +105,16 @@ export interface KeyfileBackendOptions {
   randomBytes?: RandomBytes;
 }
 
-function notOpen(): never {
-  throw new PsiError("cache.not_open", "keyfile cache backend used before open()", {
-    hint: "call open() first",
-  });
-}
-
 function backendFrom(
   load: () => Promise<Uint8Array>,
   randomBytes: RandomBytes | undefined,
 ): CacheBackend {
-  let key: Uint8Array | undefined;
-  let cipher: CacheCipher | undefined;
-  return {
+  return aesKeyBackend({
     name: "keyfile",
     tag: KEYFILE_TAG,
-    async open() {
-      if (cipher) return;
-      key = await load();
-      cipher = aesGcmBackend(key, KEYFILE_TAG, randomBytes === undefined ? {} : { randomBytes });
-    },
-    async encrypt(plaintext) {
-      return (cipher ?? notOpen()).encrypt(plaintext);
-    },
-    async decrypt(payload) {
-      return (cipher ?? notOpen()).decrypt(payload);
-    },
-    async close() {
-      key?.fill(0);
-      key = undefined;
-      cipher = undefined;
-    },
-  };
+    loadKey: load,
+    ...(randomBytes === undefined ? {} : { randomBytes }),
+  });
 }
 
 /** The keyfile backend (tag 0x03): AES-256-GCM under the 32-byte key read from `path` on `open()`. */

@@ -1,8 +1,8 @@
 import { open } from "node:fs/promises";
 import { join } from "node:path";
 import type { CacheBackend, Env } from "@psi/core";
-import { defineCacheBackend, PsiError } from "@psi/core";
-import { aesGcmBackend, type CacheCipher, type RandomBytes } from "@psi/envelope";
+import { aesKeyBackend, defineCacheBackend, PsiError } from "@psi/core";
+import type { RandomBytes } from "@psi/envelope";
 
 /** The PSIC header byte of the tpm backend (SPEC §6.1). */
 export const TPM_TAG = 0x01;
@@ -116,39 +116,16 @@ export interface TpmBackendOptions extends TpmKeyOptions {
   randomBytes?: RandomBytes;
 }
 
-function notOpen(): never {
-  throw new PsiError("cache.not_open", "tpm cache backend used before open()", {
-    hint: "call open() first",
-  });
-}
-
-/** A tpm backend around a cipher; `load` supplies the key on `open()`. */
 function backendFrom(
   load: () => Promise<Uint8Array>,
   randomBytes: RandomBytes | undefined,
 ): CacheBackend {
-  let key: Uint8Array | undefined;
-  let cipher: CacheCipher | undefined;
-  return {
+  return aesKeyBackend({
     name: "tpm",
     tag: TPM_TAG,
-    async open() {
-      if (cipher) return;
-      key = await load();
-      cipher = aesGcmBackend(key, TPM_TAG, randomBytes === undefined ? {} : { randomBytes });
-    },
-    async encrypt(plaintext) {
-      return (cipher ?? notOpen()).encrypt(plaintext);
-    },
-    async decrypt(payload) {
-      return (cipher ?? notOpen()).decrypt(payload);
-    },
-    async close() {
-      key?.fill(0);
-      key = undefined;
-      cipher = undefined;
-    },
-  };
+    loadKey: load,
+    ...(randomBytes === undefined ? {} : { randomBytes }),
+  });
 }
 
 /** The tpm backend (tag 0x01): AES-256-GCM under the key from `$CREDENTIALS_DIRECTORY/psi-cache-key`. */

@@ -1,3 +1,4 @@
+export * from "./aes-key-backend.js";
 export * from "./config-load.js";
 export * from "./config-schema.js";
 export * from "./contracts.js";
