@@ -106,7 +106,7 @@ describe.skipIf(requireNss())("psi nitrokeyhsm on NSS softokn", () => {
     expect((await psi(["nitrokeyhsm", "init"], { env })).code).toBe(0);
     const empty = await psi(["nitrokeyhsm", "store", "x", "--mapping-only"], { env, stdin: "" });
     expect(empty.code).toBe(1);
-    expect(empty.stderr).toMatch(/refusing to store an empty secret/);
+    expect(empty.stderr).toMatch(/nitrokeyhsm store x: stdin is empty/);
 
     await writeHsmConfig(env["PSI_CONFIG"]!, stateDir, undefined);
     const unconfigured = await psi(["nitrokeyhsm", "store", "x", "--mapping-only"], {

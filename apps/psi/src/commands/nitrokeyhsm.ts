@@ -1,4 +1,3 @@
-import { access } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { LoadedConfig, NitrokeyHsmConfig, ScopePaths } from "@psi/core";
 import {
@@ -9,10 +8,10 @@ import {
   scopeForUid,
   writeFileAtomic,
 } from "@psi/core";
-import { createPodmanClient, podmanSocketPath } from "@psi/podman";
 import type { PcscdMode, sealForStore } from "@psi/provider-nitrokeyhsm";
 import { type Command, Option } from "commander";
 import type { App } from "../app.js";
+import { publishMapping, readSecretInput } from "../store-secret.js";
 
 // Loaded on use: the provider pulls in graphene-pk11 and its native addon, which every
 // other psi command (psi serve on each boot first of all) must not pay for.
@@ -41,26 +40,6 @@ function noteDefaults(app: App, settings: HsmSettings): void {
       provider: "nitrokeyhsm",
     });
   }
-}
-
-/** Reads the whole value from stdin; refuses a terminal (the value would echo) and nothing at all. */
-async function readValue(stdin: App["io"]["stdin"], name: string): Promise<Buffer> {
-  if (stdin.isTTY) {
-    throw new PsiError(
-      "input.tty",
-      "psi nitrokeyhsm store reads the value from stdin, which is a terminal",
-      {
-        hint: `pipe the value in, e.g. printf %s "$VALUE" | psi nitrokeyhsm store ${name}`,
-      },
-    );
-  }
-  const chunks: Buffer[] = [];
-  for await (const chunk of stdin) {
-    chunks.push(typeof chunk === "string" ? Buffer.from(chunk) : Buffer.from(chunk as Uint8Array));
-  }
-  const value = Buffer.concat(chunks);
-  for (const chunk of chunks) chunk.fill(0);
-  return value;
 }
 
 const MARK = { ok: "ok  ", fail: "FAIL", skip: "skip" } as const;
@@ -164,7 +143,7 @@ export function registerNitrokeyHsm(program: Command, app: App): void {
           },
         );
       }
-      const value = await readValue(app.io.stdin, name);
+      const value = await readSecretInput(app.io.stdin, `nitrokeyhsm store ${name}`);
       let stored: Awaited<ReturnType<typeof sealForStore>>;
       try {
         stored = await (await hsmProvider()).sealForStore(value, {
@@ -174,42 +153,18 @@ export function registerNitrokeyHsm(program: Command, app: App): void {
       } finally {
         value.fill(0);
       }
-      if (options.mappingOnly) {
-        app.io.stdout.write(stored.bytes);
-        if (app.io.stdout.isTTY) app.io.stdout.write("\n");
-        return;
-      }
-      const socketPath = podmanSocketPath({
-        flag: options.podmanSocket,
-        env: app.env,
-        defaultPath: settings.loaded.paths.podmanSocket,
+      const published = await publishMapping(app, {
+        name,
+        mapping: stored.bytes,
+        ...(options.mappingOnly === undefined ? {} : { mappingOnly: options.mappingOnly }),
+        ...(options.podmanSocket === undefined ? {} : { podmanSocket: options.podmanSocket }),
+        defaultPodmanSocket: settings.loaded.paths.podmanSocket,
+        scope: settings.loaded.scope,
+        stateDir: settings.stateDir,
+        event: "nitrokeyhsm.store",
       });
-      const podman = createPodmanClient({ socketPath, scope: settings.loaded.scope });
-      let id: string;
-      try {
-        ({ id } = await podman.replaceSecret(name, stored.bytes));
-      } catch (error) {
-        if (isPsiError(error, "podman.unreachable")) {
-          throw new PsiError(error.code, error.message, {
-            cause: error,
-            hint: `${error.hint ?? "start the Podman API"}; or print the mapping with --mapping-only and pipe it to \`podman secret create --driver shell ${name} -\``,
-          });
-        }
-        throw error;
-      }
-      // Podman hands the mapping to the driver's store command, which writes state_dir/<id>.
-      const mappingFile = join(settings.stateDir, id);
-      const landed = await access(mappingFile).then(
-        () => true,
-        () => false,
-      );
-      if (!landed) {
-        app.logger().warn(`Podman created secret ${name}, but ${mappingFile} does not exist`, {
-          event: "nitrokeyhsm.store",
-          secret_id: id,
-          hint: "check containers.conf.d/psi.conf (psi install) and that psi serve uses this state_dir",
-        });
-      }
+      if (published === undefined) return;
+      const { id, mappingFile, stored: landed } = published;
       if (app.globals().json) {
         app.printJson({
           name,
