@@ -1,6 +1,5 @@
 import { copyFile, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { PassThrough, Readable } from "node:stream";
 import { readCacheFile, saveCache } from "@psi/cache";
 import { createKeyfileCacheBackend, initKeyfile } from "@psi/cache-keyfile";
 import { type CacheBackend, infisicalMappingBytes, parseMapping } from "@psi/core";
@@ -9,36 +8,17 @@ import { createPodmanClient } from "@psi/podman";
 import { type PodmanSandbox, podmanAvailable, podmanSandbox } from "@psi/testkit/podman";
 import { requireTool, tempDir } from "@psi/testkit/tmp";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { runCli } from "../src/main.js";
+import { runPsi } from "./run-psi.js";
 
 // `psi cache status` and `psi cache invalidate` on a keyfile cache (tpm and hsm init are in
 // cache-init-tpm-hsm.test.ts), name resolution through a real Podman service.
 
 const vectors = join(import.meta.dirname, "..", "..", "..", "..", "shared", "vectors");
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+type Run = Awaited<ReturnType<typeof psi>>;
 
-async function psi(args: string[], env: Record<string, string>): Promise<Run> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  stdout.on("data", (chunk: Buffer) => out.push(chunk));
-  stderr.on("data", (chunk: Buffer) => err.push(chunk));
-  const code = await runCli(args, {
-    io: { stdout, stderr, stdin: Readable.from([]) },
-    env,
-    uid: 1000,
-  });
-  return {
-    code,
-    stdout: Buffer.concat(out).toString("utf8"),
-    stderr: Buffer.concat(err).toString("utf8"),
-  };
+function psi(args: string[], env: Record<string, string>) {
+  return runPsi(args, { env });
 }
 
 /** Three Infisical secrets: ID → mapping bytes and value (values must never be printed). */

@@ -1,6 +1,5 @@
 import { mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { PassThrough, Readable } from "node:stream";
 import { readCacheFile, saveCache } from "@psi/cache";
 import { createTpmCacheBackend } from "@psi/cache-tpm";
 import { infisicalMappingBytes, parseMapping } from "@psi/core";
@@ -16,34 +15,13 @@ import {
   tpmToolsAvailable,
 } from "@psi/testkit/tpm";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { runCli } from "../src/main.js";
+import { runPsi } from "./run-psi.js";
 
 // `psi cache init --backend tpm|hsm` on a real TPM (swtpm + systemd-creds) and a real
 // PKCS#11 token (NSS softokn), then status --verify and invalidate through those backends.
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function psi(args: string[], env: Record<string, string>): Promise<Run> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  stdout.on("data", (chunk: Buffer) => out.push(chunk));
-  stderr.on("data", (chunk: Buffer) => err.push(chunk));
-  const code = await runCli(args, {
-    io: { stdout, stderr, stdin: Readable.from([]) },
-    env,
-    uid: 1000,
-  });
-  return {
-    code,
-    stdout: Buffer.concat(out).toString("utf8"),
-    stderr: Buffer.concat(err).toString("utf8"),
-  };
+function psi(args: string[], env: Record<string, string>) {
+  return runPsi(args, { env });
 }
 
 let counter = 0;

@@ -1,32 +1,13 @@
 import { readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { PassThrough, Readable } from "node:stream";
 import { readCacheFile, readCacheStatus } from "@psi/cache";
 import { createKeyfileCacheBackend } from "@psi/cache-keyfile";
 import { tempDir } from "@psi/testkit/tmp";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { runCli } from "../src/main.js";
+import { runPsi } from "./run-psi.js";
 
-async function psi(
-  args: string[],
-  env: Record<string, string>,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = "";
-  let err = "";
-  stdout.on("data", (chunk: Buffer) => {
-    out += chunk.toString();
-  });
-  stderr.on("data", (chunk: Buffer) => {
-    err += chunk.toString();
-  });
-  const code = await runCli(args, {
-    io: { stdout, stderr, stdin: Readable.from([]) },
-    env,
-    uid: 1000,
-  });
-  return { code, stdout: out, stderr: err };
+function psi(args: string[], env: Record<string, string>) {
+  return runPsi(args, { env });
 }
 
 describe("psi cache init", () => {

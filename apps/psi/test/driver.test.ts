@@ -1,38 +1,14 @@
 import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { PassThrough, Readable } from "node:stream";
 import { saveCache } from "@psi/cache";
 import { createKeyfileCacheBackend, initKeyfile } from "@psi/cache-keyfile";
 import { parseMapping } from "@psi/core";
 import { tempDir } from "@psi/testkit/tmp";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { runCli } from "../src/main.js";
-
-interface Run {
-  code: number;
-  stdout: Buffer;
-  stderr: string;
-}
+import { runPsiBytes } from "./run-psi.js";
 
 /** Runs the CLI in-process with its own streams, environment and uid. */
-async function psi(
-  args: string[],
-  options: { env: Record<string, string>; stdin?: string | Uint8Array; uid?: number },
-): Promise<Run> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  stdout.on("data", (chunk: Buffer) => out.push(chunk));
-  stderr.on("data", (chunk: Buffer) => err.push(chunk));
-  const stdin = Readable.from(options.stdin === undefined ? [] : [Buffer.from(options.stdin)]);
-  const code = await runCli(args, {
-    io: { stdout, stderr, stdin },
-    env: options.env,
-    uid: options.uid ?? 1000,
-  });
-  return { code, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString("utf8") };
-}
+const psi = runPsiBytes;
 
 let dir: { path: string; cleanup: () => Promise<void> };
 let env: Record<string, string>;

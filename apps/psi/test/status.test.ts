@@ -1,7 +1,6 @@
 import { spawn } from "node:child_process";
 import { mkdir, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { PassThrough, Readable } from "node:stream";
 import { createCacheStore, saveCache } from "@psi/cache";
 import { createKeyfileCacheBackend, initKeyfile } from "@psi/cache-keyfile";
 import { type CacheBackend, infisicalMappingBytes, parseMapping } from "@psi/core";
@@ -12,36 +11,16 @@ import { captureLogger, unixRequest } from "@psi/testkit/unix-http";
 import { renderDriverConf } from "@psi/unitgen";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { parsePrometheus } from "../src/commands/status.js";
-import { runCli } from "../src/main.js";
+import { runPsi } from "./run-psi.js";
 
 // `psi status` in-process through runCli, against a real lookup server on a Unix socket
 // (the @psi/lookup-server that `psi serve` runs), a real keyfile cache and, for the drift
 // summary, an isolated real Podman.
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+type Run = Awaited<ReturnType<typeof psi>>;
 
-async function psi(args: string[], env: Record<string, string>, tty = false): Promise<Run> {
-  const stdout = new PassThrough() as PassThrough & { isTTY?: boolean };
-  stdout.isTTY = tty;
-  const stderr = new PassThrough();
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  stdout.on("data", (chunk: Buffer) => out.push(chunk));
-  stderr.on("data", (chunk: Buffer) => err.push(chunk));
-  const code = await runCli(args, {
-    io: { stdout, stderr, stdin: Readable.from([]) },
-    env,
-    uid: 1000,
-  });
-  return {
-    code,
-    stdout: Buffer.concat(out).toString("utf8"),
-    stderr: Buffer.concat(err).toString("utf8"),
-  };
+function psi(args: string[], env: Record<string, string>, tty = false) {
+  return runPsi(args, { env, tty });
 }
 
 type StatusJson = {
