@@ -131,6 +131,13 @@ function waitForSignal(): Promise<NodeJS.Signals> {
 
 /** `psi serve`: everything from config to the socket, then the lookup loop until SIGTERM/SIGINT. */
 export async function runServe(app: App, options: { socket?: string }): Promise<void> {
+  // Handlers first: `systemctl stop` during startup (opening an HSM can take seconds)
+  // must still end in a clean exit 0, not death by the default signal action.
+  const stopping = waitForSignal();
+  let stopRequested: NodeJS.Signals | undefined;
+  void stopping.then((signal) => {
+    stopRequested = signal;
+  });
   // Harden first, while the config loads: nothing secret is in memory yet.
   const hardening = hardenProcess();
   const loaded = await app.loadConfig();
@@ -164,7 +171,15 @@ export async function runServe(app: App, options: { socket?: string }): Promise<
     token,
     logger,
   });
-  const stopping = waitForSignal();
+  if (stopRequested !== undefined) {
+    logger.info(`${stopRequested} during startup: stopping before listening`, {
+      event: "shutdown",
+      signal: stopRequested,
+    });
+    cache?.close();
+    await closeAll(providers, backend, logger);
+    return;
+  }
   try {
     await server.listen(target);
   } catch (error) {
