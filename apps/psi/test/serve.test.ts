@@ -7,26 +7,17 @@ import { saveCache } from "@psi/cache";
 import { createKeyfileCacheBackend, initKeyfile } from "@psi/cache-keyfile";
 import { type FakeInfisical, startFakeInfisical } from "@psi/testkit/fake-infisical";
 import { requireTool, tempDir } from "@psi/testkit/tmp";
-import { type LogRecord, unixRequest } from "@psi/testkit/unix-http";
+import { unixRequest } from "@psi/testkit/unix-http";
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { killRunning, requireBuiltCli, type Serve, spawnServe } from "./serve-helpers.js";
 
 // These tests run the built CLI as a real process (signals, socket activation, process
 // hardening): `pnpm exec turbo run build --filter=@psi/cli...` first.
-const CLI = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
 const VECTORS = fileURLToPath(new URL("../../../../shared/vectors/", import.meta.url));
 const PROJECT_ID = "0f3c1a2b-1111-4222-8333-444455556666";
 const MAPPING = { provider: "infisical", project: "myproject", path: "/myapp", key: "DB_PASSWORD" };
 const LIVE_VALUE = "live-from-infisical";
 const CACHED_VALUE = "cached-hunter2";
-
-interface Serve {
-  child: ChildProcess;
-  socket: string;
-  records(): LogRecord[];
-  stderr(): string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  waitFor(predicate: (record: LogRecord) => boolean, what: string): Promise<LogRecord>;
-}
 
 let dir: { path: string; cleanup: () => Promise<void> };
 let fake: FakeInfisical;
@@ -36,62 +27,19 @@ let cachePath: string;
 let config: string;
 const running: ChildProcess[] = [];
 
-function parseRecords(text: string): LogRecord[] {
-  return text
-    .split("\n")
-    .filter((line) => line.startsWith("{"))
-    .map((line) => JSON.parse(line) as LogRecord);
-}
-
 function startServe(
   args: string[],
   options: { env?: Record<string, string>; command?: string[]; uid?: number } = {},
 ): Serve {
-  const socket = join(dir.path, "run", "psi.sock");
-  const argv = [...(options.command ?? []), process.execPath, CLI, "serve", "-c", config, ...args];
-  const child = spawn(argv[0]!, argv.slice(1), {
-    stdio: ["ignore", "pipe", "pipe"],
-    env: {
-      PATH: process.env["PATH"] ?? "/usr/bin:/bin",
-      HOME: join(dir.path, "home"),
-      ...options.env,
-    },
-    ...(options.uid === undefined ? {} : { uid: options.uid, gid: options.uid }),
+  const serve = spawnServe({
+    config,
+    socket: join(dir.path, "run", "psi.sock"),
+    home: join(dir.path, "home"),
+    args,
+    ...options,
   });
-  running.push(child);
-  let stderr = "";
-  const waiters: Array<() => void> = [];
-  child.stderr!.on("data", (chunk: Buffer) => {
-    stderr += chunk.toString();
-    for (const wake of waiters.splice(0)) wake();
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on("exit", (code, signal) => {
-      for (const wake of waiters.splice(0)) wake();
-      resolve({ code, signal });
-    }),
-  );
-  return {
-    child,
-    socket,
-    exited,
-    stderr: () => stderr,
-    records: () => parseRecords(stderr),
-    async waitFor(predicate, what) {
-      const deadline = Date.now() + 20_000;
-      for (;;) {
-        const found = parseRecords(stderr).find(predicate);
-        if (found) return found;
-        if (child.exitCode !== null || Date.now() > deadline) {
-          throw new Error(`psi serve never logged ${what} (exit ${child.exitCode}):\n${stderr}`);
-        }
-        await new Promise<void>((resolve) => {
-          waiters.push(resolve);
-          setTimeout(resolve, 200);
-        });
-      }
-    },
-  };
+  running.push(serve.child);
+  return serve;
 }
 
 async function writeConfig(cache: string): Promise<void> {
@@ -126,10 +74,7 @@ async function writeCachedValue(value: string): Promise<void> {
   await backend.close();
 }
 
-beforeAll(() => {
-  if (!existsSync(CLI))
-    throw new Error(`${CLI} is missing: run pnpm exec turbo run build --filter=@psi/cli... first`);
-});
+beforeAll(requireBuiltCli);
 
 beforeEach(async () => {
   dir = await tempDir("psi-serve-");
@@ -153,8 +98,7 @@ beforeEach(async () => {
 });
 
 afterEach(async () => {
-  for (const child of running.splice(0))
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  killRunning(running);
   await fake.stop();
   await dir.cleanup();
 });
