@@ -81,6 +81,8 @@ export interface SaveCacheOptions extends CacheFileOptions {
    * file; omitted to read `path` now (unreadable → warning, fresh file).
    */
   previous?: DecodedCache | null;
+  /** From {@link prepareCacheSave} (wins over `previous`): keys computed early are reused. */
+  prepared?: PreparedCacheSave;
   /** Every value this run fetched. */
   fetched: Iterable<FetchedValue>;
   /**
@@ -115,11 +117,27 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /**
- * Setup's cache write (SPEC §6.5, §9): every fetched value goes under its HMAC key
- * (the previous file's key when it loaded, else a fresh one); with `prune` the file keeps
- * exactly the fetched set, otherwise entries are added and updated only. Written atomically.
+ * What a cache save starts from: the previous file (or null for a fresh one), the HMAC
+ * key the new file will use, and a keyer memoized per mapping object. Setup prepares it
+ * before fetching and keys each source's secrets as they arrive, so the save after the
+ * last fetch only encodes, encrypts and writes.
  */
-export async function saveCache(options: SaveCacheOptions): Promise<SaveCacheResult> {
+export interface PreparedCacheSave {
+  previous: DecodedCache | null;
+  /** Why the previous file could not be used, when it could not (a fresh file follows). */
+  previousError?: PsiError;
+  hmacKey: Uint8Array;
+  /** `cacheKey(hmacKey, mapping)`, computed once per mapping object. */
+  keyOf(mapping: Record<string, unknown>): string;
+}
+
+/**
+ * Reads the previous cache file (unreadable → a warning and a fresh file) and returns what
+ * {@link saveCache} starts from. `previous` skips the read when the caller has the file.
+ */
+export async function prepareCacheSave(
+  options: CacheFileOptions & { previous?: DecodedCache | null; logger?: Logger | undefined },
+): Promise<PreparedCacheSave> {
   let previous = options.previous;
   let previousError: PsiError | undefined;
   if (previous === undefined) {
@@ -137,13 +155,37 @@ export async function saveCache(options: SaveCacheOptions): Promise<SaveCacheRes
     }
   }
   const hmacKey = previous ? previous.hmacKey : randomBytes(HMAC_KEY_LENGTH);
+  const keyer = cacheKeyer(hmacKey);
+  const memo = new WeakMap<object, string>();
+  return {
+    previous,
+    ...(previousError === undefined ? {} : { previousError }),
+    hmacKey,
+    keyOf(mapping) {
+      let key = memo.get(mapping);
+      if (key === undefined) {
+        key = keyer(mapping);
+        memo.set(mapping, key);
+      }
+      return key;
+    },
+  };
+}
+
+/**
+ * Setup's cache write (SPEC §6.5, §9): every fetched value goes under its HMAC key
+ * (the previous file's key when it loaded, else a fresh one); with `prune` the file keeps
+ * exactly the fetched set, otherwise entries are added and updated only. Written atomically.
+ */
+export async function saveCache(options: SaveCacheOptions): Promise<SaveCacheResult> {
+  const prepared = options.prepared ?? (await prepareCacheSave(options));
+  const { previous, previousError, hmacKey, keyOf } = prepared;
   const old = previous?.entries ?? new Map<string, Uint8Array>();
   const entries = options.prune ? new Map<string, Uint8Array>() : new Map(old);
   let added = 0;
   let updated = 0;
   let unchanged = 0;
   const seen = new Set<string>();
-  const keyOf = cacheKeyer(hmacKey);
   for (const { mapping, value } of options.fetched) {
     const key = keyOf(mapping);
     if (!seen.has(key)) {

@@ -3,6 +3,8 @@ export {
   type CacheFileContents,
   type CacheFileOptions,
   type FetchedValue,
+  type PreparedCacheSave,
+  prepareCacheSave,
   readCacheFile,
   type SaveCacheOptions,
   type SaveCacheResult,

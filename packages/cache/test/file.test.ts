@@ -6,7 +6,7 @@ import { aesGcmBackend, cacheKey, readHeader } from "@psi/envelope";
 import { tempDir } from "@psi/testkit/tmp";
 import { captureLogger } from "@psi/testkit/unix-http";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { readCacheFile, saveCache } from "../src/index.js";
+import { prepareCacheSave, readCacheFile, saveCache } from "../src/index.js";
 import { copyVector, manifest, tpmVectorCipher } from "./helpers.js";
 
 const keyfileCipher = () => aesGcmBackend(randomBytes(32), 0x03);
@@ -51,6 +51,45 @@ describe("saveCache", () => {
     // no plaintext on disk, no temp file left behind
     expect(bytes.includes(Buffer.from("alpha"))).toBe(false);
     expect(await readdir(dir.path)).toEqual(["cache.enc"]);
+  });
+
+  it("saves from a prepared save: the previous file's HMAC key, keys computed once per mapping", async () => {
+    const backend = keyfileCipher();
+    // No file yet: the prepared save draws the key the new file will carry.
+    const fresh = await prepareCacheSave({ path, backend });
+    expect(fresh.previous).toBeNull();
+    const a = mapping("A");
+    expect(fresh.keyOf(a)).toBe(cacheKey(fresh.hmacKey, a));
+    expect(fresh.keyOf(a)).toBe(fresh.keyOf(a));
+    await saveCache({
+      path,
+      backend,
+      prepared: fresh,
+      prune: true,
+      fetched: [{ mapping: a, value: value("alpha") }],
+    });
+    const first = await readCacheFile({ path, backend });
+    expect(Buffer.from(first!.hmacKey).equals(Buffer.from(fresh.hmacKey))).toBe(true);
+    expect(first!.entries.get(fresh.keyOf(a))?.toString()).toBe("alpha");
+
+    // With a file: its HMAC key, so setup can key secrets while it is still fetching.
+    const next = await prepareCacheSave({ path, backend });
+    expect(Buffer.from(next.hmacKey).equals(Buffer.from(first!.hmacKey))).toBe(true);
+    const b = mapping("B");
+    next.keyOf(b);
+    const result = await saveCache({
+      path,
+      backend,
+      prepared: next,
+      prune: true,
+      fetched: [
+        { mapping: a, value: value("alpha") },
+        { mapping: b, value: value("beta") },
+      ],
+    });
+    expect(result).toMatchObject({ entries: 2, added: 1, unchanged: 1, freshHmacKey: false });
+    const second = await readCacheFile({ path, backend });
+    expect(second!.entries.get(cacheKey(second!.hmacKey, b))?.toString()).toBe("beta");
   });
 
   it("reuses the HMAC key and adds/updates without pruning on a partial run", async () => {

@@ -1,9 +1,9 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { readCacheFile, saveCache } from "@psi/cache";
+import { type PreparedCacheSave, prepareCacheSave, saveCache } from "@psi/cache";
 import type { FetchedSecret, Logger, Provider, PsiContext, WorkloadConfig } from "@psi/core";
 import { errorMessage, isPsiError, PsiError, secretIdProblem } from "@psi/core";
-import { type CacheCipher, cacheKeyer, type DecodedCache } from "@psi/envelope";
+import type { CacheCipher } from "@psi/envelope";
 import type { PodmanClient, PodmanSecret } from "@psi/podman";
 import { providerFetchesRemotely } from "@psi/unitgen";
 import { type DaemonReloadOutcome, daemonReload } from "./daemon-reload.js";
@@ -27,8 +27,9 @@ export interface SetupCache {
   /** `cache.path` or `<state_dir>/cache.enc`. */
   path: string;
   /**
-   * The opened backend, or a function that opens it. The function is called once, after
-   * the workloads; when it throws, setup warns and carries on (SPEC §9).
+   * The opened backend, or a function that opens it. The function is called once, when
+   * setup starts (the previous file is read and each source's secrets are keyed while the
+   * providers fetch); when it throws, setup warns and carries on (SPEC §9).
    */
   backend: CacheCipher | (() => Promise<CacheCipher | undefined>);
 }
@@ -183,6 +184,10 @@ export async function runSetup(options: SetupOptions): Promise<SetupResult> {
     (error: unknown) => ({ ok: false as const, error }),
   );
 
+  // The cache save starts from the previous file and its HMAC key: read them while the
+  // providers fetch, and key each source's secrets as they arrive, so what is left after
+  // the last fetch is encoding, encryption and one atomic write.
+  const preparing = options.cache ? prepareSave(options.cache) : undefined;
   const fetches = new Map<string, Promise<FetchedSecret[]>>();
   let references = 0;
   let failedSources = 0;
@@ -208,9 +213,13 @@ export async function runSetup(options: SetupOptions): Promise<SetupResult> {
       signal,
     });
     running.then(
-      () => {
+      (secrets) => {
         progress.sources.done++;
         report();
+        void preparing?.then((ready) => {
+          if ("prepared" in ready)
+            for (const secret of secrets) ready.prepared.keyOf(secret.mapping);
+        });
       },
       () => {
         failedSources++;
@@ -414,7 +423,7 @@ export async function runSetup(options: SetupOptions): Promise<SetupResult> {
   const podmanView = await listing;
   if (!podmanView.ok) errors.push(issueFrom("podman", podmanView.error));
 
-  const cache = await refreshCache(options, states, allWorkloads, kindOf, logger);
+  const cache = await refreshCache(options, preparing, states, allWorkloads, kindOf, logger);
   const written = states.some((state) => state.outcome.dropIn?.written === true);
   const reload = await reloadUnits(options, context, written, logger);
 
@@ -463,8 +472,27 @@ async function reloadUnits(
   return outcome;
 }
 
+/** The backend and the prepared save, or why the cache cannot be refreshed. */
+type PreparedSave =
+  | { backend: CacheCipher; prepared: PreparedCacheSave }
+  | { unavailable: unknown }
+  | { disabled: true };
+
+/** Opens the backend and reads the previous file; never rejects. */
+async function prepareSave(cache: SetupCache): Promise<PreparedSave> {
+  let backend: CacheCipher | undefined;
+  try {
+    backend = typeof cache.backend === "function" ? await cache.backend() : cache.backend;
+  } catch (error) {
+    return { unavailable: error };
+  }
+  if (!backend) return { disabled: true };
+  return { backend, prepared: await prepareCacheSave({ path: cache.path, backend }) };
+}
+
 async function refreshCache(
   options: SetupOptions,
+  preparing: Promise<PreparedSave> | undefined,
   states: WorkloadState[],
   allWorkloads: Array<[string, WorkloadConfig]>,
   kindOf: (provider: string) => Kind,
@@ -501,11 +529,9 @@ async function refreshCache(
     return { status: "skipped", reason: "nothing was fetched; the cache file is left untouched" };
   }
 
-  let backend: CacheCipher | undefined;
-  try {
-    backend = typeof cache.backend === "function" ? await cache.backend() : cache.backend;
-  } catch (error) {
-    const issue = issueFrom("provider", error);
+  const ready = (await preparing) ?? { disabled: true as const };
+  if ("unavailable" in ready) {
+    const issue = issueFrom("provider", ready.unavailable);
     logger.warn(
       `cache backend unavailable (${issue.message}); the cache is not refreshed and container starts will hit the live provider`,
       { event: "setup.cache", outcome: "unavailable", code: issue.code },
@@ -517,32 +543,23 @@ async function refreshCache(
       ...(issue.hint === undefined ? {} : { hint: issue.hint }),
     };
   }
-  if (!backend) return { status: "disabled", reason: "no cache backend is configured" };
-
-  let previous: DecodedCache | null;
-  let previousUnreadable: string | undefined;
-  try {
-    previous = (await readCacheFile({ path: cache.path, backend })) ?? null;
-  } catch (error) {
-    previousUnreadable = errorMessage(error);
+  if ("disabled" in ready) return { status: "disabled", reason: "no cache backend is configured" };
+  const { backend, prepared } = ready;
+  const { previous } = prepared;
+  const previousUnreadable = prepared.previousError?.message;
+  if (prepared.previousError) {
     logger.warn(
       `existing cache ${cache.path} is unreadable (${previousUnreadable}); starting a fresh one`,
-      {
-        event: "setup.cache",
-        outcome: "previous_unreadable",
-        code: isPsiError(error) ? error.code : undefined,
-      },
+      { event: "setup.cache", outcome: "previous_unreadable", code: prepared.previousError.code },
     );
-    previous = null;
   }
 
   if (!complete && previous !== null) {
     // A partial run only adds and updates; with nothing new, keep the file (and its
     // written_at, which tells `psi status` how stale the rest is).
     const { entries } = previous;
-    const keyOf = cacheKeyer(previous.hmacKey);
     const changes = fetched.some(({ mapping, value }) => {
-      const before = entries.get(keyOf(mapping));
+      const before = entries.get(prepared.keyOf(mapping));
       return before === undefined || !sameBytes(before, value);
     });
     if (!changes) {
@@ -558,7 +575,7 @@ async function refreshCache(
     const saved = await saveCache({
       path: cache.path,
       backend,
-      previous,
+      prepared,
       fetched,
       prune: complete,
       logger,
