@@ -1,8 +1,7 @@
 import { createHash, createPublicKey } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import { join } from "node:path";
-import { errorMessage, PsiError } from "@psi/core";
-import { writeFileAtomic } from "./atomic-write.js";
+import { dirname, join } from "node:path";
+import { ensureDir, errorMessage, PsiError, writeFileAtomic } from "@psi/core";
 
 /** Name of the pin file in `state_dir` (starts with "." so it is never listed as a secret). */
 export const PUBLIC_KEY_PIN_FILE = ".nitrokeyhsm-pubkey.sha256";
@@ -110,7 +109,8 @@ export async function pinPublicKey(
       { hint: REPIN_HINT },
     );
   }
-  await writeFileAtomic(path, `${fingerprint}\n`, 0o600);
+  await ensureDir(dirname(path));
+  await writeFileAtomic(path, `${fingerprint}\n`, { mode: 0o600 });
   return { path, fingerprint, previous, changed: true };
 }
 
@@ -169,5 +169,6 @@ export async function readPublicKeyCache(path: string): Promise<Uint8Array | nul
 
 /** Writes the public key cache atomically (DER; public, so mode 0644). */
 export async function writePublicKeyCache(path: string, der: Uint8Array): Promise<void> {
-  await writeFileAtomic(path, normalizePublicKey(der), 0o644);
+  await ensureDir(dirname(path));
+  await writeFileAtomic(path, normalizePublicKey(der), { mode: 0o644 });
 }
