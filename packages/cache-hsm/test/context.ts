@@ -1,31 +1,8 @@
-import type { LogFields, Logger, NitrokeyHsmConfig, PsiConfig, PsiContext } from "@psi/core";
+import type { NitrokeyHsmConfig, PsiConfig, PsiContext } from "@psi/core";
 import { defaultPaths, type Env } from "@psi/core";
+import { recordingLogger } from "@psi/testkit/logger";
 
-/** A log line as a test sees it. */
-export interface LogLine {
-  level: string;
-  msg: string;
-  fields: LogFields | undefined;
-}
-
-/** A Logger that keeps its lines in memory for assertions. */
-export function recordingLogger(lines: LogLine[] = []): Logger & { lines: LogLine[] } {
-  const at =
-    (level: string) =>
-    (msg: string, fields?: LogFields): void => {
-      lines.push({ level, msg, fields });
-    };
-  const logger = {
-    lines,
-    debug: at("debug"),
-    info: at("info"),
-    warn: at("warn"),
-    error: at("error"),
-    child: () => logger,
-    enabled: () => true,
-  };
-  return logger;
-}
+export { type LogLine, recordingLogger } from "@psi/testkit/logger";
 
 /** A PsiContext whose state_dir is `stateDir` and whose nitrokeyhsm block is `hsm`. */
 export function hsmContext(
