@@ -105,21 +105,14 @@ export interface KeyfileBackendOptions {
   randomBytes?: RandomBytes;
 }
 
-function backendFrom(
-  load: () => Promise<Uint8Array>,
-  randomBytes: RandomBytes | undefined,
-): CacheBackend {
+/** The keyfile backend (tag 0x03): AES-256-GCM under the 32-byte key read from `path` on `open()`. */
+export function createKeyfileCacheBackend(options: KeyfileBackendOptions): CacheBackend {
   return aesKeyBackend({
     name: "keyfile",
     tag: KEYFILE_TAG,
-    loadKey: load,
-    ...(randomBytes === undefined ? {} : { randomBytes }),
+    loadKey: () => readKeyfile(options.path),
+    randomBytes: options.randomBytes,
   });
-}
-
-/** The keyfile backend (tag 0x03): AES-256-GCM under the 32-byte key read from `path` on `open()`. */
-export function createKeyfileCacheBackend(options: KeyfileBackendOptions): CacheBackend {
-  return backendFrom(() => readKeyfile(options.path), options.randomBytes);
 }
 
 /** A keyfile backend over a key already in memory (right after {@link initKeyfile}). */
@@ -134,7 +127,12 @@ export function keyfileCacheBackendFromKey(
     );
   }
   const own = Buffer.from(key);
-  return backendFrom(async () => Buffer.from(own), options.randomBytes);
+  return aesKeyBackend({
+    name: "keyfile",
+    tag: KEYFILE_TAG,
+    loadKey: async () => Buffer.from(own),
+    randomBytes: options.randomBytes,
+  });
 }
 
 /** Options of {@link initKeyfile}. */

@@ -116,21 +116,14 @@ export interface TpmBackendOptions extends TpmKeyOptions {
   randomBytes?: RandomBytes;
 }
 
-function backendFrom(
-  load: () => Promise<Uint8Array>,
-  randomBytes: RandomBytes | undefined,
-): CacheBackend {
+/** The tpm backend (tag 0x01): AES-256-GCM under the key from `$CREDENTIALS_DIRECTORY/psi-cache-key`. */
+export function createTpmCacheBackend(options: TpmBackendOptions): CacheBackend {
   return aesKeyBackend({
     name: "tpm",
     tag: TPM_TAG,
-    loadKey: load,
-    ...(randomBytes === undefined ? {} : { randomBytes }),
+    loadKey: () => readTpmKey(options),
+    randomBytes: options.randomBytes,
   });
-}
-
-/** The tpm backend (tag 0x01): AES-256-GCM under the key from `$CREDENTIALS_DIRECTORY/psi-cache-key`. */
-export function createTpmCacheBackend(options: TpmBackendOptions): CacheBackend {
-  return backendFrom(() => readTpmKey(options), options.randomBytes);
 }
 
 /**
@@ -148,7 +141,12 @@ export function tpmCacheBackendFromKey(
     );
   }
   const own = Buffer.from(key);
-  return backendFrom(async () => Buffer.from(own), options.randomBytes);
+  return aesKeyBackend({
+    name: "tpm",
+    tag: TPM_TAG,
+    loadKey: async () => Buffer.from(own),
+    randomBytes: options.randomBytes,
+  });
 }
 
 /** The tpm cache backend, registered by name in the CLI's wiring. */

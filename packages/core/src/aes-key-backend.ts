@@ -9,7 +9,7 @@ export interface AesKeyBackendOptions {
   /** Supplies the 32-byte key on `open()` (from a file, a systemd credential, ...). */
   loadKey: () => Promise<Uint8Array>;
   /** Nonce source; injectable so tests can pin the bytes written. */
-  randomBytes?: RandomBytes;
+  randomBytes?: RandomBytes | undefined;
 }
 
 /**
