@@ -1,16 +1,14 @@
 // verify_ssl and ca_cert against a real TLS listener: an HTTPS front for the fake with a
 // certificate from a private CA made by openssl.
-import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { request } from "node:http";
 import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { promisify } from "node:util";
+import { createTestCa, issueTestCertificate } from "@psi/testkit/tls";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type FakeWorld, fakeWorld } from "./helpers.js";
 
-const run = promisify(execFile);
 let world: FakeWorld;
 let front: Server;
 let httpsUrl: string;
@@ -20,49 +18,15 @@ beforeEach(async () => {
   world = await fakeWorld();
   world.put("/app", "A", "over-tls");
   const dir = world.stateDir;
-  caFile = join(dir, "ca.pem");
-  await run("openssl", [
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:P-256",
-    "-nodes",
-    "-keyout",
-    join(dir, "ca.key"),
-    "-out",
-    caFile,
-    "-subj",
-    "/CN=Test CA",
-    "-days",
-    "2",
-    "-addext",
-    "basicConstraints=critical,CA:TRUE",
-  ]);
-  await run("openssl", [
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:P-256",
-    "-nodes",
-    "-keyout",
-    join(dir, "srv.key"),
-    "-out",
-    join(dir, "srv.pem"),
-    "-subj",
-    "/CN=127.0.0.1",
-    "-days",
-    "2",
-    "-CA",
-    caFile,
-    "-CAkey",
-    join(dir, "ca.key"),
-    "-addext",
-    "subjectAltName=IP:127.0.0.1",
-  ]);
+  const ca = await createTestCa(dir);
+  caFile = ca.cert;
+  await issueTestCertificate({
+    ca,
+    cert: join(dir, "srv.pem"),
+    key: join(dir, "srv.key"),
+    subject: "/CN=127.0.0.1",
+    subjectAltName: "IP:127.0.0.1",
+  });
   const target = new URL(world.fake.url);
   front = createServer(
     { key: await readFile(join(dir, "srv.key")), cert: await readFile(join(dir, "srv.pem")) },

@@ -7,7 +7,6 @@
 // instance metadata service (IMDSv2), the ECS container credentials endpoint, the GCP
 // metadata server and Azure IMDS, so the cloud auth methods run end to end.
 
-import { execFile } from "node:child_process";
 import {
   createHash,
   createHmac,
@@ -21,9 +20,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
-
-const run = promisify(execFile);
+import { createTestCa, issueTestCertificate } from "./tls.js";
 
 /** One request the fake answered (bodies hold credentials and values: never print them). */
 export interface FakeRequest {
@@ -449,33 +446,13 @@ export async function startFakeInfisical(
     return (async () => {
       if (!certDir) {
         certDir = await mkdtemp(join(tmpdir(), "psi-fake-ca-"));
-        await run("openssl", [
-          "req",
-          "-x509",
-          "-newkey",
-          "ec",
-          "-pkeyopt",
-          "ec_paramgen_curve:P-256",
-          "-nodes",
-          "-keyout",
-          join(certDir, "ca.key"),
-          "-out",
-          join(certDir, "ca.pem"),
-          "-subj",
-          "/CN=PSI Fake Infisical CA",
-          "-days",
-          "3650",
-          "-addext",
-          "basicConstraints=critical,CA:TRUE",
-        ]);
+        await createTestCa(certDir, { subject: "/CN=PSI Fake Infisical CA", days: 3650 });
       }
       const id = randomUUID();
       const keyPath = join(certDir, `${id}.key`);
       const certPath = join(certDir, `${id}.pem`);
       const rsa = /^RSA_(\d+)$/.exec(attributes.keyAlgorithm ?? "");
-      const keyArgs = rsa
-        ? ["-newkey", `rsa:${rsa[1]}`]
-        : ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
+
       const prefix: Record<string, string> = {
         dns_name: "DNS",
         ip_address: "IP",
@@ -485,25 +462,15 @@ export async function startFakeInfisical(
       const san = attributes.altNames
         .map((name) => `${prefix[name.type] ?? "DNS"}:${name.value}`)
         .join(",");
-      await run("openssl", [
-        "req",
-        "-x509",
-        ...keyArgs,
-        "-nodes",
-        "-keyout",
-        keyPath,
-        "-out",
-        certPath,
-        "-subj",
-        `/CN=${attributes.commonName.replace(/[/=]/g, "_")}`,
-        "-days",
-        String(ttlDays(attributes.ttl)),
-        "-CA",
-        join(certDir, "ca.pem"),
-        "-CAkey",
-        join(certDir, "ca.key"),
-        ...(san ? ["-addext", `subjectAltName=${san}`] : []),
-      ]);
+      await issueTestCertificate({
+        ca: { cert: join(certDir, "ca.pem"), key: join(certDir, "ca.key") },
+        cert: certPath,
+        key: keyPath,
+        subject: `/CN=${attributes.commonName.replace(/[/=]/g, "_")}`,
+        days: ttlDays(attributes.ttl),
+        ...(san ? { subjectAltName: san } : {}),
+        ...(rsa ? { newKey: ["-newkey", `rsa:${rsa[1]}`] } : {}),
+      });
       const [certificate, privateKey, ca] = await Promise.all([
         readFile(certPath, "utf8"),
         readFile(keyPath, "utf8"),
