@@ -75,6 +75,23 @@ interface ResolvedProject {
 
 const TRUE = "true";
 
+/**
+ * The query every secret read sends: values shown, references expanded, imports included.
+ * Infisical documents the imports switch as include_imports; includeImports is what SPEC
+ * and the reference send. Both go, so either server reading works.
+ */
+function readQuery(target: ResolvedProject, secretPath: string): Record<string, string> {
+  return {
+    projectId: target.id,
+    environment: target.environment,
+    secretPath,
+    viewSecretValue: TRUE,
+    expandSecretReferences: TRUE,
+    include_imports: TRUE,
+    includeImports: TRUE,
+  };
+}
+
 /** Normalizes an Infisical folder path: leading "/", no trailing "/" (root stays "/"). */
 export function normalizeSecretPath(path: string): string {
   const trimmed = `/${path.trim()}`.replace(/\/+/g, "/");
@@ -313,16 +330,8 @@ export function createInfisicalClient(options: InfisicalClientOptions) {
         method: "GET",
         url: apiPath,
         query: {
-          projectId: target.id,
-          environment: target.environment,
-          secretPath,
+          ...readQuery(target, secretPath),
           recursive: request.recursive ? TRUE : "false",
-          viewSecretValue: TRUE,
-          expandSecretReferences: TRUE,
-          // The documented query name is include_imports; includeImports is what SPEC
-          // and the reference send. Both go, so either server reading works.
-          include_imports: TRUE,
-          includeImports: TRUE,
         },
         headers: bearer(token),
         timeoutMs: timeoutMs(call),
@@ -378,15 +387,7 @@ export function createInfisicalClient(options: InfisicalClientOptions) {
       const answer = await authed(target, call, (token) => ({
         method: "GET",
         url: apiPath,
-        query: {
-          projectId: target.id,
-          environment: target.environment,
-          secretPath,
-          viewSecretValue: TRUE,
-          expandSecretReferences: TRUE,
-          include_imports: TRUE,
-          includeImports: TRUE,
-        },
+        query: readQuery(target, secretPath),
         headers: bearer(token),
         timeoutMs: timeoutMs(call),
         signal: call.signal,
