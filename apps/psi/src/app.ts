@@ -1,3 +1,4 @@
+import { fstatSync } from "node:fs";
 import type {
   CacheBackend,
   Env,
@@ -7,15 +8,23 @@ import type {
   Provider,
   PsiContext,
 } from "@psi/core";
-import { createLogger, loadConfig, makeContext } from "@psi/core";
+import { createLogger, isPsiError, loadConfig, makeContext, PsiError } from "@psi/core";
 import { backendFactory, providerFactory } from "./wiring.js";
 
 /** Options every command accepts (SPEC §11). */
 export interface GlobalOptions {
   config?: string;
   logLevel?: LogLevel;
+  /** JSON log lines even on a terminal (`--log-json`, `PSI_LOG_JSON`). */
+  logJson?: boolean;
   json?: boolean;
   debug?: boolean;
+}
+
+/** One line of progress on a terminal's stderr, redrawn in place; log lines are written above it. */
+export interface Progress {
+  update(text: string): void;
+  done(): void;
 }
 
 /** Output streams; tests pass their own. */
@@ -43,16 +52,71 @@ export interface App {
   openProviders(only?: string): Promise<Map<string, Provider>>;
   /** The configured cache backend, not opened; undefined when the cache is off or unset. */
   cacheBackend(): Promise<CacheBackend | undefined>;
+  /** A progress line on stderr when it is a terminal; a no-op otherwise (SPEC §11). */
+  progress(): Progress;
   /** Exit code for a run that completed but must report failure (e.g. setup drift). */
   exitCode: number;
   print(text: string): void;
   printJson(value: unknown): void;
 }
 
+const CLEAR_LINE = "\r\x1b[2K";
+
+/**
+ * True when stderr is the journal stream systemd connected (`JOURNAL_STREAM` is
+ * `device:inode` of it, as systemd.exec(5) says to check), so lines carry a priority.
+ */
+export function stderrIsJournal(env: Env, stderr: Io["stderr"]): boolean {
+  const stream = env["JOURNAL_STREAM"];
+  if (!stream) return false;
+  const fd = (stderr as { fd?: unknown }).fd;
+  if (typeof fd !== "number") return true;
+  try {
+    const stat = fstatSync(fd, { bigint: true });
+    return stream === `${stat.dev}:${stat.ino}`;
+  } catch {
+    return false;
+  }
+}
+
+/** `staleOpts` → `stale_opts`: every `--json` output uses the logs' key style. */
+export function snakeCaseKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(snakeCaseKeys);
+  if (value === null || typeof value !== "object" || value instanceof Date) return value;
+  return Object.fromEntries(
+    Object.entries(value).map(([key, item]) => [
+      key.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toLowerCase(),
+      snakeCaseKeys(item),
+    ]),
+  );
+}
+
+/** The boolean an environment variable holds, read as the reference's CLI (click) reads it. */
+export function envFlag(value: string | undefined): boolean | undefined {
+  if (value === undefined || value.trim() === "") return undefined;
+  const text = value.trim().toLowerCase();
+  if (["1", "true", "t", "yes", "y", "on"].includes(text)) return true;
+  if (["0", "false", "f", "no", "n", "off"].includes(text)) return false;
+  return undefined;
+}
+
 /** Builds the App for one CLI run. */
 export function createApp(io: Io, env: Env, uid: number): App {
   let globals: GlobalOptions = {};
   let logger: Logger | undefined;
+  // The progress line shown now (terminal only): a log line clears it and redraws it below.
+  let shownProgress = "";
+  const logStream =
+    io.stderr.isTTY === true
+      ? {
+          isTTY: true,
+          write(line: string) {
+            if (shownProgress) io.stderr.write(CLEAR_LINE);
+            io.stderr.write(line);
+            if (shownProgress) io.stderr.write(shownProgress);
+          },
+        }
+      : (io.stderr as Io["stderr"] & { fd?: number });
   let loaded: Promise<LoadedConfig> | undefined;
   let openedBackend: Promise<CacheBackend | undefined> | undefined;
 
@@ -70,17 +134,34 @@ export function createApp(io: Io, env: Env, uid: number): App {
       if (!logger) {
         logger = createLogger({
           level: globals.logLevel ?? (globals.debug ? "debug" : "info"),
-          stream: io.stderr,
+          stream: logStream,
+          ...(globals.logJson ? { format: "json" as const } : {}),
+          syslogPrefix: stderrIsJournal(env, io.stderr),
         });
       }
       return logger;
     },
     loadConfig() {
       loaded ??= (async () => {
+        const named = globals.config || env["PSI_CONFIG"];
         const result = await loadConfig({
           ...(globals.config === undefined ? {} : { path: globals.config }),
           env,
           uid,
+        }).catch((error: unknown) => {
+          // Only the scope default may be absent (commands then use defaults); a file the
+          // operator named must exist, or every command would quietly ignore the typo.
+          if (named && isPsiError(error, "config.missing")) {
+            throw new PsiError(
+              "config.named_missing",
+              `${error.message} (named by ${globals.config ? "--config" : "PSI_CONFIG"})`,
+              {
+                cause: error,
+                hint: "fix the path, or drop --config/PSI_CONFIG to use the scope's default file",
+              },
+            );
+          }
+          throw error;
         });
         for (const warning of result.warnings)
           app.logger().warn(warning, { event: "config.warning" });
@@ -136,11 +217,24 @@ export function createApp(io: Io, env: Env, uid: number): App {
       const factory = await backendFactory(cache.backend);
       return factory(context);
     },
+    progress() {
+      if (io.stderr.isTTY !== true) return { update: () => {}, done: () => {} };
+      return {
+        update(text) {
+          shownProgress = text;
+          io.stderr.write(`${CLEAR_LINE}${text}`);
+        },
+        done() {
+          if (shownProgress) io.stderr.write(CLEAR_LINE);
+          shownProgress = "";
+        },
+      };
+    },
     print(text) {
       io.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
     },
     printJson(value) {
-      io.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+      io.stdout.write(`${JSON.stringify(snakeCaseKeys(value), null, 2)}\n`);
     },
   };
   return app;

@@ -1,5 +1,7 @@
-import { Command, CommanderError, Option } from "commander";
-import { type App, createApp, type GlobalOptions, type Io } from "./app.js";
+import type { LogLevel } from "@psi/core";
+import { parseLogLevel } from "@psi/core";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { type App, createApp, envFlag, type GlobalOptions, type Io } from "./app.js";
 import { commandGroups } from "./commands/index.js";
 import { describeError, UsageError } from "./errors.js";
 import { VERSION } from "./version.js";
@@ -23,9 +25,16 @@ export function createProgram(app: App): Command {
       "configuration file (default: /etc/psi/config.yaml as root, ~/.config/psi/config.yaml otherwise; env PSI_CONFIG)",
     )
     .addOption(
-      new Option("--log-level <level>", "log level").choices(["debug", "info", "warn", "error"]),
+      new Option(
+        "--log-level <level>",
+        "debug, info, warn or error (any case; WARNING, CRITICAL as in the Python psi; env PSI_LOG_LEVEL)",
+      ).argParser(levelArgument),
     )
-    .option("--json", "machine-readable output")
+    .option(
+      "--log-json",
+      "JSON log lines even on a terminal (env PSI_LOG_JSON=1; default: JSON when stderr is not a terminal)",
+    )
+    .option("--json", "machine-readable output (snake_case keys)")
     .option("--debug", "show stack traces and debug logs")
     .showHelpAfterError("(run with --help for usage)")
     .configureOutput({
@@ -35,15 +44,38 @@ export function createProgram(app: App): Command {
     .exitOverride();
   program.hook("preAction", (_root, action) => {
     const options = action.optsWithGlobals<GlobalOptions>();
+    const logLevel = options.logLevel ?? levelFromEnv(app.env["PSI_LOG_LEVEL"]);
+    const logJson = options.logJson === true || envFlag(app.env["PSI_LOG_JSON"]) === true;
     app.setGlobals({
       ...(options.config === undefined ? {} : { config: options.config }),
-      ...(options.logLevel === undefined ? {} : { logLevel: options.logLevel }),
+      ...(logLevel === undefined ? {} : { logLevel }),
+      logJson,
       json: options.json === true,
       debug: options.debug === true,
     });
   });
   for (const register of commandGroups) register(program, app);
   return program;
+}
+
+function levelArgument(value: string): LogLevel {
+  const level = parseLogLevel(value);
+  if (!level) {
+    throw new InvalidArgumentError("expected debug, info, warn (warning) or error, in any case");
+  }
+  return level;
+}
+
+/** `PSI_LOG_LEVEL` as the reference reads it; a value it cannot read is a usage error. */
+function levelFromEnv(value: string | undefined): LogLevel | undefined {
+  if (value === undefined || value.trim() === "") return undefined;
+  const level = parseLogLevel(value);
+  if (!level) {
+    throw new UsageError(
+      `PSI_LOG_LEVEL=${value} is not a log level (debug, info, warn/warning or error)`,
+    );
+  }
+  return level;
 }
 
 /** Runs the CLI and returns the exit code; prints errors, never throws. */

@@ -1,6 +1,6 @@
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { PassThrough } from "node:stream";
+import { PassThrough, Readable } from "node:stream";
 import { type FakeInfisical, startFakeInfisical } from "@psi/testkit/fake-infisical";
 import { tempDir } from "@psi/testkit/tmp";
 import { runCli } from "../src/main.js";
@@ -47,7 +47,10 @@ ${extra}`,
       return fake.getSecret({ projectId: PROJECT_ID, environment: "prod", path, key });
     },
     /** Runs `psi -c <config> ...argv` in-process; stdout and stderr as text. */
-    async psi(argv: string[], options: { env?: Record<string, string>; ttyStderr?: boolean } = {}) {
+    async psi(
+      argv: string[],
+      options: { env?: Record<string, string>; ttyStderr?: boolean; stdin?: string } = {},
+    ) {
       const stdout = new PassThrough();
       const stderr = Object.assign(new PassThrough(), { isTTY: options.ttyStderr === true });
       let out = "";
@@ -59,7 +62,11 @@ ${extra}`,
         err += chunk;
       });
       const code = await runCli(["-c", config, ...argv], {
-        io: { stdout, stderr, stdin: new PassThrough() },
+        io: {
+          stdout,
+          stderr,
+          stdin: Readable.from(options.stdin === undefined ? [] : [Buffer.from(options.stdin)]),
+        },
         env: {
           PATH: process.env["PATH"] ?? "/usr/bin:/bin",
           HOME: join(dir.path, "home"),

@@ -239,7 +239,8 @@ describe("psi infisical write-file", () => {
       "/app",
     ]);
     expect(unwritable.code).toBe(1);
-    expect(unwritable.err).toContain(`cannot write ${join(world.dir, "file", "below")}`);
+    // The parent is created when missing; here it is a file, so that fails, clearly.
+    expect(unwritable.err).toContain(`cannot create directory ${join(world.dir, "file")}`);
     const missing = await world.psi([
       "infisical",
       "write-file",

@@ -25,6 +25,11 @@ export interface LoggerOptions {
   clock?: () => Date;
   /** Fields on every line (as `child()` adds them). */
   bindings?: LogFields;
+  /**
+   * Start each line with its syslog priority (`<3>` error, `<4>` warn, `<6>` info, `<7>`
+   * debug): journald reads it from a service's stderr, so `journalctl -p warning` works.
+   */
+  syslogPrefix?: boolean;
 }
 
 const SEVERITY: Record<LogLevel | "silent", number> = {
@@ -34,6 +39,7 @@ const SEVERITY: Record<LogLevel | "silent", number> = {
   error: 40,
   silent: 100,
 };
+const SYSLOG_PRIORITY: Record<LogLevel, number> = { debug: 7, info: 6, warn: 4, error: 3 };
 const RESERVED = new Set(["time", "level", "msg"]);
 const MAX_DEPTH = 6;
 
@@ -63,6 +69,24 @@ function writeLineSync(fd: number, line: string): void {
 /** True for the level names `--log-level` accepts. */
 export function isLogLevel(value: unknown): value is LogLevel {
   return value === "debug" || value === "info" || value === "warn" || value === "error";
+}
+
+// The reference (loguru) takes upper-case names and `WARNING`/`CRITICAL`/`TRACE`/`SUCCESS`;
+// scripts and units written for it keep working.
+const LEVEL_ALIASES: Record<string, LogLevel> = {
+  trace: "debug",
+  debug: "debug",
+  info: "info",
+  success: "info",
+  warn: "warn",
+  warning: "warn",
+  error: "error",
+  critical: "error",
+};
+
+/** The level a `--log-level`/`PSI_LOG_LEVEL` value names (any case, loguru names too); undefined if none. */
+export function parseLogLevel(value: string): LogLevel | undefined {
+  return LEVEL_ALIASES[value.trim().toLowerCase()];
 }
 
 /**
@@ -154,16 +178,17 @@ export function createLogger(options: LoggerOptions): Logger {
   const render = (level: LogLevel, msg: string, fields: Record<string, unknown>): string => {
     const { event, ...rest } = fields;
     const time = clock();
+    const prefix = options.syslogPrefix ? `<${SYSLOG_PRIORITY[level]}>` : "";
     if (format === "json") {
       const line: Record<string, unknown> = { time: time.toISOString(), level, msg };
       if (event !== undefined) line["event"] = event;
-      return `${JSON.stringify(Object.assign(line, rest))}\n`;
+      return `${prefix}${JSON.stringify(Object.assign(line, rest))}\n`;
     }
     let line = `${humanTime(time)} ${level.toUpperCase().padEnd(5)} ${msg.replace(/\n/g, "\n  ")}`;
     if (event !== undefined)
       line += ` [${typeof event === "string" ? event : JSON.stringify(event)}]`;
     for (const [key, value] of Object.entries(rest)) line += ` ${key}=${humanValue(value)}`;
-    return `${line}\n`;
+    return `${prefix}${line}\n`;
   };
 
   const make = (bindings: LogFields): Logger => {

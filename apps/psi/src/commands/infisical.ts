@@ -20,6 +20,7 @@ import type {
 import { type Command, Option } from "commander";
 import type { App } from "../app.js";
 import { UsageError } from "../errors.js";
+import { plural, table } from "../text.js";
 
 // `psi infisical ...` (SPEC §12): argument parsing and output only; the work is done by
 // @psi/provider-infisical's tooling so deployment scripts can run it without the CLI.
@@ -27,6 +28,10 @@ import { UsageError } from "../errors.js";
 interface Target {
   project: string;
   path: string;
+  /** The reference's name for `--path` on write-file. */
+  secretPath?: string;
+  /** Another environment than the project's configured one (`--environment`). */
+  environment?: string;
 }
 
 interface ImportFlags extends Target {
@@ -46,8 +51,21 @@ async function infisicalBlock(app: App): Promise<{ context: PsiContext; config: 
   return { context, config };
 }
 
-async function clientOptions(app: App) {
-  const { context, config } = await infisicalBlock(app);
+async function clientOptions(app: App, target?: Target) {
+  const { context, config: configured } = await infisicalBlock(app);
+  // `--environment` reads another environment of a configured project: the project is
+  // looked up as configured, with its environment slug replaced for this run.
+  const project = target?.environment ? configured.projects[target.project] : undefined;
+  const config =
+    project && target?.environment
+      ? {
+          ...configured,
+          projects: {
+            ...configured.projects,
+            [target.project]: { ...project, environment: target.environment },
+          },
+        }
+      : configured;
   return {
     context,
     config,
@@ -63,29 +81,14 @@ async function clientOptions(app: App) {
 
 async function openClient(
   app: App,
+  target?: Target,
 ): Promise<{ context: PsiContext; config: InfisicalConfig; client: InfisicalClient }> {
-  const { context, config, options } = await clientOptions(app);
+  const { context, config, options } = await clientOptions(app, target);
   const { createInfisicalClient } = await import("@psi/provider-infisical");
   return { context, config, client: createInfisicalClient(options) };
 }
 
 const wantsJson = (app: App) => app.globals().json === true;
-
-function table(rows: string[][]): string[] {
-  const widths = rows[0]!.map((_, column) =>
-    Math.max(...rows.map((row) => (row[column] ?? "").length)),
-  );
-  return rows.map((row) =>
-    row
-      .map((cell, column) => cell.padEnd(widths[column]!))
-      .join("  ")
-      .trimEnd(),
-  );
-}
-
-function plural(count: number, word: string): string {
-  return `${count} ${word}${count === 1 ? "" : "s"}`;
-}
 
 // ---------------------------------------------------------------------------- login
 
@@ -130,16 +133,22 @@ async function env(
   app: App,
   options: Target & { format?: EnvFormat; recursive?: boolean },
 ): Promise<void> {
-  const { client } = await openClient(app);
+  const { client } = await openClient(app, options);
   const { formatSecrets } = await import("@psi/provider-infisical");
   const secrets = await client.listSecrets(
     { project: options.project, path: options.path, recursive: options.recursive === true },
     { purpose: "setup" },
   );
   const format = options.format ?? (wantsJson(app) ? "json" : "shell");
-  const { text, skipped } = formatSecrets(secrets, format);
+  const { text, skipped, caveats } = formatSecrets(secrets, format);
   for (const { key, reason } of skipped) {
     app.logger().warn(`skipped ${key}: ${reason}`, { event: "infisical.env", key });
+  }
+  for (const { key, reason } of caveats) {
+    app.logger().warn(`${key}: bash and systemd read it back exactly, but ${reason}`, {
+      event: "infisical.env",
+      key,
+    });
   }
   app.io.stdout.write(text);
 }
@@ -148,18 +157,19 @@ async function writeFile(
   app: App,
   key: string,
   file: string,
-  options: Target & { mode: string },
+  options: Target & { mode: string; base64?: boolean },
 ): Promise<void> {
   const { parseFileMode, writeSecretFile } = await import("@psi/provider-infisical");
   const mode = parseFileMode(options.mode);
-  const { client } = await openClient(app);
+  const { client } = await openClient(app, options);
   const written = await writeSecretFile({
     client,
     project: options.project,
-    path: options.path,
+    path: options.secretPath ?? options.path,
     key,
     file,
     mode,
+    ...(options.base64 ? { decode: "base64" as const } : {}),
   });
   const modeText = `0${mode.toString(8).padStart(3, "0")}`;
   if (wantsJson(app))
@@ -186,18 +196,10 @@ function progress(app: App): {
   update: (p: { done: number; total: number }) => void;
   done: () => void;
 } {
-  const stderr = app.io.stderr;
-  if (stderr.isTTY !== true) return { update: () => {}, done: () => {} };
-  let shown = false;
+  const line = app.progress();
   return {
-    update({ done, total }) {
-      shown = true;
-      stderr.write(`\r\x1b[2Kimport: ${done}/${total}`);
-    },
-    done() {
-      if (shown) stderr.write("\r\x1b[2K");
-      shown = false;
-    },
+    update: ({ done, total }) => line.update(`import: ${done}/${total}`),
+    done: () => line.done(),
   };
 }
 
@@ -243,7 +245,7 @@ async function runImport(
   items: ImportItem[],
   warnings: string[],
 ): Promise<void> {
-  const { client } = await openClient(app);
+  const { client } = await openClient(app, flags);
   const { importSecrets } = await import("@psi/provider-infisical");
   const shown = progress(app);
   let report: ImportReport;
@@ -320,9 +322,24 @@ async function podmanSecrets(app: App, context: PsiContext, socketFlag: string |
   };
 }
 
-async function importEnvFile(app: App, file: string, flags: ImportFlags): Promise<void> {
+/** All of stdin as text (`import env-file -`, or no FILE, as the reference reads it). */
+async function readStdin(app: App): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of app.io.stdin) {
+    chunks.push(typeof chunk === "string" ? Buffer.from(chunk) : Buffer.from(chunk as Uint8Array));
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+async function importEnvFile(
+  app: App,
+  fileArgument: string | undefined,
+  flags: ImportFlags,
+): Promise<void> {
   const { parseEnvFile } = await import("@psi/provider-infisical");
-  const parsed = parseEnvFile(await readInput(file));
+  const fromStdin = fileArgument === undefined || fileArgument === "-";
+  const file = fromStdin ? "stdin" : fileArgument;
+  const parsed = parseEnvFile(fromStdin ? await readStdin(app) : await readInput(file));
   const warnings = parsed.warnings.map((warning) => `${file}:${warning.line}: ${warning.message}`);
   for (const warning of warnings) app.logger().warn(warning, { event: "infisical.import" });
   const items = parsed.entries.map((entry) => ({
@@ -335,9 +352,10 @@ async function importEnvFile(app: App, file: string, flags: ImportFlags): Promis
 
 async function importPodmanSecrets(
   app: App,
-  names: string[],
-  flags: ImportFlags & { all?: boolean },
+  positional: string[],
+  flags: ImportFlags & { all?: boolean; name?: string[] },
 ): Promise<void> {
+  const names = [...positional, ...(flags.name ?? [])];
   if (flags.all && names.length > 0) throw new UsageError("give secret NAMEs or --all, not both");
   if (!flags.all && names.length === 0)
     throw new UsageError("name the Podman secrets to import, or use --all");
@@ -498,8 +516,49 @@ async function tls(
   else app.print(renderTls(results));
 }
 
-async function tlsStatus(app: App, names: string[]): Promise<void> {
+/** State of the renewal timer as `systemctl show` reports it; undefined without systemd. */
+async function timerInfo(
+  app: App,
+  scope: string,
+  timer: string,
+): Promise<Record<string, string> | undefined> {
+  const { execFile } = await import("node:child_process");
+  const argv = [
+    ...(scope === "user" ? ["--user"] : []),
+    "show",
+    timer,
+    "--property=LoadState,ActiveState,LastTriggerUSec,NextElapseUSecRealtime",
+  ];
+  const text = await new Promise<string | undefined>((resolve) => {
+    execFile("systemctl", argv, { env: { ...app.env }, timeout: 5000 }, (error, stdout) =>
+      resolve(error ? undefined : stdout),
+    );
+  });
+  if (text === undefined) return undefined;
+  const properties = Object.fromEntries(
+    text
+      .split("\n")
+      .filter((line) => line.includes("="))
+      .map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1)]),
+  );
+  return properties["LoadState"] === "loaded" ? properties : undefined;
+}
+
+function renderTimer(timer: string, info: Record<string, string>): string {
+  const lines = [`timer ${timer}: ${info["ActiveState"] ?? "unknown"}`];
+  if (info["LastTriggerUSec"] && info["LastTriggerUSec"] !== "n/a")
+    lines.push(`  last check: ${info["LastTriggerUSec"]}`);
+  if (info["NextElapseUSecRealtime"]) lines.push(`  next check: ${info["NextElapseUSecRealtime"]}`);
+  return lines.join("\n");
+}
+
+async function tlsStatus(app: App, names: string[], timer: string): Promise<void> {
+  const { context } = await infisicalBlock(app);
   const { count, manager } = await tlsManager(app);
+  if (!wantsJson(app)) {
+    const info = await timerInfo(app, context.scope, timer);
+    if (info) app.print(`${renderTimer(timer, info)}\n`);
+  }
   if (count === 0) {
     if (wantsJson(app)) app.printJson([]);
     else app.print("no certificates configured under providers.infisical.tls.certificates");
@@ -519,7 +578,13 @@ function withTarget(command: Command): Command {
       "--project <name>",
       "configured Infisical project (providers.infisical.projects)",
     )
-    .option("--path <path>", "folder in the project", "/");
+    .option("--path <path>", "folder in the project", "/")
+    .option("--environment <slug>", "another environment than the project's configured one");
+}
+
+/** Repeatable `--name X`: collects every value. */
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
 }
 
 function withImportFlags(command: Command): Command {
@@ -552,11 +617,11 @@ export function registerInfisical(program: Command, app: App): void {
       "print the secrets of a folder (shell: for eval; env: dotenv lines; json: one object)",
     )
     .addOption(
-      new Option("--format <format>", "output format (default shell; json with --json)").choices([
-        "shell",
-        "env",
-        "json",
-      ]),
+      new Option(
+        "--format <format>",
+        "shell (= export, the Python psi's name): export lines for eval; env: KEY=value lines for " +
+          "source, EnvironmentFile= and Compose; json (default with --json)",
+      ).choices(["shell", "export", "env", "json"]),
     )
     .option("--recursive", "include sub-folders")
     .action(async (options: Target & { format?: EnvFormat; recursive?: boolean }) =>
@@ -568,8 +633,11 @@ export function registerInfisical(program: Command, app: App): void {
     .argument("<key>", "secret key")
     .argument("<file>", "target file")
     .option("--mode <mode>", "octal file mode", "0600")
-    .action(async (key: string, file: string, options: Target & { mode: string }) =>
-      writeFile(app, key, file, options),
+    .option("--base64", "the secret holds base64: write the decoded bytes")
+    .addOption(new Option("--secret-path <path>", "the Python psi's name for --path").hideHelp())
+    .action(
+      async (key: string, file: string, options: Target & { mode: string; base64?: boolean }) =>
+        writeFile(app, key, file, options),
     );
 
   const imports = infisical
@@ -577,21 +645,24 @@ export function registerInfisical(program: Command, app: App): void {
     .description("import secrets into an Infisical folder (created as needed), reporting each key");
 
   withImportFlags(imports.command("env-file"))
-    .description("import the KEY=value lines of a dotenv file")
-    .argument("<file>", "dotenv file")
-    .action(async (file: string, flags: ImportFlags) => importEnvFile(app, file, flags));
+    .description("import the KEY=value lines of a dotenv file (stdin when FILE is - or omitted)")
+    .argument("[file]", "dotenv file; - or nothing reads stdin")
+    .action(async (file: string | undefined, flags: ImportFlags) =>
+      importEnvFile(app, file, flags),
+    );
 
   withImportFlags(imports.command("podman-secret"))
     .description(
       "import Podman secrets (file driver, or PSI shell-driver secrets) under their names",
     )
     .argument("[names...]", "Podman secret names")
+    .option("--name <name>", "a Podman secret name (repeatable; same as NAME)", collect)
     .option("--all", "every Podman secret")
     .option(
       "--podman-socket <path>",
       "Podman API socket (env PSI_PODMAN_SOCKET; default: the scope's)",
     )
-    .action(async (names: string[], flags: ImportFlags & { all?: boolean }) =>
+    .action(async (names: string[], flags: ImportFlags & { all?: boolean; name?: string[] }) =>
       importPodmanSecrets(app, names, flags),
     );
 
@@ -631,5 +702,12 @@ export function registerInfisical(program: Command, app: App): void {
     .command("status")
     .description("expiry, days left and whether a renewal is due, per certificate")
     .argument("[names...]", "certificate names")
-    .action(async (names: string[]) => tlsStatus(app, names));
+    .option(
+      "--timer <unit>",
+      "renewal timer whose state is shown first (when systemd answers)",
+      "psi-tls-renew.timer",
+    )
+    .action(async (names: string[], options: { timer: string }) =>
+      tlsStatus(app, names, options.timer),
+    );
 }

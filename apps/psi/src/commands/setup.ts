@@ -3,6 +3,7 @@ import { cachePath, errorMessage } from "@psi/core";
 import type { DryRunReport, SetupIssue, SetupProgress, SetupResult, SetupRetry } from "@psi/setup";
 import type { Command } from "commander";
 import type { App } from "../app.js";
+import { plural, table } from "../text.js";
 import { planDriverInstall } from "./install.js";
 
 /** Options of `psi setup` (and `psi cache refresh`, which is setup for every provider). */
@@ -19,9 +20,7 @@ function wantsJson(app: App): boolean {
 
 /** One progress line on stderr, rewritten in place; only on a terminal. */
 function progressLine(app: App): { update: (p: SetupProgress) => void; done: () => void } {
-  const stderr = app.io.stderr;
-  if (stderr.isTTY !== true) return { update: () => {}, done: () => {} };
-  let shown = false;
+  const line = app.progress();
   let last = 0;
   return {
     update(p) {
@@ -29,15 +28,12 @@ function progressLine(app: App): { update: (p: SetupProgress) => void; done: () 
       const finished = p.workloads.done === p.workloads.total;
       if (!finished && now - last < 80) return;
       last = now;
-      shown = true;
-      stderr.write(
-        `\r\x1b[2Ksetup: sources ${p.sources.done}/${p.sources.total} · ` +
+      line.update(
+        `setup: sources ${p.sources.done}/${p.sources.total} · ` +
           `secrets ${p.secrets.done}/${p.secrets.total} · workloads ${p.workloads.done}/${p.workloads.total}`,
       );
     },
-    done() {
-      if (shown) stderr.write("\r\x1b[2K");
-    },
+    done: () => line.done(),
   };
 }
 
@@ -169,10 +165,6 @@ function issueLine(issue: SetupIssue): string {
   return text;
 }
 
-function plural(count: number, word: string): string {
-  return `${count} ${word}${count === 1 ? "" : "s"}`;
-}
-
 /** The human summary of a setup run. */
 export function renderSetup(result: SetupResult): string {
   const lines: string[] = [];
@@ -248,18 +240,6 @@ export function renderSetup(result: SetupResult): string {
     lines.push(`setup finished with ${parts.join(", ")}`);
   }
   return lines.join("\n");
-}
-
-function table(rows: string[][]): string[] {
-  const widths = rows[0]!.map((_, column) =>
-    Math.max(...rows.map((row) => (row[column] ?? "").length)),
-  );
-  return rows.map((row) =>
-    row
-      .map((cell, column) => cell.padEnd(widths[column]!))
-      .join("  ")
-      .trimEnd(),
-  );
 }
 
 /** The human table of a dry run. */

@@ -1,8 +1,8 @@
 // Output formats of `psi infisical env`. Values are the caller's to print; these functions
 // only quote. Keys that a format cannot carry are skipped and reported (by key, never value).
 
-/** Output formats of {@link formatSecrets}. */
-export type EnvFormat = "shell" | "env" | "json";
+/** Output formats of {@link formatSecrets}; `export` is the reference's name for `shell`. */
+export type EnvFormat = "shell" | "export" | "env" | "json";
 
 /** A key left out of the output, and why. */
 export interface SkippedKey {
@@ -14,6 +14,8 @@ export interface SkippedKey {
 export interface FormattedSecrets {
   text: string;
   skipped: SkippedKey[];
+  /** Keys written, but that some reader of the format takes differently (`env`: Compose). */
+  caveats: SkippedKey[];
 }
 
 const SHELL_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -31,22 +33,39 @@ export function shellQuote(value: string): string {
 }
 
 /**
- * A dotenv value: bare when it is plain, `'...'` when it has no `'`, `\` or CR, otherwise
- * `"..."` with `\`, `"` and CR escaped. Newlines stay literal inside the quotes. This reads back
- * the same in psi's own reader, systemd's EnvironmentFile= and python-dotenv.
+ * A value for an env file that bash's `source`, systemd's `EnvironmentFile=` and Compose all
+ * read back unchanged: bare when plain; `'...'` (literal for all three) when it has no `'`
+ * and no `\`; otherwise `"..."` with `\`, `"`, `$` and `` ` `` escaped by a backslash (the
+ * escapes bash and systemd share, so nothing is expanded or run). Newlines stay literal
+ * inside the quotes. {@link composeCaveat} names the values Compose reads differently.
  */
 export function dotenvQuote(value: string): string {
   if (value === "") return "";
   if (DOTENV_BARE.test(value)) return value;
-  if (!/['\\\r]/.test(value)) return `'${value}'`;
-  return `"${value.replaceAll("\\", "\\\\").replaceAll('"', '\\"').replaceAll("\r", "\\r")}"`;
+  if (!/['\\]/.test(value)) return `'${value}'`;
+  return `"${value.replace(/[\\"$`]/g, (char) => `\\${char}`)}"`;
+}
+
+/**
+ * Why Compose (python-dotenv, which podman-compose and docker-compose 1.x read `.env` with)
+ * would read a {@link dotenvQuote}d value differently, or undefined when it reads it back
+ * exactly: it expands `${NAME}` inside any quotes, keeps `\$` and `` \` `` as two
+ * characters, and reads a carriage return as a newline.
+ */
+export function composeCaveat(value: string): string | undefined {
+  if (value.includes("${")) return "Compose expands ${...} in it";
+  if (/['\\]/.test(value) && /[$`]/.test(value))
+    return "it holds ' or \\ together with $ or `, which no quoting makes bash and Compose read alike";
+  if (value.includes("\r")) return "Compose reads its carriage return as a newline";
+  return undefined;
 }
 
 /**
  * Formats secrets for `psi infisical env`, keys sorted:
  * - `shell`: `export KEY='value'` lines, safe for `eval "$(psi infisical env ...)"`; keys that
  *   are not shell names and values holding NUL (no shell variable can) are skipped;
- * - `env`: dotenv `KEY=value` lines ({@link dotenvQuote}); keys that are not dotenv names skipped;
+ * - `env`: `KEY=value` lines ({@link dotenvQuote}); keys that are not dotenv names and values
+ *   holding NUL are skipped; values Compose reads differently are written and listed in `caveats`;
  * - `json`: one JSON object.
  */
 export function formatSecrets(
@@ -55,14 +74,15 @@ export function formatSecrets(
 ): FormattedSecrets {
   const sorted = [...secrets].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   const skipped: SkippedKey[] = [];
+  const caveats: SkippedKey[] = [];
   if (format === "json") {
     const object: Record<string, string> = {};
     for (const secret of sorted) object[secret.key] = secret.value;
-    return { text: `${JSON.stringify(object, null, 2)}\n`, skipped };
+    return { text: `${JSON.stringify(object, null, 2)}\n`, skipped, caveats };
   }
   const lines: string[] = [];
   for (const { key, value } of sorted) {
-    if (format === "shell") {
+    if (format === "shell" || format === "export") {
       if (!isShellName(key)) {
         skipped.push({ key, reason: "not a valid shell variable name" });
         continue;
@@ -80,8 +100,14 @@ export function formatSecrets(
         skipped.push({ key, reason: "not a valid dotenv variable name" });
         continue;
       }
+      if (value.includes("\0")) {
+        skipped.push({ key, reason: "the value contains a NUL byte, which no env file can hold" });
+        continue;
+      }
+      const caveat = composeCaveat(value);
+      if (caveat) caveats.push({ key, reason: caveat });
       lines.push(`${key}=${dotenvQuote(value)}`);
     }
   }
-  return { text: lines.map((line) => `${line}\n`).join(""), skipped };
+  return { text: lines.map((line) => `${line}\n`).join(""), skipped, caveats };
 }
