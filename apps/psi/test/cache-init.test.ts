@@ -1,4 +1,4 @@
-import { readFile, stat, writeFile } from "node:fs/promises";
+import { readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { readCacheFile, readCacheStatus } from "@psi/cache";
 import { createKeyfileCacheBackend } from "@psi/cache-keyfile";
@@ -22,6 +22,54 @@ describe("psi cache init", () => {
     };
   });
   afterEach(() => dir.cleanup());
+
+  it("checks that state_dir is writable before it writes the key; the retry then works", async () => {
+    const config = join(dir.path, "config.yaml");
+    const keyFile = join(dir.path, "etc", "cache.keyfile");
+    // A state_dir below a regular file cannot be created, even by root.
+    await writeFile(join(dir.path, "blocker"), "");
+    await writeFile(
+      config,
+      `state_dir: ${join(dir.path, "blocker", "state")}\ncache: { backend: keyfile, key_file: ${keyFile} }\n`,
+    );
+    const run = await psi(["-c", config, "cache", "init", "--backend", "keyfile"], env);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(`cannot write the cache in ${join(dir.path, "blocker", "state")}`);
+    expect(run.stderr).toContain("nothing was written");
+    await expect(stat(keyFile)).rejects.toThrow();
+    await writeFile(
+      config,
+      `state_dir: ${join(dir.path, "state")}\ncache: { backend: keyfile, key_file: ${keyFile} }\n`,
+    );
+    const retry = await psi(["-c", config, "cache", "init", "--backend", "keyfile"], env);
+    expect(retry.stderr).toBe("");
+    expect(retry.code).toBe(0);
+    expect((await readdir(join(dir.path, "state"))).sort()).toEqual(["cache.enc"]);
+  });
+
+  it("an explicitly named configuration that does not exist is an error for every command", async () => {
+    const missing = join(dir.path, "no-such-config.yaml");
+    for (const args of [
+      ["cache", "status"],
+      ["status"],
+      ["install", "--stdout"],
+      ["cache", "init", "--backend", "keyfile"],
+      ["setup", "--dry-run"],
+    ]) {
+      for (const [argv, extra] of [
+        [["-c", missing, ...args], {}],
+        [args, { PSI_CONFIG: missing }],
+      ] as const) {
+        const run = await psi([...argv], { ...env, ...extra });
+        expect(run.code, argv.join(" ")).toBe(1);
+        expect(run.stderr, argv.join(" ")).toContain(`no configuration file at ${missing}`);
+        expect(run.stdout, argv.join(" ")).toBe("");
+      }
+    }
+    // Without --config/PSI_CONFIG a missing default file still means "use the defaults".
+    const defaults = await psi(["cache", "status"], env);
+    expect(defaults.code).toBe(0);
+  });
 
   it("lists the backends and exits 1 without --backend", async () => {
     const run = await psi(["cache", "init"], env);
@@ -67,12 +115,10 @@ describe("psi cache init", () => {
 
   it("takes --key-path, works without a configuration file, and says what to configure", async () => {
     const keyPath = join(dir.path, "custom.key");
+    // No file at the scope's default (~/.config/psi/config.yaml under the temp HOME).
     const run = await psi(
       ["cache", "init", "--backend", "keyfile", "--key-path", keyPath, "--json"],
-      {
-        ...env,
-        PSI_CONFIG: join(dir.path, "missing.yaml"),
-      },
+      env,
     );
     expect(run.code).toBe(0);
     const out = JSON.parse(run.stdout) as { key_path: string; cache_path: string; notes: string[] };

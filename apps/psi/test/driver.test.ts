@@ -102,9 +102,9 @@ describe("psi install", () => {
   });
 
   it("works before any configuration exists (scope defaults)", async () => {
-    const run = await psi(["install", "--stdout"], {
-      env: { ...env, PSI_CONFIG: join(dir.path, "absent.yaml") },
-    });
+    // No PSI_CONFIG and nothing at the scope's default path (a named missing file is an error).
+    const { PSI_CONFIG: _named, ...unnamed } = env;
+    const run = await psi(["install", "--stdout"], { env: unnamed });
     expect(run.code).toBe(0);
     expect(run.stdout.toString()).toBe(expected(join(dir.path, "run", "psi", "psi.sock")));
   });

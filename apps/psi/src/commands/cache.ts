@@ -1,10 +1,11 @@
 import { randomBytes } from "node:crypto";
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { open, readFile, unlink } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { readCacheFile, readCacheStatus, writeCacheFile } from "@psi/cache";
 import type { CacheBackend, Mapping, ScopePaths } from "@psi/core";
 import {
   defaultPaths,
+  ensureDir,
   errorMessage,
   isPsiError,
   PsiError,
@@ -73,6 +74,8 @@ export interface CacheInitResult {
   backend: CacheBackend;
   /** Extra lines for the operator (unit directives to add, ...). */
   notes?: string[];
+  /** What `keyPath` holds when it is not a secret key (hsm: the token's public key). */
+  publicKey?: boolean;
 }
 
 /** Provisions one backend's key; the empty cache is written by `psi cache init` afterwards. */
@@ -113,6 +116,25 @@ function listBackends(): string {
     .join("\n");
 }
 
+/** Creates `dir` if needed and proves a file can be created in it (then removes the probe). */
+async function assertWritableDir(dir: string): Promise<void> {
+  const probe = join(dir, `.psi-probe-${process.pid}-${randomBytes(4).toString("hex")}`);
+  try {
+    await ensureDir(dir, 0o700);
+    await (await open(probe, "wx", 0o600)).close();
+    await unlink(probe);
+  } catch (error) {
+    throw new PsiError(
+      "cache.dir_unwritable",
+      `cannot write the cache in ${dir}: ${errorMessage(error)}; nothing was written`,
+      {
+        cause: error,
+        hint: "fix state_dir (or cache.path) or the directory's permissions and mount, then run psi cache init again",
+      },
+    );
+  }
+}
+
 /** `psi cache init --backend B`: provision the key, then write an empty cache with it. */
 export async function runCacheInit(app: App, options: CacheInitOptions): Promise<void> {
   if (options.backend === undefined) {
@@ -138,7 +160,10 @@ export async function runCacheInit(app: App, options: CacheInitOptions): Promise
     );
   }
   const where = await cacheLocations(app);
-  const { keyPath, backend, notes = [] } = await entry.init(app, where, options);
+  // Check first, write last: a key written before the cache fails to write would make the
+  // retry fail with "already exists".
+  await assertWritableDir(dirname(where.cachePath));
+  const { keyPath, backend, notes = [], publicKey } = await entry.init(app, where, options);
   try {
     await writeCacheFile({
       path: where.cachePath,
@@ -165,7 +190,10 @@ export async function runCacheInit(app: App, options: CacheInitOptions): Promise
     return;
   }
   app.print(
-    `wrote the ${options.backend} cache key to ${keyPath} and an empty cache to ${where.cachePath}`,
+    publicKey
+      ? `wrote an empty cache to ${where.cachePath}, encrypted to the token's public key ` +
+          `(kept in ${keyPath}; the private key never leaves the token)`
+      : `wrote the ${options.backend} cache key to ${keyPath} and an empty cache to ${where.cachePath}`,
   );
   for (const note of notes) app.print(`  note: ${note}`);
 }
@@ -293,7 +321,7 @@ async function initHsm(
         ? `pinned the token's public key sha256:${pinned.fingerprint} in ${pinned.path}`
         : `the token's public key sha256:${pinned.fingerprint} was already pinned (${pinned.path})`,
     ];
-    return { keyPath: hsm.publicKeyCachePath, backend, notes };
+    return { keyPath: hsm.publicKeyCachePath, backend, notes, publicKey: true };
   } catch (error) {
     hsm.close();
     throw error;
