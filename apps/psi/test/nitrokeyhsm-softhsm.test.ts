@@ -74,7 +74,8 @@ describe.skipIf(requireSoftHsm())("psi nitrokeyhsm on SoftHSM 2", () => {
     const wrong = { ...env, PSI_NITROKEYHSM_PIN: "987654" };
     const tested = await psi(["nitrokeyhsm", "test-pin"], { env: wrong });
     expect(tested.code).toBe(1);
-    expect(tested.stdout.toString()).toBe("PIN from PSI_NITROKEYHSM_PIN: login failed\n");
+    expect(tested.stdout.toString()).toBe("");
+    expect(tested.stderr).toContain(`test-pin: slot ${token.slot}, PIN from PSI_NITROKEYHSM_PIN:`);
     expect(tested.stderr).toMatch(/rejected the user PIN \(PIN from PSI_NITROKEYHSM_PIN\)/);
     expect(tested.stderr).toMatch(/hint: .*locks after/);
 
@@ -92,6 +93,15 @@ describe.skipIf(requireSoftHsm())("psi nitrokeyhsm on SoftHSM 2", () => {
     expect(none.code).toBe(1);
     expect(none.stderr).toMatch(/no HSM user PIN is configured/);
     expect(none.stderr).toMatch(/PSI_NITROKEYHSM_PIN/);
+  });
+
+  it("a slot that does not exist: test-pin names the slot on stderr, nothing on stdout", async () => {
+    await writeHsmConfig(configPath(), stateDir, token.nitrokeyhsm({ slot: 4242 }));
+    const tested = await psi(["nitrokeyhsm", "test-pin"], { env });
+    expect(tested.code).toBe(1);
+    expect(tested.stdout.toString()).toBe("");
+    expect(tested.stderr).toContain("test-pin: slot 4242");
+    expect(tested.stderr).not.toContain("login failed");
   });
 
   it("a missing module: preflight, init and status exit 1 and say how to fix it", async () => {

@@ -259,8 +259,18 @@ export function registerNitrokeyHsm(program: Command, app: App): void {
         return;
       }
       if (!result.ok) {
-        app.print(`PIN from ${result.pinSource}: login failed`);
-        throw result.error;
+        // One message on stderr that names the slot and the PIN's source (a bad slot and a
+        // wrong PIN look alike to an operator otherwise); nothing on stdout.
+        throw new PsiError(
+          result.error.code,
+          `test-pin: slot ${result.slot}, PIN from ${result.pinSource}: ${result.error.message}`,
+          {
+            cause: result.error,
+            hint:
+              result.error.hint ??
+              `check providers.nitrokeyhsm.slot (${result.slot}) against \`pkcs11-tool --list-slots\``,
+          },
+        );
       }
       app.print(
         `PIN from ${result.pinSource}: login to ${result.tokenLabel === null ? "the token" : `token "${result.tokenLabel}"`} (slot ${result.slot}) works`,
