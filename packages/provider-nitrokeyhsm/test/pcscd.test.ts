@@ -40,7 +40,7 @@ describe("setup-pcscd", () => {
       expect(CONTAINER_KEYS).toContain(line.slice(0, line.indexOf("=")));
     }
     expect(file(setup, "pcscd.Containerfile")).toContain(
-      'CMD ["pcscd", "--foreground", "--disable-polkit"]',
+      'CMD ["/usr/sbin/pcscd", "--foreground", "--disable-polkit"]',
     );
     expect(setup.commands[0]).toBe(
       "podman build -t localhost/psi-pcscd:latest -f /etc/psi/pcscd.Containerfile /etc/psi",

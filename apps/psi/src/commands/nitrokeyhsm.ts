@@ -1,3 +1,4 @@
+import { access } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { LoadedConfig, NitrokeyHsmConfig, ScopePaths } from "@psi/core";
 import {
@@ -11,6 +12,7 @@ import {
 import type { PcscdMode, sealForStore } from "@psi/provider-nitrokeyhsm";
 import { type Command, Option } from "commander";
 import type { App } from "../app.js";
+import { UsageError } from "../errors.js";
 import { publishMapping, readSecretInput } from "../store-secret.js";
 
 // Loaded on use: the provider pulls in graphene-pk11 and its native addon, which every
@@ -280,7 +282,8 @@ export function registerNitrokeyHsm(program: Command, app: App): void {
   group
     .command("setup-pcscd")
     .description(
-      "print (or write) what a container-mode host needs for pcscd: the pcscd_volume quadlet and a pcscd container, or (--mode host) the host pcscd's volume and polkit rule",
+      "print (or write) what a container-mode host needs for pcscd: the pcscd_volume quadlet and a pcscd container, or (--mode host) the host pcscd's volume and polkit rule; " +
+        "with --build-dir/--build-only also build the pcscd image (as the Python psi did)",
     )
     .addOption(
       new Option("--mode <mode>", "where pcscd runs")
@@ -296,59 +299,144 @@ export function registerNitrokeyHsm(program: Command, app: App): void {
       "write the files (quadlets to systemd_dir, Containerfile to the config dir, polkit rule to /etc/polkit-1/rules.d)",
     )
     .option("--output-dir <dir>", "write every file into DIR instead (implies --write)")
-    .action(
-      async (options: { mode: PcscdMode; image?: string; write?: boolean; outputDir?: string }) => {
-        let paths: ScopePaths;
-        let volume = "pcscd-socket";
-        try {
-          const loaded = await app.loadConfig();
-          paths = loaded.paths;
-          volume = loaded.config.providers?.nitrokeyhsm?.pcscd_volume ?? volume;
-        } catch (error) {
-          if (!isPsiError(error, "config.missing")) throw error;
-          paths = defaultPaths(scopeForUid(app.uid), app.env, app.uid);
-        }
-        const setup = (await hsmProvider()).renderPcscdSetup({
-          volume,
-          mode: options.mode,
-          configDir: paths.configDir,
-          ...(options.image === undefined ? {} : { image: options.image }),
-        });
-        const dirs = {
-          quadlet: paths.systemdDir,
-          config: paths.configDir,
-          polkit: "/etc/polkit-1/rules.d",
-        };
-        const files = setup.files.map((file) => ({
-          ...file,
-          path: join(options.outputDir ?? dirs[file.target], file.name),
-        }));
-        const write = options.write === true || options.outputDir !== undefined;
-        if (write) {
-          for (const file of files) {
-            await ensureDir(dirname(file.path), 0o755);
-            await writeFileAtomic(file.path, file.text, { mode: file.mode });
-          }
-        }
-        if (app.globals().json) {
-          app.printJson({
-            volume,
-            mode: options.mode,
-            written: write,
-            files,
-            commands: setup.commands,
-            notes: setup.notes,
-          });
-          return;
-        }
-        const out: string[] = [];
-        for (const file of files) {
-          if (write) out.push(`wrote ${file.path}`);
-          else out.push(`# ---- ${file.path}`, file.text);
-        }
-        out.push("", "then:", ...setup.commands.map((command) => `  ${command}`));
-        out.push("", "notes:", ...setup.notes.map((note) => `  - ${note}`));
-        app.print(out.join("\n"));
+    .option(
+      "--build-dir <dir>",
+      "write DIR/Containerfile and build the image from DIR (FROM scratch + DIR/rootfs.tar when scripts/pcscd-rootfs.sh made one; implies --write)",
+    )
+    .option(
+      "--systemd-dir <dir>",
+      "write the quadlets into DIR (default systemd_dir; implies --write)",
+    )
+    .option("--build-only", "build the image, write no quadlets")
+    .action(async (options: PcscdOptions) => setupPcscd(app, options));
+}
+
+interface PcscdOptions {
+  mode: PcscdMode;
+  image?: string;
+  write?: boolean;
+  outputDir?: string;
+  buildDir?: string;
+  systemdDir?: string;
+  buildOnly?: boolean;
+}
+
+/** The Python psi's default build directory of `setup-pcscd`. */
+const PYTHON_BUILD_DIR = "/opt/psi/pcscd";
+
+async function setupPcscd(app: App, options: PcscdOptions): Promise<void> {
+  const build = options.buildDir !== undefined || options.buildOnly === true;
+  if (options.mode === "host" && (build || options.systemdDir !== undefined)) {
+    throw new UsageError(
+      "--build-dir, --systemd-dir and --build-only build the pcscd container; --mode host uses the host's pcscd",
+    );
+  }
+  let paths: ScopePaths;
+  let volume = "pcscd-socket";
+  try {
+    const loaded = await app.loadConfig();
+    paths = loaded.paths;
+    volume = loaded.config.providers?.nitrokeyhsm?.pcscd_volume ?? volume;
+  } catch (error) {
+    if (!isPsiError(error, "config.missing")) throw error;
+    paths = defaultPaths(scopeForUid(app.uid), app.env, app.uid);
+  }
+  const buildDir = build ? (options.buildDir ?? PYTHON_BUILD_DIR) : undefined;
+  const fromRootfs = buildDir !== undefined && (await exists(join(buildDir, "rootfs.tar")));
+  const provider = await hsmProvider();
+  const setup = provider.renderPcscdSetup({
+    volume,
+    mode: options.mode,
+    configDir: buildDir ?? paths.configDir,
+    fromRootfs,
+    ...(options.image === undefined ? {} : { image: options.image }),
+  });
+  const image = options.image ?? provider.PCSCD_IMAGE;
+  const dirs = {
+    quadlet: options.systemdDir ?? paths.systemdDir,
+    config: paths.configDir,
+    polkit: "/etc/polkit-1/rules.d",
+  };
+  const files = setup.files
+    .filter((file) => !(options.buildOnly && file.target === "quadlet"))
+    .map((file) => {
+      // With --build-dir the Containerfile is DIR/Containerfile, as the Python psi wrote it.
+      if (buildDir !== undefined && file.target === "config")
+        return { ...file, name: "Containerfile", path: join(buildDir, "Containerfile") };
+      return { ...file, path: join(options.outputDir ?? dirs[file.target], file.name) };
+    });
+  const write =
+    options.write === true ||
+    options.outputDir !== undefined ||
+    options.systemdDir !== undefined ||
+    build;
+  if (write) {
+    for (const file of files) {
+      await ensureDir(dirname(file.path), 0o755);
+      await writeFileAtomic(file.path, file.text, { mode: file.mode });
+    }
+  }
+  const built = buildDir === undefined ? undefined : await buildPcscdImage(app, buildDir, image);
+  const commands = setup.commands.filter(
+    (command) => !(built && command.startsWith("podman build")),
+  );
+  if (app.globals().json) {
+    app.printJson({
+      volume,
+      mode: options.mode,
+      written: write,
+      files,
+      ...(built ? { built: { image, from_rootfs: fromRootfs } } : {}),
+      commands,
+      notes: setup.notes,
+    });
+    return;
+  }
+  const out: string[] = [];
+  for (const file of files) {
+    if (write) out.push(`wrote ${file.path}`);
+    else out.push(`# ---- ${file.path}`, file.text);
+  }
+  if (built)
+    out.push(`built ${image} from ${buildDir}${fromRootfs ? " (FROM scratch + rootfs.tar)" : ""}`);
+  if (options.buildOnly) out.push("--build-only: no quadlets written");
+  out.push("", "then:", ...commands.map((command) => `  ${command}`));
+  out.push("", "notes:", ...setup.notes.map((note) => `  - ${note}`));
+  app.print(out.join("\n"));
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** `podman build -t IMAGE -f DIR/Containerfile DIR`; its own stderr is the error's detail. */
+async function buildPcscdImage(app: App, dir: string, image: string): Promise<true> {
+  const { execFile } = await import("node:child_process");
+  const argv = ["build", "-t", image, "-f", join(dir, "Containerfile"), dir];
+  const failure = await new Promise<string | undefined>((resolve) => {
+    execFile(
+      "podman",
+      argv,
+      { env: { ...app.env }, maxBuffer: 16 * 1024 * 1024 },
+      (error, _stdout, stderr) =>
+        resolve(
+          error ? `${stderr.trim().split("\n").slice(-5).join("\n") || error.message}` : undefined,
+        ),
+    );
+  });
+  if (failure !== undefined) {
+    throw new PsiError(
+      "nitrokeyhsm.pcscd_build_failed",
+      `podman ${argv.join(" ")} failed:\n${failure}`,
+      {
+        hint: `put a root filesystem of Debian's pcscd into ${dir}/rootfs.tar (scripts/pcscd-rootfs.sh ${dir}) to build without a registry`,
       },
     );
+  }
+  return true;
 }
