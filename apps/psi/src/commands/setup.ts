@@ -1,3 +1,4 @@
+import { readFile } from "node:fs/promises";
 import type { Provider, PsiContext } from "@psi/core";
 import { cachePath, errorMessage } from "@psi/core";
 import type { DryRunReport, SetupIssue, SetupProgress, SetupResult, SetupRetry } from "@psi/setup";
@@ -11,6 +12,8 @@ export interface SetupCommandOptions {
   provider?: string;
   dryRun?: boolean;
   podmanSocket?: string;
+  /** PSI's lookup socket the driver options name (`--socket`, as `psi install` takes it). */
+  socket?: string;
 }
 
 /** Machine output with `--json`, or whenever stdout is not a terminal (SPEC §9, §11). */
@@ -37,14 +40,29 @@ function progressLine(app: App): { update: (p: SetupProgress) => void; done: () 
   };
 }
 
-/** The driver options `psi install` would write now; undefined when they cannot be worked out. */
+/**
+ * The driver options a secret created now gets: with `--socket`/`PSI_SOCKET`, what `psi
+ * install` writes for that socket; otherwise what Podman holds, the installed
+ * containers.conf.d/psi.conf (so a socket set once through `install --socket` does not make
+ * every setup re-create every secret); without that file, what `psi install` would write.
+ * Undefined when they cannot be worked out.
+ */
 async function expectedOptions(
   app: App,
   required: boolean,
+  socket: string | undefined,
 ): Promise<Record<string, string> | undefined> {
   const { parseDriverOptions } = await import("@psi/setup");
   try {
-    return parseDriverOptions((await planDriverInstall(app, undefined)).text);
+    const plan = await planDriverInstall(app, socket);
+    if (socket === undefined && !app.env["PSI_SOCKET"]) {
+      const installed = await readFile(plan.path, "utf8").then(parseDriverOptions, (error) => {
+        if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+        throw error;
+      });
+      if (installed && Object.keys(installed).length > 0) return installed;
+    }
+    return parseDriverOptions(plan.text);
   } catch (error) {
     if (required) throw error;
     app
@@ -117,7 +135,7 @@ export async function runSetupCommand(app: App, options: SetupCommandOptions): P
     const report = await setup.planDryRun({
       context,
       podman,
-      expectedDriverOptions: (await expectedOptions(app, true)) ?? {},
+      expectedDriverOptions: (await expectedOptions(app, true, options.socket)) ?? {},
       provider: options.provider,
     });
     if (wantsJson(app)) app.printJson(report);
@@ -146,7 +164,7 @@ export async function runSetupCommand(app: App, options: SetupCommandOptions): P
       cache,
       provider: options.provider,
       retry: await retryFor(app, context),
-      expectedDriverOptions: await expectedOptions(app, false),
+      expectedDriverOptions: await expectedOptions(app, false, options.socket),
       onProgress: progress.update,
     });
     progress.done();
@@ -289,11 +307,15 @@ export function addCacheRefresh(cache: Command, app: App): void {
       "re-fetch every provider's secrets into the cache (= psi setup for every provider)",
     )
     .option("--podman-socket <path>", "Podman API socket (env PSI_PODMAN_SOCKET)")
-    .action(async (options: { podmanSocket?: string }) => {
-      await runSetupCommand(
-        app,
-        options.podmanSocket === undefined ? {} : { podmanSocket: options.podmanSocket },
-      );
+    .option(
+      "--socket <path>",
+      "PSI's lookup socket, as given to psi install (env PSI_SOCKET; default: what the installed psi.conf names)",
+    )
+    .action(async (options: { podmanSocket?: string; socket?: string }) => {
+      await runSetupCommand(app, {
+        ...(options.podmanSocket === undefined ? {} : { podmanSocket: options.podmanSocket }),
+        ...(options.socket === undefined ? {} : { socket: options.socket }),
+      });
     });
 }
 
@@ -312,6 +334,10 @@ export function registerSetup(program: Command, app: App): void {
     .option(
       "--podman-socket <path>",
       "Podman API socket (env PSI_PODMAN_SOCKET; default: the scope's)",
+    )
+    .option(
+      "--socket <path>",
+      "PSI's lookup socket, as given to psi install (env PSI_SOCKET; default: what the installed psi.conf names)",
     )
     .action(async (options: SetupCommandOptions) => {
       await runSetupCommand(app, options);
