@@ -56,6 +56,12 @@ export interface App {
   progress(): Progress;
   /** Exit code for a run that completed but must report failure (e.g. setup drift). */
   exitCode: number;
+  /**
+   * The one JSON rule of read commands (status, setup, cache status, tls status, login,
+   * imports, nitrokeyhsm status/preflight): JSON with `--json` or when stdout is not a
+   * terminal. Other commands print JSON only with `--json`.
+   */
+  reportJson(): boolean;
   print(text: string): void;
   printJson(value: unknown): void;
 }
@@ -217,6 +223,7 @@ export function createApp(io: Io, env: Env, uid: number): App {
       const factory = await backendFactory(cache.backend);
       return factory(context);
     },
+    reportJson: () => globals.json === true || io.stdout.isTTY !== true,
     progress() {
       if (io.stderr.isTTY !== true) return { update: () => {}, done: () => {} };
       return {

@@ -17,8 +17,9 @@ const vectors = join(import.meta.dirname, "..", "..", "..", "..", "shared", "vec
 
 type Run = Awaited<ReturnType<typeof psi>>;
 
+// As at a terminal: `cache status` prints its table (it prints JSON when piped).
 function psi(args: string[], env: Record<string, string>) {
-  return runPsi(args, { env });
+  return runPsi(args, { env, tty: true });
 }
 
 /** Three Infisical secrets: ID → mapping bytes and value (values must never be printed). */

@@ -20,8 +20,9 @@ import { runPsi } from "./run-psi.js";
 // `psi cache init --backend tpm|hsm` on a real TPM (swtpm + systemd-creds) and a real
 // PKCS#11 token (NSS softokn), then status --verify and invalidate through those backends.
 
+// As at a terminal: `cache status` prints its table (it prints JSON when piped).
 function psi(args: string[], env: Record<string, string>) {
-  return runPsi(args, { env });
+  return runPsi(args, { env, tty: true });
 }
 
 let counter = 0;

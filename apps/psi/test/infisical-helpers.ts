@@ -46,12 +46,18 @@ ${extra}`,
     get(path: string, key: string) {
       return fake.getSecret({ projectId: PROJECT_ID, environment: "prod", path, key });
     },
-    /** Runs `psi -c <config> ...argv` in-process; stdout and stderr as text. */
+    /** Runs `psi -c <config> ...argv` in-process as at a terminal; stdout and stderr as text. */
     async psi(
       argv: string[],
-      options: { env?: Record<string, string>; ttyStderr?: boolean; stdin?: string } = {},
+      options: {
+        env?: Record<string, string>;
+        ttyStderr?: boolean;
+        stdin?: string;
+        /** stdout is a terminal (default): reports are tables; false: they are JSON. */
+        tty?: boolean;
+      } = {},
     ) {
-      const stdout = new PassThrough();
+      const stdout = Object.assign(new PassThrough(), { isTTY: options.tty ?? true });
       const stderr = Object.assign(new PassThrough(), { isTTY: options.ttyStderr === true });
       let out = "";
       let err = "";

@@ -2,12 +2,19 @@ import { writeFile } from "node:fs/promises";
 import type { NitrokeyHsmConfig } from "@psi/core";
 import { runPsiBytes } from "./run-psi.js";
 
-/** Runs the CLI in-process with its own streams and environment; stdout as bytes. */
+/** The report commands, which print JSON when stdout is not a terminal. */
+const REPORTS = new Set(["status", "preflight"]);
+
+/**
+ * Runs the CLI in-process with its own streams and environment; stdout as bytes. Reports
+ * run as at a terminal (tables), unless `tty` says otherwise; everything else as piped.
+ */
 export function psi(
   args: string[],
-  options: { env: Record<string, string>; stdin?: string | Uint8Array },
+  options: { env: Record<string, string>; stdin?: string | Uint8Array; tty?: boolean },
 ) {
-  return runPsiBytes(args, options);
+  const report = args[0] === "nitrokeyhsm" && REPORTS.has(args[1] ?? "");
+  return runPsiBytes(args, { ...options, tty: options.tty ?? report });
 }
 
 /** Writes a config whose providers.nitrokeyhsm block is `hsm` (JSON is YAML). */

@@ -10,6 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
   mappingText,
   PROJECT,
+  parseSnakeJson,
   type SetupHost,
   startSetupHost,
   type WorkloadSpec,
@@ -169,7 +170,8 @@ describe.skipIf(skip)("psi setup when Infisical fails, and psi setup --dry-run",
 
     const run = await host.psi(["setup", "--dry-run", "--podman-socket", host.sandbox.socketPath]);
     expect(run.code, run.stderr).toBe(0);
-    const report = JSON.parse(run.stdout) as DryRunReport;
+    const report = parseSnakeJson<DryRunReport>(run.stdout);
+    expect(JSON.parse(run.stdout).counts).toEqual({ managed: 4, stale_opts: 1, orphaned: 1 });
     const classes = Object.fromEntries(report.secrets.map((secret) => [secret.name, secret.class]));
     expect(classes).toEqual({
       "manual--OLD_OPTS": "stale-opts",

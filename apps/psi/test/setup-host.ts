@@ -21,6 +21,24 @@ import { tempDir } from "@psi/testkit/tmp";
 import { renderDriverConf } from "@psi/unitgen";
 import { runCli } from "../src/main.js";
 
+/**
+ * `--json` output (snake_case keys, as the logs) read back into the library's camelCase
+ * types, so tests can compare it with `SetupResult`/`DryRunReport` fields.
+ */
+export function parseSnakeJson<T>(text: string): T {
+  const camel = (value: unknown): unknown => {
+    if (Array.isArray(value)) return value.map(camel);
+    if (value === null || typeof value !== "object") return value;
+    return Object.fromEntries(
+      Object.entries(value).map(([key, item]) => [
+        key.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase()),
+        camel(item),
+      ]),
+    );
+  };
+  return camel(JSON.parse(text)) as T;
+}
+
 export const CLI = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
 
 /** The Infisical project every test uses. */
@@ -217,7 +235,7 @@ export async function startSetupHost(
       );
       let result: SetupResult;
       try {
-        result = JSON.parse(run.stdout) as SetupResult;
+        result = parseSnakeJson<SetupResult>(run.stdout);
       } catch {
         throw new Error(`psi setup printed no JSON (exit ${run.code}): ${run.stderr}`);
       }

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   mappingText,
   PROJECT,
+  parseSnakeJson,
   type SetupHost,
   startSetupHost,
   type WorkloadSpec,
@@ -311,8 +312,11 @@ describe.skipIf(skip)("psi setup against real Podman, psi serve and the fake Inf
     const before = listRequests(host);
     const run = await host.psi(["cache", "refresh", "--podman-socket", host.sandbox.socketPath]);
     expect(run.code, run.stderr).toBe(0);
-    const result = JSON.parse(run.stdout) as SetupResult;
+    const result = parseSnakeJson<SetupResult>(run.stdout);
     expect(result.provider).toBeUndefined();
+    // One key style for every --json output: snake_case, as the log lines.
+    expect(run.stdout).toContain('"prune_applied": true');
+    expect(run.stdout).not.toMatch(/"[a-z]+[A-Z][A-Za-z]*":/);
     expect(result.workloads.map((workload) => workload.name)).toEqual([
       "myapp",
       "other",

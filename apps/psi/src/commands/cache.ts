@@ -409,7 +409,7 @@ function registerCacheStatus(cache: Command, app: App): void {
         app.exitCode = 1;
       const tagName = file.tag === undefined ? undefined : (file.backend ?? "unknown");
       const hex = (n: number) => `0x${n.toString(16).padStart(2, "0")}`;
-      if (app.globals().json) {
+      if (app.reportJson()) {
         app.printJson({
           path,
           config: where.configFile ?? null,

@@ -123,7 +123,7 @@ async function login(app: App): Promise<void> {
   const { loginAll } = await import("@psi/provider-infisical");
   const checks = await loginAll(options, { purpose: "setup" });
   if (checks.some((check) => !check.ok)) app.exitCode = 1;
-  if (wantsJson(app)) app.printJson(checks);
+  if (app.reportJson()) app.printJson(checks);
   else app.print(renderLogin(checks));
 }
 
@@ -264,7 +264,7 @@ async function runImport(
     shown.done();
   }
   if (!report.ok) app.exitCode = 1;
-  if (wantsJson(app)) app.printJson({ ...report, warnings });
+  if (app.reportJson()) app.printJson({ ...report, warnings });
   else app.print(renderImport(report));
 }
 
@@ -555,18 +555,18 @@ function renderTimer(timer: string, info: Record<string, string>): string {
 async function tlsStatus(app: App, names: string[], timer: string): Promise<void> {
   const { context } = await infisicalBlock(app);
   const { count, manager } = await tlsManager(app);
-  if (!wantsJson(app)) {
+  if (!app.reportJson()) {
     const info = await timerInfo(app, context.scope, timer);
     if (info) app.print(`${renderTimer(timer, info)}\n`);
   }
   if (count === 0) {
-    if (wantsJson(app)) app.printJson([]);
+    if (app.reportJson()) app.printJson([]);
     else app.print("no certificates configured under providers.infisical.tls.certificates");
     return;
   }
   const statuses = await manager.status(names);
   if (statuses.some((status) => status.error !== undefined)) app.exitCode = 1;
-  if (wantsJson(app)) app.printJson(statuses);
+  if (app.reportJson()) app.printJson(statuses);
   else app.print(renderTlsStatus(statuses));
 }
 

@@ -66,7 +66,7 @@ export function registerNitrokeyHsm(program: Command, app: App): void {
         env: app.env,
       });
       if (!report.ok) app.exitCode = 1;
-      if (app.globals().json) {
+      if (app.reportJson()) {
         app.printJson(report);
         return;
       }
@@ -199,7 +199,7 @@ export function registerNitrokeyHsm(program: Command, app: App): void {
       });
       if (status.tokenError !== null || status.pin === "mismatch" || status.pin === "unreadable")
         app.exitCode = 1;
-      if (app.globals().json) {
+      if (app.reportJson()) {
         app.printJson({ configured: settings.configured, stateDir: settings.stateDir, ...status });
         return;
       }

@@ -16,11 +16,6 @@ export interface SetupCommandOptions {
   socket?: string;
 }
 
-/** Machine output with `--json`, or whenever stdout is not a terminal (SPEC §9, §11). */
-function wantsJson(app: App): boolean {
-  return app.globals().json === true || app.io.stdout.isTTY !== true;
-}
-
 /** One progress line on stderr, rewritten in place; only on a terminal. */
 function progressLine(app: App): { update: (p: SetupProgress) => void; done: () => void } {
   const line = app.progress();
@@ -138,7 +133,7 @@ export async function runSetupCommand(app: App, options: SetupCommandOptions): P
       expectedDriverOptions: (await expectedOptions(app, true, options.socket)) ?? {},
       provider: options.provider,
     });
-    if (wantsJson(app)) app.printJson(report);
+    if (app.reportJson()) app.printJson(report);
     else app.print(renderDryRun(report));
     return;
   }
@@ -169,7 +164,7 @@ export async function runSetupCommand(app: App, options: SetupCommandOptions): P
     });
     progress.done();
     if (!result.ok) app.exitCode = 1;
-    if (wantsJson(app)) app.printJson(result);
+    if (app.reportJson()) app.printJson(result);
     else app.print(renderSetup(result));
   } finally {
     progress.done();
