@@ -14,13 +14,12 @@ command -v mmdebstrap >/dev/null || {
   exit 1
 }
 mkdir -p "$dir"
-# pcscd puts its socket in /run/pcscd, the volume PSI's units mount; the image has no
-# init to create it. Docs and apt lists are dropped: the image only runs pcscd.
+# pcscd puts its socket in /run/pcscd, where the quadlet mounts the shared volume (Podman
+# creates the mount point). Docs and apt lists are dropped: the image only runs pcscd.
 # The output name ends in .tar so mmdebstrap writes a tarball; renamed when complete.
 mmdebstrap --quiet --variant=minbase --include=pcscd,libccid --mode=root \
   --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
   --dpkgopt='path-exclude=/usr/share/info/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
-  --customize-hook='mkdir -p "$1/run/pcscd"' \
   --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*' \
   "$suite" "$dir/.rootfs.part.tar"
 mv "$dir/.rootfs.part.tar" "$dir/rootfs.tar"

@@ -75,11 +75,11 @@ describe.skipIf(skip)("setup-pcscd builds the image (Python flags)", () => {
     expect(run.stdout).toContain("built localhost/psi-pcscd:latest");
     const containerfile = await readFile(join(build, "Containerfile"), "utf8");
     expect(containerfile).toContain("FROM scratch\nADD rootfs.tar /\n");
-    expect(containerfile).toContain('CMD ["/usr/sbin/pcscd", "--foreground", "--disable-polkit"]');
+    expect(containerfile).toContain('CMD ["/usr/sbin/pcscd", "--foreground"]');
     await expect(readdir(quadlets)).rejects.toThrow();
     // The image is in Podman's store, with the file from rootfs.tar and pcscd as its command.
     const config = JSON.parse(podman(["image", "inspect", "localhost/psi-pcscd:latest"]));
-    expect(config[0].Config.Cmd).toEqual(["/usr/sbin/pcscd", "--foreground", "--disable-polkit"]);
+    expect(config[0].Config.Cmd).toEqual(["/usr/sbin/pcscd", "--foreground"]);
     const mount = podman(["image", "mount", "localhost/psi-pcscd:latest"]).trim();
     try {
       expect(await readFile(join(mount, "etc", "marker"), "utf8")).toBe("from rootfs.tar\n");
