@@ -4,6 +4,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import { type App, createApp, envFlag, type GlobalOptions, type Io } from "./app.js";
 import { commandGroups } from "./commands/index.js";
 import { describeError, UsageError } from "./errors.js";
+import { addReferenceHelp } from "./reference.js";
 import { VERSION } from "./version.js";
 
 /** Exit codes (SPEC §11): 0 success, 1 user-facing error, 2 usage error. */
@@ -55,6 +56,7 @@ export function createProgram(app: App): Command {
     });
   });
   for (const register of commandGroups) register(program, app);
+  addReferenceHelp(program);
   return program;
 }
 

@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import type { App } from "../app.js";
 import { registerCache } from "./cache.js";
+import { registerCompletion } from "./completion.js";
 import { registerDemo } from "./demo.js";
 import { registerInfisical } from "./infisical.js";
 import { registerInstall } from "./install.js";
@@ -28,4 +29,5 @@ export const commandGroups: CommandGroup[] = [
   registerNitrokeyHsm,
   registerInfisical,
   registerStatus,
+  registerCompletion,
 ];
