@@ -112,7 +112,11 @@ export function createInfisicalClient(options: InfisicalClientOptions) {
   const send = createHttp({
     baseUrl: apiUrl,
     service: "Infisical",
-    fetch: options.fetch ?? configuredFetch(config.verify_ssl, config.ca_cert ?? options.caCert),
+    // SSL_CERT_FILE last: the reference's HTTP client (httpx) trusted it, and its container
+    // instructions pass it; Node's TLS ignores it unless told.
+    fetch:
+      options.fetch ??
+      configuredFetch(config.verify_ssl, config.ca_cert ?? options.caCert ?? env["SSL_CERT_FILE"]),
   });
   const files = createTokenFiles({ stateDir: options.stateDir, logger });
   const memory = new Map<string, CachedToken>();

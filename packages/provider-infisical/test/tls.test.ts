@@ -74,6 +74,11 @@ describe("TLS settings", () => {
     expect(await client.getSecret({ project: "app", path: "/app", key: "A" })).toBe("over-tls");
   });
 
+  it("trusts SSL_CERT_FILE when no ca_cert is configured, as the Python psi (httpx) did", async () => {
+    const client = world.client({ env: { SSL_CERT_FILE: caFile } }, { api_url: httpsUrl });
+    expect(await client.getSecret({ project: "app", path: "/app", key: "A" })).toBe("over-tls");
+  });
+
   it("trusts the top-level ca_cert handed in as caCert", async () => {
     const client = world.client({ caCert: caFile }, { api_url: httpsUrl });
     expect(await client.getSecret({ project: "app", path: "/app", key: "A" })).toBe("over-tls");
