@@ -111,6 +111,8 @@ describe.skipIf(skip)("setup-pcscd builds the image (Python flags)", () => {
     expect(podman(["image", "exists", "localhost/pcscd:test"])).toBe("");
     // The build step is done, so it is not listed among the commands left to run.
     expect(run.stdout).not.toMatch(/^\s+podman build/m);
+    // As the Python psi, it reloads systemd after writing quadlets (no systemd runs here).
+    expect(run.stdout).toMatch(/^systemd: not reloaded: /m);
   });
 
   it("without rootfs.tar the Fedora Containerfile is used; no registry here: exit 1 with a hint", async () => {

@@ -332,14 +332,16 @@ async function setupPcscd(app: App, options: PcscdOptions): Promise<void> {
     );
   }
   let paths: ScopePaths;
+  let scope = scopeForUid(app.uid);
   let volume = "pcscd-socket";
   try {
     const loaded = await app.loadConfig();
     paths = loaded.paths;
+    scope = loaded.scope;
     volume = loaded.config.providers?.nitrokeyhsm?.pcscd_volume ?? volume;
   } catch (error) {
     if (!isPsiError(error, "config.missing")) throw error;
-    paths = defaultPaths(scopeForUid(app.uid), app.env, app.uid);
+    paths = defaultPaths(scope, app.env, app.uid);
   }
   const buildDir = build ? (options.buildDir ?? PYTHON_BUILD_DIR) : undefined;
   const fromRootfs = buildDir !== undefined && (await exists(join(buildDir, "rootfs.tar")));
@@ -377,8 +379,16 @@ async function setupPcscd(app: App, options: PcscdOptions): Promise<void> {
     }
   }
   const built = buildDir === undefined ? undefined : await buildPcscdImage(app, buildDir, image);
+  // The Python psi's flow (--build-dir/--systemd-dir without --build-only) also reloaded
+  // systemd after writing the quadlets.
+  const reload =
+    build && !options.buildOnly && options.outputDir === undefined
+      ? await (await import("@psi/setup")).daemonReload({ scope, env: app.env })
+      : undefined;
   const commands = setup.commands.filter(
-    (command) => !(built && command.startsWith("podman build")),
+    (command) =>
+      !(built && command.startsWith("podman build")) &&
+      !(reload?.status === "reloaded" && command === "systemctl daemon-reload"),
   );
   if (app.globals().json) {
     app.printJson({
@@ -387,6 +397,7 @@ async function setupPcscd(app: App, options: PcscdOptions): Promise<void> {
       written: write,
       files,
       ...(built ? { built: { image, from_rootfs: fromRootfs } } : {}),
+      ...(reload ? { daemon_reload: reload } : {}),
       commands,
       notes: setup.notes,
     });
@@ -400,6 +411,8 @@ async function setupPcscd(app: App, options: PcscdOptions): Promise<void> {
   if (built)
     out.push(`built ${image} from ${buildDir}${fromRootfs ? " (FROM scratch + rootfs.tar)" : ""}`);
   if (options.buildOnly) out.push("--build-only: no quadlets written");
+  if (reload?.status === "reloaded") out.push(`systemd: reloaded (${reload.via})`);
+  else if (reload?.status === "unavailable") out.push(`systemd: not reloaded: ${reload.detail}`);
   out.push("", "then:", ...commands.map((command) => `  ${command}`));
   out.push("", "notes:", ...setup.notes.map((note) => `  - ${note}`));
   app.print(out.join("\n"));
