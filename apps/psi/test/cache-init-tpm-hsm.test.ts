@@ -236,6 +236,11 @@ describe.skipIf(requireNss())("psi cache init --backend hsm (NSS softokn)", () =
     const pin = (await readFile(join(h.stateDir, ".nitrokeyhsm-pubkey.sha256"), "utf8")).trim();
     expect(pin).toMatch(/^[0-9a-f]{64}$/);
     expect(init.stdout).toContain(`pinned the token's public key sha256:${pin}`);
+    // It wrote no key: the cache is encrypted to the token's public key.
+    expect(init.stdout).toContain(
+      `wrote an empty cache to ${h.cachePath}, encrypted to the token's public key`,
+    );
+    expect(init.stdout).not.toContain("cache key");
     expect(readHeader(await readFile(h.cachePath))).toEqual({ version: 1, tag: 0x02 });
 
     const verify = await psi(["cache", "status", "--verify"], h.env);

@@ -17,6 +17,7 @@ import { HMAC_KEY_LENGTH } from "@psi/envelope";
 import { type Command, Option } from "commander";
 import type { App } from "../app.js";
 import { UsageError } from "../errors.js";
+import { plural } from "../text.js";
 import { addCacheRefresh } from "./setup.js";
 
 /** Where `psi cache` works: the cache file, the config's directory and cache settings. */
@@ -456,7 +457,7 @@ function registerCacheStatus(cache: Command, app: App): void {
         lines.push([
           "verify",
           verify.ok
-            ? `ok: ${verify.entries} entries, written_at ${verify.written_at}${verify.legacy ? " (legacy version 1 payload: loads empty)" : ""}`
+            ? `ok: ${plural(verify.entries ?? 0, "entry")}, written_at ${verify.written_at}${verify.legacy ? " (legacy version 1 payload: loads empty)" : ""}`
             : `FAILED: ${verify.error?.message}`,
         ]);
         if (!verify.ok && verify.error?.hint) lines.push(["", `hint: ${verify.error.hint}`]);
@@ -653,7 +654,9 @@ function registerCacheInvalidate(cache: Command, app: App): void {
           return;
         }
         if (options.all) {
-          app.print(`removed all ${removedAll} entries from ${path} (the HMAC key is kept)`);
+          app.print(
+            `removed all ${plural(removedAll, "entry")} from ${path} (the HMAC key is kept)`,
+          );
           return;
         }
         for (const r of report) {
@@ -664,7 +667,7 @@ function registerCacheInvalidate(cache: Command, app: App): void {
               : `${who} was not in the cache (${describeMapping(r.mapping)})`,
           );
         }
-        app.print(`${entries.size} entries left in ${path}`);
+        app.print(`${plural(entries.size, "entry")} left in ${path}`);
       } finally {
         await backend.close();
       }
