@@ -4,7 +4,14 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { createLogger, humanTime, isLogLevel, type LogStream, PsiError } from "../src/index.js";
+import {
+  createLogger,
+  humanTime,
+  isLogLevel,
+  type LogStream,
+  PsiError,
+  parseLogLevel,
+} from "../src/index.js";
 import { tempDir } from "./helpers/tmp.js";
 
 const NOW = new Date("2026-04-08T10:15:30.123Z");
@@ -256,5 +263,37 @@ describe("process exit", () => {
       event: "test",
       i: 4999,
     });
+  });
+});
+
+describe("journald priorities and level names", () => {
+  it("syslogPrefix starts each line with its priority, JSON and human alike", () => {
+    for (const format of ["json", "human"] as const) {
+      const stream = sink();
+      const logger = createLogger({
+        level: "debug",
+        format,
+        stream,
+        clock: () => NOW,
+        syslogPrefix: true,
+      });
+      logger.debug("d");
+      logger.info("i");
+      logger.warn("w");
+      logger.error("e");
+      expect(stream.lines.map((line) => line.slice(0, 3))).toEqual(["<7>", "<6>", "<4>", "<3>"]);
+    }
+    const plain = sink();
+    createLogger({ level: "info", format: "json", stream: plain, clock: () => NOW }).warn("w");
+    expect(plain.lines[0]!.startsWith("{")).toBe(true);
+  });
+
+  it("parseLogLevel takes the Python psi's (loguru) names in any case", () => {
+    expect(
+      ["DEBUG", "TRACE", "Info", "SUCCESS", "WARNING", "warn", "ERROR", "CRITICAL"].map(
+        parseLogLevel,
+      ),
+    ).toEqual(["debug", "debug", "info", "info", "warn", "warn", "error", "error"]);
+    expect(parseLogLevel("loud")).toBeUndefined();
   });
 });
