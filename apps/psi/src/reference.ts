@@ -378,13 +378,16 @@ export function renderCompletion(program: Command, shell: "bash" | "zsh" | "fish
   const bash = [
     "# bash completion for psi (psi completion bash)",
     "_psi() {",
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: bash's ${...}, not a template
     '  local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}" path="" word i',
     "  for ((i = 1; i < COMP_CWORD; i++)); do",
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: bash's ${...}, not a template
     '    word="${COMP_WORDS[i]}"',
     '    case "$word" in',
     `      ${valueFlags.join("|")}) ((i++)); continue ;;`,
     "      -*) continue ;;",
     "    esac",
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: bash's ${...}, not a template
     '    path="${path:+$path }$word"',
     "  done",
     '  case "$path" in',

@@ -13,7 +13,6 @@ import { type InfisicalWorld, infisicalWorld } from "./infisical-helpers.js";
 const VALUES: Record<string, string> = {
   PLAIN: "plain-value_1.2",
   SPACES: "two words  and\ttab",
-  // biome-ignore lint/suspicious/noTemplateCurlyInString: the literal text is the point
   DOLLAR: "$HOME $(id -u) `id` $((1+1))",
   QUOTE: `it's "quoted"`,
   BACKSLASH: "C:\\path\\to\\n and \\\\ and \\t",
@@ -76,6 +75,7 @@ describe("--format env", () => {
       "bash",
       [
         "-c",
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: bash's ${!k}, not a template
         'set -a; source "$1"; shift; for k in "$@"; do printf "%s\\0" "${!k}"; done',
         "bash",
         file,

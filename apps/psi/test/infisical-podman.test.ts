@@ -3,7 +3,12 @@
 // driver's data and its own shell-driver mappings (resolved through the provider).
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { type PodmanSandbox, podmanAvailable, podmanSandbox } from "@psi/testkit/podman";
+import {
+  type PodmanSandbox,
+  podmanAvailable,
+  podmanSandbox,
+  stateDirDriverConf,
+} from "@psi/testkit/podman";
 import { requireTool } from "@psi/testkit/tmp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type InfisicalWorld, infisicalWorld } from "./infisical-helpers.js";
@@ -19,17 +24,7 @@ beforeAll(async () => {
   await mkdir(world.stateDir, { recursive: true });
   const state = world.stateDir;
   // A shell driver that keeps mappings in state_dir, as PSI's does through psi serve.
-  podman = await podmanSandbox(
-    join(world.dir, "podman"),
-    `[secrets]
-driver = "shell"
-[secrets.opts]
-store = "cat > ${state}/$SECRET_ID"
-lookup = "cat ${state}/$SECRET_ID"
-delete = "rm -f ${state}/$SECRET_ID"
-list = "ls ${state}"
-`,
-  );
+  podman = await podmanSandbox(join(world.dir, "podman"), stateDirDriverConf(state));
   const create = async (name: string, data: string, driver?: string) => {
     const run = await podman.run(
       ["secret", "create", ...(driver ? ["--driver", driver] : []), name, "-"],

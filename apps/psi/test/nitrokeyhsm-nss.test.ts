@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { parseMapping } from "@psi/core";
 import { createNitrokeyHsmProvider } from "@psi/provider-nitrokeyhsm";
 import { createNssToken, requireNss, type TestToken } from "@psi/testkit/pkcs11";
-import { podmanAvailable, podmanSandbox } from "@psi/testkit/podman";
+import { podmanAvailable, podmanSandbox, stateDirDriverConf } from "@psi/testkit/podman";
 import { requireTool, tempDir } from "@psi/testkit/tmp";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { psi, writeHsmConfig } from "./nitrokeyhsm-helpers.js";
@@ -179,16 +179,7 @@ describe.skipIf(requireNss())("psi nitrokeyhsm on NSS softokn", () => {
       expect((await psi(["nitrokeyhsm", "init"], { env })).code).toBe(0);
       const sandboxDir = join(run, "podman");
       await mkdir(sandboxDir, { recursive: true });
-      const conf = [
-        "[secrets]",
-        'driver = "shell"',
-        "[secrets.opts]",
-        `store = "cat > ${stateDir}/$SECRET_ID"`,
-        `lookup = "cat ${stateDir}/$SECRET_ID"`,
-        `delete = "rm -f ${stateDir}/$SECRET_ID"`,
-        `list = "ls ${stateDir}"`,
-        "",
-      ].join("\n");
+      const conf = stateDirDriverConf(stateDir);
       const podman = await podmanSandbox(sandboxDir, conf);
       await podman.startService();
       try {

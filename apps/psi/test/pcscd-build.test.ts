@@ -5,29 +5,12 @@
 import { execFileSync } from "node:child_process";
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { podmanAvailable } from "@psi/testkit/podman";
+import { isolatedPodmanEnv, podmanAvailable } from "@psi/testkit/podman";
 import { requireTool, tempDir } from "@psi/testkit/tmp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runPsi } from "./run-psi.js";
 
 const skip = requireTool(podmanAvailable(), "podman", "podman");
-
-/** An isolated Podman store (vfs) that both the CLI's `podman build` and the test use. */
-async function isolatedPodman(dir: string): Promise<Record<string, string>> {
-  const conf = join(dir, "storage.conf");
-  await writeFile(
-    conf,
-    `[storage]\ndriver = "vfs"\ngraphroot = "${join(dir, "storage")}"\nrunroot = "${join(dir, "run")}"\n`,
-  );
-  await writeFile(join(dir, "containers.conf"), "");
-  return {
-    CONTAINERS_STORAGE_CONF: conf,
-    CONTAINERS_CONF: join(dir, "containers.conf"),
-    PATH: process.env["PATH"] ?? "/usr/bin:/bin",
-    HOME: join(dir, "home"),
-    XDG_RUNTIME_DIR: join(dir, "xdg"),
-  };
-}
 
 describe.skipIf(skip)("setup-pcscd builds the image (Python flags)", () => {
   let dir: { path: string; cleanup: () => Promise<void> };
@@ -35,7 +18,7 @@ describe.skipIf(skip)("setup-pcscd builds the image (Python flags)", () => {
   let build: string;
   beforeAll(async () => {
     dir = await tempDir("psi-pcscd-build-");
-    env = await isolatedPodman(dir.path);
+    env = await isolatedPodmanEnv(dir.path);
     await writeFile(
       join(dir.path, "config.yaml"),
       "providers: { nitrokeyhsm: { pcscd_volume: hsm-sock } }\n",

@@ -5,9 +5,9 @@
 // for mmdebstrap; PSI_PCSCD_ROOTFS_DIR names a directory that already holds a rootfs.tar
 // from the script, to skip that step when iterating.
 import { execFileSync, spawnSync } from "node:child_process";
-import { copyFile, readFile, stat, writeFile } from "node:fs/promises";
+import { copyFile, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { podmanAvailable } from "@psi/testkit/podman";
+import { isolatedPodmanEnv, podmanAvailable } from "@psi/testkit/podman";
 import { requireTool, tempDir } from "@psi/testkit/tmp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runPsi } from "./run-psi.js";
@@ -30,18 +30,7 @@ describe.skipIf(skip)("the pcscd image from Debian packages", () => {
     } else {
       execFileSync("bash", [SCRIPT, build], { stdio: ["ignore", "ignore", "pipe"] });
     }
-    await writeFile(
-      join(dir.path, "storage.conf"),
-      `[storage]\ndriver = "vfs"\ngraphroot = "${join(dir.path, "storage")}"\nrunroot = "${join(dir.path, "run")}"\n`,
-    );
-    await writeFile(join(dir.path, "containers.conf"), "");
-    env = {
-      CONTAINERS_STORAGE_CONF: join(dir.path, "storage.conf"),
-      CONTAINERS_CONF: join(dir.path, "containers.conf"),
-      PATH: process.env["PATH"] ?? "/usr/bin:/bin",
-      HOME: join(dir.path, "home"),
-      XDG_RUNTIME_DIR: join(dir.path, "xdg"),
-    };
+    env = await isolatedPodmanEnv(join(dir.path, "podman"));
   }, 900_000);
   afterAll(async () => {
     await dir?.cleanup();

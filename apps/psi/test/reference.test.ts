@@ -113,6 +113,7 @@ describe("psi completion", () => {
       [
         "-f",
         "-c",
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: zsh's ${...}, not a template
         'autoload -U compinit && compinit -u; eval "$(cat)"; print -r -- ${_comps[psi]}',
       ],
       { input: run.stdout, encoding: "utf8" },

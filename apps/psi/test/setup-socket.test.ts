@@ -6,7 +6,12 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { DryRunReport } from "@psi/setup";
 import { parseDriverOptions } from "@psi/setup";
-import { type PodmanSandbox, podmanAvailable, podmanSandbox } from "@psi/testkit/podman";
+import {
+  type PodmanSandbox,
+  podmanAvailable,
+  podmanSandbox,
+  stateDirDriverConf,
+} from "@psi/testkit/podman";
 import { requireTool, tempDir } from "@psi/testkit/tmp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runPsi } from "./run-psi.js";
@@ -37,16 +42,7 @@ describe.skipIf(skip)("setup --dry-run and the driver options Podman holds", () 
     const confPath = join(env["HOME"]!, ".config", "containers", "containers.conf.d", "psi.conf");
     const installed = parseDriverOptions(await readFile(confPath, "utf8"));
     expect(installed["lookup"]).toContain(custom);
-    const sandboxConf = [
-      "[secrets]",
-      'driver = "shell"',
-      "[secrets.opts]",
-      `store = "cat > ${stateDir}/$SECRET_ID"`,
-      `lookup = "cat ${stateDir}/$SECRET_ID"`,
-      `delete = "rm -f ${stateDir}/$SECRET_ID"`,
-      `list = "ls ${stateDir}"`,
-      "",
-    ].join("\n");
+    const sandboxConf = stateDirDriverConf(stateDir);
     podman = await podmanSandbox(join(dir.path, "podman"), sandboxConf);
     // What Podman holds is what the installed file says: make them the same text.
     await writeFile(confPath, sandboxConf);

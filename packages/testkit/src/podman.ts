@@ -236,3 +236,41 @@ async function findSecretFile(storage: string, id: string, name: string): Promis
   }
   throw new Error(`no file for secret ${name} of container ${id} under ${storage}`);
 }
+
+/**
+ * A containers.conf whose shell driver keeps each secret's data in `stateDir/<ID>` with
+ * `cat` (what psi serve's /store does), so Podman can register secrets without psi serve.
+ */
+export function stateDirDriverConf(stateDir: string): string {
+  return [
+    "[secrets]",
+    'driver = "shell"',
+    "[secrets.opts]",
+    `store = "cat > ${stateDir}/$SECRET_ID"`,
+    `lookup = "cat ${stateDir}/$SECRET_ID"`,
+    `delete = "rm -f ${stateDir}/$SECRET_ID"`,
+    `list = "ls ${stateDir}"`,
+    "",
+  ].join("\n");
+}
+
+/**
+ * Environment for `podman` (or a psi that runs it) with its own vfs store under `dir`:
+ * CONTAINERS_STORAGE_CONF and an empty CONTAINERS_CONF, for `podman build` and `image mount`.
+ */
+export async function isolatedPodmanEnv(dir: string): Promise<Record<string, string>> {
+  await mkdir(dir, { recursive: true });
+  const storage = join(dir, "storage.conf");
+  await writeFile(
+    storage,
+    `[storage]\ndriver = "vfs"\ngraphroot = "${join(dir, "storage")}"\nrunroot = "${join(dir, "run")}"\n`,
+  );
+  await writeFile(join(dir, "containers.conf"), "");
+  return {
+    CONTAINERS_STORAGE_CONF: storage,
+    CONTAINERS_CONF: join(dir, "containers.conf"),
+    PATH: process.env["PATH"] ?? "/usr/bin:/bin",
+    HOME: join(dir, "home"),
+    XDG_RUNTIME_DIR: join(dir, "xdg"),
+  };
+}

@@ -53,6 +53,7 @@ export function dotenvQuote(value: string): string {
  * characters, and reads a carriage return as a newline.
  */
 export function composeCaveat(value: string): string | undefined {
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: Compose's ${...}, not a template
   if (value.includes("${")) return "Compose expands ${...} in it";
   if (/['\\]/.test(value) && /[$`]/.test(value))
     return "it holds ' or \\ together with $ or `, which no quoting makes bash and Compose read alike";
