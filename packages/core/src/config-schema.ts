@@ -36,6 +36,8 @@ const stringOrNumber = (expected: string) =>
     v.transform((value) => String(value)),
   );
 
+const UNIT_NAME = "expected a service unit name such as myapp.service or worker@.service";
+
 const AUTH_METHODS = '"universal-auth", "aws-iam", "gcp", "azure"';
 
 /** Infisical auth methods (SPEC §2): the `method` key picks the required fields. */
@@ -211,6 +213,13 @@ export const WorkloadSchema = v.object(
     unit: maybe(text()),
     depends_on: v.nullish(v.array(text(), "expected a list of unit names"), []),
     secrets: v.nullish(v.array(SourceSchema, "expected a list of sources"), []),
+    // What setup does when a value of this workload changed since the previous cache.enc:
+    // nothing (the reference's behaviour), or restart its unit so containers get the value.
+    on_change: v.nullish(v.picklist(["none", "restart"], 'expected "none" or "restart"'), "none"),
+    // The unit to restart when it is not the one quadlet derives from `unit`.
+    restart_unit: maybe(
+      v.pipe(text(UNIT_NAME), v.regex(/^[A-Za-z0-9:_.\\@-]+\.service$/, UNIT_NAME)),
+    ),
   },
   MAPPING,
 );

@@ -11,11 +11,13 @@ import { differingDriverOptions } from "./driver-options.js";
 import { writeDropIn } from "./drop-in.js";
 import { createLimit } from "./limit.js";
 import { keyProblem, ownerOf, podmanSecretName } from "./names.js";
+import { type RestartResult, restartUnit, restartUnitOf } from "./restart.js";
 import type {
   CacheOutcome,
   SetupIssue,
   SetupProgress,
   SetupResult,
+  WorkloadChanges,
   WorkloadOutcome,
 } from "./types.js";
 
@@ -69,6 +71,16 @@ export interface SetupOptions {
   signal?: AbortSignal;
   /** Clock in milliseconds (the cache's `written_at`). */
   now?: () => number;
+  /**
+   * Restarts for `on_change: restart` workloads: false turns them off; a function replaces
+   * systemd (it gets the unit to restart). Default: systemd through D-Bus or systemctl.
+   */
+  restart?: false | ((unit: string) => Promise<RestartResult[]>);
+  /**
+   * Called once before the first restart with the new file's `written_at`: the CLI waits
+   * there until the running serve has loaded it, so a restarted container gets the new value.
+   */
+  beforeRestart?: (writtenAt: number) => Promise<void>;
 }
 
 type Kind = "fetch" | "store" | "unavailable";
@@ -423,9 +435,12 @@ export async function runSetup(options: SetupOptions): Promise<SetupResult> {
   const podmanView = await listing;
   if (!podmanView.ok) errors.push(issueFrom("podman", podmanView.error));
 
+  if (preparing) await detectChanges(states, await preparing);
+  else for (const state of states) noteUnknownChanges(state, "no cache is configured");
   const cache = await refreshCache(options, preparing, states, allWorkloads, kindOf, logger);
   const written = states.some((state) => state.outcome.dropIn?.written === true);
   const reload = await reloadUnits(options, context, written, logger);
+  await restartChanged(options, context, states, cache, logger);
 
   const workloads = states.map((state) => state.outcome);
   const drift = workloads.flatMap((workload) => workload.drift);
@@ -433,7 +448,13 @@ export async function runSetup(options: SetupOptions): Promise<SetupResult> {
     errors.length === 0 &&
     drift.length === 0 &&
     cache.status !== "failed" &&
-    workloads.every((workload) => workload.status !== "failed");
+    workloads.every(
+      (workload) =>
+        workload.status !== "failed" &&
+        (workload.restarts ?? []).every(
+          (restart) => restart.status === "restarted" || restart.status === "not-running",
+        ),
+    );
   return {
     ok,
     ...(options.provider === undefined ? {} : { provider: options.provider }),
@@ -444,6 +465,116 @@ export async function runSetup(options: SetupOptions): Promise<SetupResult> {
     daemonReload: reload,
     errors,
   };
+}
+
+function noteUnknownChanges(state: WorkloadState, reason: string): void {
+  if (state.outcome.fetched && state.outcome.errors.length === 0)
+    state.outcome.changes = { known: false, reason };
+}
+
+/**
+ * Compares each fully fetched workload's values with the previous cache.enc (bytes in
+ * memory; only key names leave this function). Runs before the save, which builds the
+ * new file from the previous entries.
+ */
+async function detectChanges(states: WorkloadState[], ready: PreparedSave): Promise<void> {
+  if (!("prepared" in ready)) {
+    for (const state of states) noteUnknownChanges(state, "the cache backend is not available");
+    return;
+  }
+  const { previous, keyOf } = ready.prepared;
+  for (const state of states) {
+    if (!state.outcome.fetched || state.outcome.errors.length > 0) continue;
+    if (previous === null) {
+      noteUnknownChanges(state, "there is no previous cache.enc to compare with");
+      continue;
+    }
+    const changes: WorkloadChanges & { known: true } = { known: true, changed: [], added: [] };
+    for (const key of state.outcome.keys) {
+      const secret = state.merged.get(key)!;
+      const before = previous.entries.get(keyOf(secret.mapping as Record<string, unknown>));
+      if (before === undefined) changes.added.push(key);
+      else if (!sameBytes(before, secret.value)) changes.changed.push(key);
+    }
+    if (changes.added.length === state.outcome.keys.length && changes.added.length > 0) {
+      noteUnknownChanges(state, "the previous cache.enc held none of its values");
+    } else {
+      state.outcome.changes = changes;
+    }
+  }
+}
+
+/**
+ * `on_change: restart` (after the cache is written, never instead of it): restarts the
+ * unit of each workload whose values changed, one workload after the other.
+ */
+async function restartChanged(
+  options: SetupOptions,
+  context: PsiContext,
+  states: WorkloadState[],
+  cache: CacheOutcome,
+  logger: Logger,
+): Promise<void> {
+  if (options.restart === false) return;
+  for (const state of states) {
+    if (state.config.on_change === "restart")
+      state.outcome.restartUnit = restartUnitOf(state.name, state.config);
+  }
+  const due = states.filter((state) => {
+    const { changes } = state.outcome;
+    if (state.config.on_change !== "restart" || state.outcome.status === "failed") return false;
+    if (changes?.known !== true) {
+      if (changes)
+        logger.info(
+          `workload ${state.name}: cannot tell which values changed (${changes.reason}); nothing restarted`,
+          { event: "setup.restart", workload: state.name, outcome: "unknown" },
+        );
+      return false;
+    }
+    return changes.changed.length + changes.added.length > 0;
+  });
+  if (due.length === 0) return;
+  if (cache.status !== "written") {
+    // serve answers from its cache: a restart now would hand the container the old value.
+    for (const state of due) {
+      logger.warn(
+        `workload ${state.name}: values changed but the cache was not written; not restarted`,
+        { event: "setup.restart", workload: state.name, outcome: "not_written" },
+      );
+    }
+    return;
+  }
+  await options.beforeRestart?.(cache.writtenAt);
+  for (const state of due) {
+    const unit = state.outcome.restartUnit!;
+    const changes = state.outcome.changes as WorkloadChanges & { known: true };
+    const keys = [...changes.changed, ...changes.added].sort();
+    const results =
+      typeof options.restart === "function"
+        ? await options.restart(unit)
+        : await restartUnit(unit, { scope: context.scope, env: context.env });
+    state.outcome.restarts = results;
+    for (const result of results) {
+      const fields = {
+        event: "setup.restart",
+        workload: state.name,
+        unit: result.unit,
+        outcome: result.status,
+        keys,
+      };
+      if (result.status === "failed" || result.status === "skipped") {
+        logger.warn(
+          `workload ${state.name}: ${result.unit} ${result.status === "failed" ? "could not be restarted" : "was not restarted"}: ${result.detail}`,
+          fields,
+        );
+      } else {
+        logger.info(
+          `workload ${state.name}: ${result.unit} ${result.status === "restarted" ? "restarted" : "is not running; nothing to restart"} (changed: ${keys.join(", ")})`,
+          fields,
+        );
+      }
+    }
+  }
 }
 
 async function reloadUnits(
@@ -601,6 +732,7 @@ async function refreshCache(
       unchanged: saved.unchanged,
       pruned: saved.pruned,
       pruneApplied: complete,
+      writtenAt: saved.writtenAt,
       ...(previousUnreadable === undefined ? {} : { previousUnreadable }),
     };
   } catch (error) {

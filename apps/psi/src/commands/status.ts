@@ -108,7 +108,12 @@ interface SocketAnswer {
   ms: number;
 }
 
-function getOnSocket(socketPath: string, path: string, token?: string): Promise<SocketAnswer> {
+/** One GET on the lookup socket (bounded by a short timeout). */
+export function getOnSocket(
+  socketPath: string,
+  path: string,
+  token?: string,
+): Promise<SocketAnswer> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
     const req = request(
