@@ -131,13 +131,15 @@ describe("valid configurations", () => {
           unit: "myapp.container",
           depends_on: ["psi-infisical-setup.service"],
           secrets: [{ project: "myproject", path: "/myapp", recursive: false }],
+          on_change: "none",
         },
         "worker@": {
           provider: "infisical",
           depends_on: [],
           secrets: [{ project: "other", path: "/worker", recursive: true }],
+          on_change: "none",
         },
-        signing: { provider: "nitrokeyhsm", depends_on: [], secrets: [] },
+        signing: { provider: "nitrokeyhsm", depends_on: [], secrets: [], on_change: "none" },
       },
       cache: {
         enabled: true,
@@ -394,6 +396,14 @@ describe("broken configurations: one exact message each", () => {
     [
       "bad-oaep-hash.yaml",
       '3:16: providers.nitrokeyhsm.oaep_hash: expected "sha256" or "sha1", got "sha512"',
+    ],
+    [
+      "bad-on-change.yaml",
+      '4:16: workloads.myapp.on_change: expected "none" or "restart", got "reload"',
+    ],
+    [
+      "bad-restart-unit.yaml",
+      '4:19: workloads.myapp.restart_unit: expected a service unit name such as myapp.service or worker@.service, got "myapp.container"',
     ],
     [
       "bad-duration.yaml",

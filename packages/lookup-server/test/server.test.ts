@@ -615,4 +615,27 @@ describe("GET /metrics", () => {
     expect(res.text).toMatch(/psi_cache_age_seconds \d/);
     noValuesIn(res.text);
   });
+
+  it("reports the cache.enc on disk now, without waiting for a lookup to reload it", async () => {
+    const cacheFile = await keyfileCache(await cacheDir(), [{ key: "A", value: "one" }]);
+    const store = createCacheStore({
+      path: cacheFile.path,
+      backend: cacheFile.backend,
+      logger: silent,
+    });
+    await store.load();
+    harness = await startServer({ cache: store });
+    const before = await harness.request({ path: "/metrics" });
+    expect(before.text).toContain('psi_cache_entries{origin="file"} 1');
+    await saveCache({
+      path: cacheFile.path,
+      backend: cacheFile.backend,
+      fetched: ["A", "B"].map((key) => ({ mapping: mappingFor(key), value: Buffer.from(key) })),
+      prune: true,
+      now: () => 4_000_000_000_000,
+    });
+    const after = await harness.request({ path: "/metrics" });
+    expect(after.text).toContain('psi_cache_entries{origin="file"} 2');
+    expect(after.text).toContain("psi_cache_written_timestamp_seconds 4000000000");
+  });
 });
