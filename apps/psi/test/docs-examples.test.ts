@@ -156,19 +156,30 @@ async function runExamples(examples: Example[]): Promise<{ code: number; output:
         output += chunk;
       });
       child.on("error", reject);
-      child.on("close", (code) => resolve({ code: code ?? -1, output }));
+      let status = -1;
+      // A failed block leaves `psi serve &` holding the output pipes: stop the group when
+      // bash exits, then resolve once the pipes close.
+      child.on("exit", (code) => {
+        status = code ?? -1;
+        stopGroup(group);
+      });
+      child.on("close", () => resolve({ code: status, output }));
     });
   } finally {
-    if (group !== undefined) {
-      try {
-        process.kill(-group, "SIGTERM");
-      } catch {
-        // The group is gone: every example stopped what it started.
-      }
-    }
+    stopGroup(group);
     await sandbox.stop();
     await fake.stop();
     await tmp.cleanup();
+  }
+}
+
+/** Signals the examples' process group (by its id) so nothing they started outlives the test. */
+function stopGroup(group: number | undefined): void {
+  if (group === undefined) return;
+  try {
+    process.kill(-group, "SIGTERM");
+  } catch {
+    // The group is gone: every example stopped what it started.
   }
 }
 
