@@ -1,5 +1,7 @@
 import { join } from "node:path";
+import { parseConfig } from "./config-load.js";
 import { ConfigSchema } from "./config-schema.js";
+import { isPsiError } from "./errors.js";
 import { defaultPaths, type ScopePaths } from "./paths.js";
 
 // docs/configuration.md is rendered from the valibot schema so it cannot drift: a key added
@@ -235,6 +237,25 @@ const cell = (text: string) => text.replaceAll("|", "\\|").replaceAll("\n", " ")
 const code = (text: string | undefined) =>
   text === undefined ? "—" : `\`${text.replaceAll("|", "\\|")}\``;
 
+const BAD_EXAMPLE = `cache:
+  backend: tmp
+  refresh_interval: soon
+workloads:
+  web:
+    secrets:
+      - { project: shop, path: /web }
+`;
+
+/** What the loader really prints for a broken file (rendered, so it cannot drift either). */
+function exampleError(): string {
+  try {
+    parseConfig(BAD_EXAMPLE, "/etc/psi/config.yaml", { env: {}, uid: 0, home: "/root" });
+  } catch (error) {
+    if (isPsiError(error)) return `psi: ${error.message}\n  hint: ${error.hint ?? ""}`;
+  }
+  throw new Error("the example configuration was expected to be invalid");
+}
+
 /** The text of docs/configuration.md. */
 export function renderConfigReference(): string {
   const rows = describeConfigKeys();
@@ -276,6 +297,18 @@ export function renderConfigReference(): string {
     "  `PSI_SYSTEMD_DIR`, `PSI_CA_CERT`, `PSI_SOCKET_TOKEN` (an error then names the variable).",
     "- YAML 1.1, as the Python implementation reads it: `yes`/`no` are booleans, `0640` is octal.",
     "- Durations are systemd time spans (`90s`, `30min`, `1h`, `90d`) or a number of seconds.",
+    "",
+    "For example, this file:",
+    "",
+    "```yaml",
+    BAD_EXAMPLE.trimEnd(),
+    "```",
+    "",
+    "is refused with:",
+    "",
+    "```text",
+    exampleError(),
+    "```",
     "",
     "Columns: **default** is what applies when the key is absent or empty (system scope / user scope",
     "where they differ; `—`: no default). **when invalid** is the message after the file, position and path.",
