@@ -1,4 +1,5 @@
 export * from "./aes-key-backend.js";
+export * from "./config-doc.js";
 export * from "./config-load.js";
 export * from "./config-schema.js";
 export * from "./contracts.js";

@@ -22,7 +22,7 @@ import { tempDir } from "./helpers/tmp.js";
 const fixtures = fileURLToPath(new URL("./fixtures/config/", import.meta.url));
 const fixture = (name: string) => join(fixtures, name);
 const env = { HOME: "/home/alice" };
-const HINT = "fix the keys listed above (configuration reference: the @psi/core README)";
+const HINT = "fix the keys listed above (every key is described in docs/configuration.md)";
 const TOP =
   "top-level keys: scope, state_dir, systemd_dir, ca_cert, socket_token, providers, workloads, cache";
 
