@@ -211,6 +211,9 @@ export const WorkloadSchema = v.object(
     unit: maybe(text()),
     depends_on: v.nullish(v.array(text(), "expected a list of unit names"), []),
     secrets: v.nullish(v.array(SourceSchema, "expected a list of sources"), []),
+    // A source that lists no secrets while the workload still has some would otherwise
+    // prune them; true confirms that emptying the workload is intended (`--allow-empty`).
+    allow_empty: v.nullish(bool(), false),
   },
   MAPPING,
 );
