@@ -59,6 +59,16 @@ export const BatchResponseSchema = v.union([
   v.object({ approval: v.looseObject({}) }),
 ]);
 
+/** `GET /api/v1/folders?workspaceId&environment&path` → `{folders: [{id, name, ...}]}` (the children of path). */
+export const FolderListResponseSchema = v.object({
+  folders: v.array(v.object({ id: text, name: text })),
+});
+
+/** `GET /api/v2/secret-imports?projectId&environment&path` → the imports attached to that folder. */
+export const SecretImportListResponseSchema = v.object({
+  secretImports: v.array(v.object({ importPath: text, importEnv: v.object({ slug: text }) })),
+});
+
 /** `POST /api/v1/folders` → `{folder: {id, name, ...}}`. */
 export const FolderResponseSchema = v.object({ folder: v.object({ id: text, name: text }) });
 
