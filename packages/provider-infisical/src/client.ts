@@ -7,6 +7,8 @@ import { buildLoginBody, LOGIN_PATHS } from "./login.js";
 import { type RateLimitPolicy, rateLimitWaitMs, retryAfterSeconds } from "./retry.js";
 import {
   BatchResponseSchema,
+  CertificateBundleResponseSchema,
+  CertificateRequestResponseSchema,
   FolderListResponseSchema,
   FolderResponseSchema,
   GetSecretResponseSchema,
@@ -746,11 +748,28 @@ export function createInfisicalClient(options: InfisicalClientOptions) {
       return created;
     },
 
-    /** Issues a certificate from a profile (`POST /api/v1/cert-manager/certificates`). */
+    /** Issues a certificate from a profile; a request waiting for approval is an error. */
     async issueCertificate(
       request: CertificateRequest,
       call: CallOptions = {},
     ): Promise<IssuedCertificate> {
+      const answer = await client.requestCertificate(request, call);
+      if ("certificate" in answer) return answer.certificate;
+      throw infisicalError(
+        "provider.pending_approval",
+        `the certificate request for ${request.commonName} is ${answer.status} in Infisical (request ${answer.requestId})`,
+        { hint: "approve the request in Infisical, then run the command again" },
+      );
+    },
+
+    /**
+     * Requests a certificate from a profile (`POST /api/v1/cert-manager/certificates`): the
+     * certificate, or — under an approval policy — the request id and its status.
+     */
+    async requestCertificate(
+      request: CertificateRequest,
+      call: CallOptions = {},
+    ): Promise<{ certificate: IssuedCertificate } | { requestId: string; status: string }> {
       const target = project(request.project);
       const attributes: Record<string, unknown> = { commonName: request.commonName };
       if (request.altNames && request.altNames.length > 0)
@@ -768,14 +787,72 @@ export function createInfisicalClient(options: InfisicalClientOptions) {
       }));
       judge(answer, target, "POST", apiPath);
       const parsed = parseAnswer(IssueCertificateResponseSchema, answer.body, `POST ${apiPath}`);
-      if (!parsed.certificate) {
+      if (parsed.certificate) return { certificate: parsed.certificate };
+      if (!parsed.certificateRequestId) {
         throw infisicalError(
-          "provider.pending_approval",
-          `the certificate request for ${request.commonName} is ${parsed.status ?? "pending"} in Infisical`,
-          { hint: "approve the request in Infisical, then run the command again" },
+          "provider.bad_response",
+          `Infisical answered POST ${apiPath} with neither a certificate nor a request id`,
+          { hint: "check that api_url points at a supported Infisical version" },
         );
       }
-      return parsed.certificate;
+      return { requestId: parsed.certificateRequestId, status: parsed.status ?? "pending" };
+    },
+
+    /**
+     * A certificate request's status (`GET .../certificates/certificate-requests/{id}`) and,
+     * once issued, the certificate with its chain and key (`GET .../certificates/{id}/bundle`).
+     */
+    async certificateRequest(
+      request: { project: string; requestId: string },
+      call: CallOptions = {},
+    ): Promise<{ status: string; certificate?: IssuedCertificate; error?: string }> {
+      const target = project(request.project);
+      const statusPath = "/api/v1/cert-manager/certificates/certificate-requests/{id}";
+      const answer = await authed(target, call, (token) => ({
+        method: "GET",
+        url: `/api/v1/cert-manager/certificates/certificate-requests/${encodeURIComponent(request.requestId)}`,
+        headers: bearer(token),
+        timeoutMs: timeoutMs(call),
+        signal: call.signal,
+      }));
+      judge(
+        answer,
+        target,
+        "GET",
+        statusPath,
+        `certificate request ${request.requestId} not found in project ${target.name}`,
+      );
+      const state = parseAnswer(CertificateRequestResponseSchema, answer.body, `GET ${statusPath}`);
+      if (state.status !== "issued" || !state.certificateId) {
+        return {
+          status: state.status,
+          ...(state.errorMessage ? { error: state.errorMessage } : {}),
+        };
+      }
+      const bundlePath = "/api/v1/cert-manager/certificates/{id}/bundle";
+      const bundle = await authed(target, call, (token) => ({
+        method: "GET",
+        url: `/api/v1/cert-manager/certificates/${encodeURIComponent(state.certificateId!)}/bundle`,
+        headers: bearer(token),
+        timeoutMs: timeoutMs(call),
+        signal: call.signal,
+      }));
+      judge(bundle, target, "GET", bundlePath);
+      const parsed = parseAnswer(CertificateBundleResponseSchema, bundle.body, `GET ${bundlePath}`);
+      const chain = parsed.certificateChain ?? "";
+      // The bundle has no issuingCaCertificate: it is the first certificate of the chain.
+      const issuing = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/.exec(chain);
+      return {
+        status: state.status,
+        certificate: {
+          certificate: parsed.certificate,
+          certificateChain: chain,
+          issuingCaCertificate: issuing?.[0] ?? "",
+          serialNumber: parsed.serialNumber,
+          certificateId: state.certificateId,
+          ...(parsed.privateKey ? { privateKey: parsed.privateKey } : {}),
+        },
+      };
     },
 
     /** Renews a certificate (`POST /api/v1/cert-manager/certificates/{id}/renew`). */

@@ -98,6 +98,21 @@ export const RenewCertificateResponseSchema = v.union([
   v.object({ certificate: IssuedCertificateSchema }),
 ]);
 
+/** `GET /api/v1/cert-manager/certificates/certificate-requests/{id}` (fields null until issued). */
+export const CertificateRequestResponseSchema = v.object({
+  status: text,
+  certificateId: v.nullish(text),
+  errorMessage: v.nullish(v.string()),
+});
+
+/** `GET /api/v1/cert-manager/certificates/{id}/bundle` → `{certificate, certificateChain, privateKey, serialNumber}`. */
+export const CertificateBundleResponseSchema = v.object({
+  certificate: text,
+  certificateChain: v.nullish(v.string()),
+  privateKey: v.nullish(v.string()),
+  serialNumber: text,
+});
+
 /** A certificate as Infisical issues or renews it (PEM strings). */
 export type IssuedCertificate = v.InferOutput<typeof IssuedCertificateSchema>;
 

@@ -1141,6 +1141,23 @@ export async function startFakeInfisical(
       };
     }
 
+    // GET /api/v1/cert-manager/certificates/{id}/bundle → { certificate, certificateChain,
+    // privateKey, serialNumber }. https://infisical.com/docs/api-reference/endpoints/certificates/bundle
+    const bundle = /^\/api\/v1\/cert-manager\/certificates\/([^/]+)\/bundle$/.exec(path);
+    if (method === "GET" && bundle) {
+      const id = decodeURIComponent(bundle[1]!);
+      const record = certificates.find((entry) => entry.certificateId === id);
+      if (!record) throw problem(404, "Certificate not found");
+      authorize(identity, profiles.get(record.profileId) ?? "");
+      const ca = await readFile(join(certDir!, "ca.pem"), "utf8");
+      return {
+        certificate: record.certificate,
+        certificateChain: ca,
+        privateKey: privateKeys.get(id) ?? null,
+        serialNumber: new X509Certificate(record.certificate).serialNumber.toLowerCase(),
+      };
+    }
+
     // POST /api/v1/cert-manager/certificates/{id}/renew  body { removeRootsFromChain? } →
     // { certificate, issuingCaCertificate, certificateChain, serialNumber, certificateId,
     //   certificateRequestId, privateKey? } (flat; privateKey is optional in the schema: a
