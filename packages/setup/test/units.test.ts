@@ -1,4 +1,5 @@
-import { chmod, mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { accessSync, constants } from "node:fs";
+import { chmod, mkdir, readFile, stat, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
@@ -11,7 +12,15 @@ import {
   readDropInSecrets,
   writeDropIn,
 } from "@psi/setup";
-import { tempDir } from "@psi/testkit/tmp";
+import {
+  busEnv,
+  commandOnPath,
+  dbusDaemonAvailable,
+  ownBusName,
+  type PrivateBus,
+  startPrivateBus,
+} from "@psi/testkit/dbus";
+import { requireTool, tempDir } from "@psi/testkit/tmp";
 import { renderDriverConf } from "@psi/unitgen";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -185,3 +194,93 @@ describe("daemonReload", () => {
     );
   });
 });
+
+const noBus =
+  requireTool(dbusDaemonAvailable(), "dbus-daemon", "dbus") ||
+  requireTool(commandOnPath("busctl"), "busctl", "systemd") ||
+  requireTool(commandOnPath("gdbus"), "gdbus", "libglib2.0-bin") ||
+  requireTool(commandOnPath("dbus-send"), "dbus-send", "dbus-bin");
+
+// The real clients on a real private bus: a stand-in owns org.freedesktop.systemd1 (no
+// systemd runs here) and records the Reload call; PSI finds the bus through
+// DBUS_SESSION_BUS_ADDRESS (user) and DBUS_SYSTEM_BUS_ADDRESS (system), as the clients do.
+describe.skipIf(noBus)("daemonReload on a private D-Bus", () => {
+  let dir: { path: string; cleanup: () => Promise<void> };
+  let bus: PrivateBus;
+
+  beforeAll(async () => {
+    dir = await tempDir("psi-dbus-");
+    bus = await startPrivateBus(dir.path);
+  });
+  afterAll(async () => {
+    await bus?.stop();
+    await dir?.cleanup();
+  });
+
+  /** A PATH holding only `names`, linked to the installed clients. */
+  async function onlyTools(label: string, names: string[]): Promise<string> {
+    const bin = join(dir.path, label);
+    await mkdir(bin, { recursive: true });
+    for (const name of names) {
+      const real = (process.env["PATH"] ?? "")
+        .split(":")
+        .map((entry) => join(entry, name))
+        .find(existsExecutable);
+      if (!real) throw new Error(`${name} not found`);
+      await symlink(real, join(bin, name));
+    }
+    return bin;
+  }
+
+  for (const [via, scope] of [
+    ["busctl", "user"],
+    ["busctl", "system"],
+    ["gdbus", "user"],
+    ["dbus-send", "system"],
+  ] as const) {
+    it(`calls org.freedesktop.systemd1.Manager.Reload through ${via} (${scope} bus)`, async () => {
+      const systemd = await ownBusName(bus.address, "org.freedesktop.systemd1");
+      try {
+        const PATH = await onlyTools(`${via}-${scope}`, [via]);
+        const address = busEnv(bus.address);
+        const env =
+          scope === "user"
+            ? { PATH, DBUS_SESSION_BUS_ADDRESS: address.DBUS_SESSION_BUS_ADDRESS }
+            : { PATH, DBUS_SYSTEM_BUS_ADDRESS: address.DBUS_SYSTEM_BUS_ADDRESS };
+        const outcome = await daemonReload({ scope, env, timeoutMs: 10_000 });
+        expect(outcome).toEqual({ status: "reloaded", via });
+        const call = await systemd.nextCall("Reload");
+        expect(call).toMatchObject({
+          path: "/org/freedesktop/systemd1",
+          interface: "org.freedesktop.systemd1.Manager",
+          member: "Reload",
+        });
+        expect(systemd.calls.filter((entry) => entry.member === "Reload")).toHaveLength(1);
+      } finally {
+        await systemd.close();
+      }
+    });
+  }
+
+  it("reports the bus's refusal when nobody owns org.freedesktop.systemd1, and no systemctl", async () => {
+    const PATH = await onlyTools("nobody", ["busctl"]);
+    const outcome = await daemonReload({
+      scope: "user",
+      env: { PATH, DBUS_SESSION_BUS_ADDRESS: bus.address },
+      timeoutMs: 10_000,
+    });
+    expect(outcome.status).toBe("unavailable");
+    const detail = outcome.status === "unavailable" ? outcome.detail : "";
+    expect(detail).toMatch(/^busctl failed: /);
+    expect(detail).toContain("systemctl is not installed");
+  });
+});
+
+function existsExecutable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
