@@ -1,7 +1,6 @@
 import { accessSync, constants } from "node:fs";
 import { chmod, mkdir, readFile, stat, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import {
   createLimit,
   daemonReload,
@@ -30,17 +29,31 @@ describe("createLimit", () => {
     let running = 0;
     let peak = 0;
     const started: number[] = [];
-    await Promise.all(
+    // Each task waits for its own gate; the test opens a gate only once the limit is full,
+    // so the overlap is certain rather than timed.
+    const gates = Array.from({ length: 12 }, () => {
+      let resolve!: () => void;
+      const promise = new Promise<void>((done) => {
+        resolve = done;
+      });
+      return { promise, resolve };
+    });
+    const all = Promise.all(
       Array.from({ length: 12 }, (_, index) =>
         limit(async () => {
           started.push(index);
           running++;
           peak = Math.max(peak, running);
-          await sleep(5);
+          await gates[index]!.promise;
           running--;
         }),
       ),
     );
+    for (let index = 0; index < 12; index++) {
+      while (started.length < Math.min(12, index + 3)) await new Promise(setImmediate);
+      gates[index]!.resolve();
+    }
+    await all;
     expect(peak).toBe(3);
     expect(started).toEqual([...Array(12).keys()]);
   });
@@ -121,8 +134,9 @@ describe("drop-ins", () => {
         "Secret=worker@--ZED,type=env,target=ZED\n",
     );
     expect((await stat(first.path)).mode & 0o777).toBe(0o644);
-    const mtime = (await stat(first.path)).mtimeMs;
-    await sleep(20);
+    // An atomic rewrite would be a new inode, and ctime moves with any write in place: no
+    // sleep is needed to tell "left alone" from "written again".
+    const before = await stat(first.path, { bigint: true });
     const again = await writeDropIn({
       systemdDir: dir.path,
       workload: "worker@",
@@ -130,7 +144,8 @@ describe("drop-ins", () => {
       dependsOn: ["db.service"],
     });
     expect(again.written).toBe(false);
-    expect((await stat(first.path)).mtimeMs).toBe(mtime);
+    const after = await stat(first.path, { bigint: true });
+    expect([after.ino, after.ctimeNs]).toEqual([before.ino, before.ctimeNs]);
     expect(await readDropInSecrets(first.path)).toEqual([
       "worker@--ALPHA",
       "worker@--MODE",
