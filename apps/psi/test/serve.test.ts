@@ -128,7 +128,9 @@ describe("psi serve", () => {
     });
     fake.slow(800);
     const inFlight = unixRequest(serve.socket, { path: "/lookup/id2" });
-    await new Promise((r) => setTimeout(r, 300));
+    // SIGTERM once the lookup is in flight: Infisical has the request (and holds it 800 ms).
+    while (!fake.requests.some((r) => r.path === "/api/v4/secrets/OTHER"))
+      await new Promise((r) => setTimeout(r, 5));
     serve.child.kill("SIGTERM");
     const answer = await inFlight;
     expect(answer.status).toBe(200);
