@@ -1,7 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { readCacheFile } from "@psi/cache";
 import type { FetchedSecret, Provider, PsiContext } from "@psi/core";
 import { infisicalMappingBytes, makeContext, PsiError, parseConfig } from "@psi/core";
@@ -28,6 +27,8 @@ interface MemoryProvider extends Provider {
   calls: string[];
   failing: Set<string>;
   peak: number;
+  /** Listings wait until this many have run at once (makes the overlap certain, not timed). */
+  barrier: number;
 }
 
 function memoryProvider(folders: Record<string, Folder>): MemoryProvider {
@@ -38,6 +39,7 @@ function memoryProvider(folders: Record<string, Folder>): MemoryProvider {
     calls: [],
     failing: new Set(),
     peak: 0,
+    barrier: 1,
     async open() {},
     async close() {},
     async lookup() {
@@ -49,7 +51,9 @@ function memoryProvider(folders: Record<string, Folder>): MemoryProvider {
       running++;
       provider.peak = Math.max(provider.peak, running);
       try {
-        await sleep(10);
+        // Held until `barrier` listings ran at once (then none waits again): the overlap
+        // the concurrency test measures is certain, not a matter of timing.
+        while (provider.peak < provider.barrier) await new Promise(setImmediate);
         if (provider.failing.has(path))
           throw new PsiError("provider.unreachable", "cannot reach Infisical at test");
         const folder = provider.folders.get(path);
@@ -225,6 +229,7 @@ describe.skipIf(skip)("runSetup (real Podman)", () => {
       workloads[`w${String(i).padStart(2, "0")}`] = { secrets: [src(`/w${i}`)] };
     }
     const provider = memoryProvider(folders);
+    provider.barrier = 3;
     const result = await runSetup(options(provider, workloads, { concurrency: 3 }));
     expect(result.ok).toBe(true);
     expect(provider.peak).toBe(3);
