@@ -391,6 +391,10 @@ export const WorkloadSchema = v.object(
       maybe(v.pipe(text(UNIT_NAME), v.regex(/^[A-Za-z0-9:_.\\@-]+\.service$/, UNIT_NAME))),
       "With `on_change: restart`: the unit to restart when it is not the service quadlet derives from `unit` (`myapp.container` → `myapp.service`); a template such as `worker@.service` restarts its running instances one at a time.",
     ),
+    allow_empty: about(
+      v.nullish(bool(), false),
+      "A source that lists no secrets while the workload still has some keeps them (and setup exits 1) unless this is true, which confirms that emptying the workload is intended (as `psi setup --allow-empty` does for one run).",
+    ),
   },
   MAPPING,
 );

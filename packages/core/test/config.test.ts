@@ -132,14 +132,22 @@ describe("valid configurations", () => {
           depends_on: ["psi-infisical-setup.service"],
           secrets: [{ project: "myproject", path: "/myapp", recursive: false }],
           on_change: "none",
+          allow_empty: false,
         },
         "worker@": {
           provider: "infisical",
           depends_on: [],
           secrets: [{ project: "other", path: "/worker", recursive: true }],
           on_change: "none",
+          allow_empty: false,
         },
-        signing: { provider: "nitrokeyhsm", depends_on: [], secrets: [], on_change: "none" },
+        signing: {
+          provider: "nitrokeyhsm",
+          depends_on: [],
+          secrets: [],
+          on_change: "none",
+          allow_empty: false,
+        },
       },
       cache: {
         enabled: true,

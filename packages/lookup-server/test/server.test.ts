@@ -270,8 +270,9 @@ describe("GET /lookup/<id>", () => {
       ),
       harness.request({ path: "/lookup/id3" }),
     ];
-    while (provider.calls < 2) await new Promise((r) => setTimeout(r, 5));
-    await new Promise((r) => setTimeout(r, 50));
+    // Release only once all 17 requests are inside the server (no fixed sleep: wait for it).
+    while (provider.calls < 2 || harness.server.inFlight() < 17)
+      await new Promise((r) => setTimeout(r, 5));
     provider.release();
     const answers = await Promise.all(requests);
     expect(answers.slice(0, 16).every((r) => r.status === 200 && r.text === "db.internal")).toBe(

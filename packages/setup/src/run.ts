@@ -1,8 +1,15 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type PreparedCacheSave, prepareCacheSave, saveCache } from "@psi/cache";
-import type { FetchedSecret, Logger, Provider, PsiContext, WorkloadConfig } from "@psi/core";
-import { errorMessage, isPsiError, PsiError, secretIdProblem } from "@psi/core";
+import type {
+  FetchedSecret,
+  Logger,
+  Mapping,
+  Provider,
+  PsiContext,
+  WorkloadConfig,
+} from "@psi/core";
+import { errorMessage, isPsiError, PsiError, parseMapping, secretIdProblem } from "@psi/core";
 import type { CacheCipher } from "@psi/envelope";
 import type { PodmanClient, PodmanSecret } from "@psi/podman";
 import { providerFetchesRemotely } from "@psi/unitgen";
@@ -68,6 +75,12 @@ export interface SetupOptions {
   expectedDriverOptions?: Readonly<Record<string, string>> | undefined;
   /** Delete and re-create every secret even when it is current (the reference's behaviour). */
   reregister?: boolean;
+  /**
+   * Let a source that lists no secrets remove what its workload had (`psi setup
+   * --allow-empty`; per workload: `allow_empty: true`). Otherwise those are kept and the
+   * workload fails.
+   */
+  allowEmpty?: boolean;
   signal?: AbortSignal;
   /** Clock in milliseconds (the cache's `written_at`). */
   now?: () => number;
@@ -91,6 +104,8 @@ interface WorkloadState {
   kind: Kind;
   outcome: WorkloadOutcome;
   merged: Map<string, FetchedSecret>;
+  /** Mappings of secrets kept from earlier runs because a source listed nothing. */
+  kept: Mapping[];
 }
 
 function issueFrom(stage: SetupIssue["stage"], error: unknown, extra: Partial<SetupIssue> = {}) {
@@ -168,6 +183,7 @@ export async function runSetup(options: SetupOptions): Promise<SetupResult> {
       config: workload,
       kind: kindOf(workload.provider),
       merged: new Map(),
+      kept: [],
       outcome: {
         name,
         provider: workload.provider,
@@ -177,6 +193,7 @@ export async function runSetup(options: SetupOptions): Promise<SetupResult> {
         created: [],
         replaced: [],
         unchanged: [],
+        kept: [],
         drift: [],
         errors: [],
       },
@@ -283,6 +300,55 @@ export async function runSetup(options: SetupOptions): Promise<SetupResult> {
     });
   };
 
+  // A source that lists nothing while its workload still has secrets is more often a
+  // mistyped path, an emptied folder or a server answering a missing folder with an empty
+  // 200 than an intent: without the operator's word, pruning would leave the next outage
+  // with nothing. Keep the Podman secrets, the drop-in and the cached values; fail the
+  // workload with the fix.
+  const guardEmptySources = async (
+    state: WorkloadState,
+    empty: ReadonlyArray<Readonly<Record<string, unknown>>>,
+    secrets: readonly PodmanSecret[],
+    log: Logger,
+  ): Promise<void> => {
+    const { outcome } = state;
+    const held = secrets.filter((secret) => {
+      if (secret.driver !== "shell") return false;
+      const owner = ownerOf(secret.name, workloadNames);
+      return owner?.workload === state.name && !state.merged.has(owner.key);
+    });
+    if (held.length === 0) return;
+    const where = empty.map(describeSource).join("; ");
+    const keys = held.map((secret) => ownerOf(secret.name, workloadNames)!.key).sort();
+    if (options.allowEmpty === true || state.config.allow_empty === true) {
+      log.warn(
+        `source ${where} listed no secrets; workload ${state.name} loses ${keys.join(", ")} as allowed (allow_empty)`,
+        { event: "setup.empty_source", outcome: "allowed", keys },
+      );
+      return;
+    }
+    for (const secret of held) {
+      if (secretIdProblem(secret.id) !== undefined) continue;
+      const bytes = await readFile(join(stateDir, secret.id)).catch(() => undefined);
+      if (bytes === undefined) continue;
+      try {
+        state.kept.push(parseMapping(bytes, `mapping of ${secret.name}`));
+      } catch {
+        // An unreadable mapping has no cache entry to keep; the Podman secret stays anyway.
+      }
+    }
+    outcome.kept = keys;
+    const issue: SetupIssue = {
+      stage: "fetch",
+      code: "setup.empty_source",
+      message: `source ${where} listed no secrets, but workload ${state.name} has ${keys.join(", ")} from an earlier run; kept them (Podman secrets, drop-in, cache)`,
+      hint: `check the source's project and path (a mistyped path, an emptied folder, or an Infisical that answers a missing folder with an empty list); if ${state.name} is meant to lose them, run \`psi setup --allow-empty\` or set workloads.${state.name}.allow_empty: true`,
+      source: empty[0]!,
+    };
+    outcome.errors.push(issue);
+    log.warn(issue.message, { event: "setup.empty_source", outcome: "kept", fix: issue.hint });
+  };
+
   const runWorkload = async (state: WorkloadState): Promise<void> => {
     const { outcome } = state;
     const log = logger.child({ workload: state.name, provider: outcome.provider });
@@ -336,6 +402,11 @@ export async function runSetup(options: SetupOptions): Promise<SetupResult> {
       return;
     }
     const byName = new Map(podmanView.secrets.map((secret) => [secret.name, secret]));
+    const empty = state.config.secrets.filter((_, index) => {
+      const list = lists[index]!;
+      return list.status === "fulfilled" && list.value.length === 0;
+    });
+    if (empty.length > 0) await guardEmptySources(state, empty, podmanView.secrets, log);
     progress.secrets.total += outcome.keys.length;
     report();
     const registrations = await Promise.allSettled(
@@ -376,6 +447,7 @@ export async function runSetup(options: SetupOptions): Promise<SetupResult> {
       if (secret.driver !== "shell") continue;
       const owner = ownerOf(secret.name, workloadNames);
       if (owner?.workload !== state.name || state.merged.has(owner.key)) continue;
+      if (outcome.kept.includes(owner.key)) continue;
       outcome.drift.push({
         workload: state.name,
         secret: secret.name,
@@ -677,6 +749,14 @@ async function refreshCache(
   if ("disabled" in ready) return { status: "disabled", reason: "no cache backend is configured" };
   const { backend, prepared } = ready;
   const { previous } = prepared;
+  // Values kept because a source listed nothing (guardEmptySources) go back in unchanged.
+  for (const state of states) {
+    if (!state.outcome.fetched) continue;
+    for (const mapping of state.kept) {
+      const value = previous?.entries.get(prepared.keyOf(mapping));
+      if (value !== undefined) fetched.push({ mapping, value });
+    }
+  }
   const previousUnreadable = prepared.previousError?.message;
   if (prepared.previousError) {
     logger.warn(

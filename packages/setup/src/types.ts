@@ -42,6 +42,11 @@ export interface WorkloadOutcome {
   created: string[];
   replaced: string[];
   unchanged: string[];
+  /**
+   * Keys the workload had before, kept (Podman secret, drop-in, cached value) because a
+   * source listed no secrets and emptying was not allowed (`allow_empty`).
+   */
+  kept: string[];
   /** The drop-in, when it was written or found current. */
   dropIn?: { path: string; written: boolean };
   drift: DriftEntry[];

@@ -18,6 +18,7 @@ export interface SetupCommandOptions {
   provider?: string;
   dryRun?: boolean;
   podmanSocket?: string;
+  allowEmpty?: boolean;
 }
 
 /** Machine output with `--json`, or whenever stdout is not a terminal (SPEC §9, §11). */
@@ -203,6 +204,7 @@ export async function runSetupCommand(app: App, options: SetupCommandOptions): P
       cache,
       provider: options.provider,
       retry: await retryFor(app, context),
+      allowEmpty: options.allowEmpty === true,
       expectedDriverOptions: await expectedOptions(app, false),
       onProgress: progress.update,
       beforeRestart: (writtenAt) => waitForServeLoad(app, context, writtenAt),
@@ -417,6 +419,10 @@ export function registerSetup(program: Command, app: App): void {
     .option(
       "--podman-socket <path>",
       "Podman API socket (env PSI_PODMAN_SOCKET; default: the scope's)",
+    )
+    .option(
+      "--allow-empty",
+      "let a source that lists no secrets remove the workload's existing ones (cache included)",
     )
     .action(async (options: SetupCommandOptions) => {
       await runSetupCommand(app, options);
