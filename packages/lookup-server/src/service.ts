@@ -1,4 +1,4 @@
-import { type FSWatcher, readdirSync, readFileSync, unlinkSync, watch } from "node:fs";
+import { type FSWatcher, readdirSync, unlinkSync, watch } from "node:fs";
 import { join } from "node:path";
 import type { CacheStore } from "@psi/cache";
 import type { Logger, Mapping, Provider } from "@psi/core";
@@ -9,6 +9,7 @@ import {
   isReservedStateFile,
   PsiError,
   parseMapping,
+  readRegularFileSync,
   secretIdProblem,
   writeFileAtomic,
 } from "@psi/core";
@@ -100,6 +101,12 @@ export interface LookupService {
   close(): void;
 }
 
+/**
+ * The largest mapping file read: the `/store` body limit (server.ts MAX_STORE_BYTES), so
+ * anything bigger was not written through PSI.
+ */
+export const MAX_MAPPING_BYTES = 1024 * 1024;
+
 /** How long a remembered mapping is trusted without a watch event (the watch's safety net). */
 const MAPPING_MEMO_TTL_MS = 10_000;
 /** At most this many remembered mappings (state_dir holds one file per Podman secret). */
@@ -173,12 +180,27 @@ export function createLookupService(options: LookupServiceOptions): LookupServic
     let bytes: Buffer;
     try {
       // Mapping files are a few hundred bytes on local disk: a synchronous read costs less
-      // than four thread-pool round trips and keeps the hit path short.
-      bytes = readFileSync(join(stateDir, id));
+      // than four thread-pool round trips and keeps the hit path short. The reader never
+      // follows a symlink nor waits on a FIFO or device, and reads at most the cap.
+      bytes = readRegularFileSync(join(stateDir, id), {
+        maxBytes: MAX_MAPPING_BYTES,
+        what: `the mapping of secret ${id}`,
+        hint: `remove it (psi secret delete, or podman secret rm ${id}) and store it again`,
+      });
     } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === "ENOENT" || code === "ENOTDIR") {
+      if (isPsiError(error, "fs.not_found")) {
         throw new LookupFailure(404, "not_found", `no mapping for secret ${id}`);
+      }
+      const code = isPsiError(error) ? error.code : undefined;
+      if (code === "fs.symlink" || code === "fs.not_regular" || code === "fs.too_large") {
+        logger.warn(`lookup ${id}: ${errorMessage(error)}`, {
+          event: "lookup",
+          secret_id: id,
+          outcome: "corrupt_mapping",
+          code,
+          ...(isPsiError(error) && error.hint ? { hint: error.hint } : {}),
+        });
+        throw new LookupFailure(500, "corrupt_mapping", clip(errorMessage(error)));
       }
       logger.error(`cannot read the mapping of secret ${id}`, {
         event: "lookup",
@@ -224,7 +246,8 @@ export function createLookupService(options: LookupServiceOptions): LookupServic
       checkId(id);
       mapping = readMapping(id);
       if (cache) {
-        await cache.reloadIfChanged();
+        // Never waits: a reload in progress (or a stuck one) must not hold up the answer.
+        void cache.reloadIfChanged();
         const hit = cache.lookup(mapping);
         if (hit) {
           if (logger.enabled("debug")) {
