@@ -86,7 +86,13 @@ async function loadedStore(value: string, options: { reloadTimeoutMs?: number } 
 
 describe("cache store: hostile files in place of cache.enc", () => {
   const cases: Array<[string, () => Promise<void>, string]> = [
-    ["a FIFO", async () => execFileSync("mkfifo", [path]), "fs.not_regular"],
+    [
+      "a FIFO",
+      async () => {
+        execFileSync("mkfifo", [path]);
+      },
+      "fs.not_regular",
+    ],
     ["a symlink to /dev/zero", () => symlink("/dev/zero", path), "fs.symlink"],
     [
       "a sparse 2 GB file",
