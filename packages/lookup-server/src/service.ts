@@ -7,6 +7,7 @@ import {
   errorMessage,
   isPsiError,
   isReservedStateFile,
+  MAX_MAPPING_BYTES,
   PsiError,
   parseMapping,
   readRegularFileSync,
@@ -100,12 +101,6 @@ export interface LookupService {
   /** Stops watching state_dir (serve's shutdown). */
   close(): void;
 }
-
-/**
- * The largest mapping file read: the `/store` body limit (server.ts MAX_STORE_BYTES), so
- * anything bigger was not written through PSI.
- */
-export const MAX_MAPPING_BYTES = 1024 * 1024;
 
 /** How long a remembered mapping is trusted without a watch event (the watch's safety net). */
 const MAPPING_MEMO_TTL_MS = 10_000;

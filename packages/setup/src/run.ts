@@ -1,8 +1,14 @@
-import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type PreparedCacheSave, prepareCacheSave, saveCache } from "@psi/cache";
 import type { FetchedSecret, Logger, Provider, PsiContext, WorkloadConfig } from "@psi/core";
-import { errorMessage, isPsiError, PsiError, secretIdProblem } from "@psi/core";
+import {
+  errorMessage,
+  isPsiError,
+  MAX_MAPPING_BYTES,
+  PsiError,
+  readRegularFile,
+  secretIdProblem,
+} from "@psi/core";
 import type { CacheCipher } from "@psi/envelope";
 import type { PodmanClient, PodmanSecret } from "@psi/podman";
 import { providerFetchesRemotely } from "@psi/unitgen";
@@ -240,7 +246,9 @@ export async function runSetup(options: SetupOptions): Promise<SetupResult> {
       return false;
     }
     if (secretIdProblem(existing.id) !== undefined) return false;
-    const stored = await readFile(join(stateDir, existing.id)).catch(() => undefined);
+    const stored = await readRegularFile(join(stateDir, existing.id), {
+      maxBytes: MAX_MAPPING_BYTES,
+    }).catch(() => undefined);
     return stored !== undefined && sameBytes(stored, bytes);
   };
 
