@@ -340,7 +340,7 @@ export function createCacheStore(options: CacheStoreOptions): CacheStore {
         if (!fileExists) return false;
         // Like a corrupt file: a provider outage is no time to forget every cached value.
         fileExists = false;
-        logger.warn(
+        logger[entries.size > 0 ? "warn" : "debug"](
           `${path} disappeared; keeping the ${entries.size} cached values in memory (setup writes it again)`,
           { event: "cache.missing", path, entries: entries.size },
         );
