@@ -10,4 +10,5 @@ export * from "./logger.js";
 export * from "./logger-types.js";
 export * from "./mapping.js";
 export * from "./paths.js";
+export * from "./read-regular.js";
 export * from "./secret-id.js";

@@ -215,12 +215,15 @@ describe("GET /lookup/<id>", () => {
     expect(warnings.every((r) => r.level === "warn")).toBe(true);
   });
 
-  it("answers 502 internal_error when the mapping cannot be read", async () => {
+  it("answers 500 corrupt_mapping, naming what is there, when the mapping is a directory", async () => {
     harness = await startServer();
     await mkdir(join(harness.stateDir, "adir"));
     const res = await harness.request({ path: "/lookup/adir" });
-    expect(res.status).toBe(502);
-    expect(json(res.text).error).toBe("internal_error");
+    expect(res.status).toBe(500);
+    expect(json(res.text)).toMatchObject({
+      error: "corrupt_mapping",
+      detail: expect.stringContaining("is a directory"),
+    });
   });
 
   it("remembers mappings but follows changes on disk (inotify) and through the socket", async () => {
@@ -295,6 +298,10 @@ describe("GET /lookup/<id>", () => {
     await harness.writeMapping(ID, mappingFor("DB"));
     expect((await harness.request({ path: `/lookup/${ID}` })).text).toBe("one");
     await cacheFile.save([{ key: "DB", value: "two" }]);
+    // The lookup that notices the change starts the reload and answers at once from
+    // memory; the reload's end is the event to wait for.
+    expect((await harness.request({ path: `/lookup/${ID}` })).text).toBe("one");
+    await store.reloadIfChanged();
     expect((await harness.request({ path: `/lookup/${ID}` })).text).toBe("two");
     expect(provider.calls).toBe(0);
   });

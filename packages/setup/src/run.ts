@@ -1,4 +1,3 @@
-import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type PreparedCacheSave, prepareCacheSave, saveCache } from "@psi/cache";
 import type {
@@ -9,7 +8,15 @@ import type {
   PsiContext,
   WorkloadConfig,
 } from "@psi/core";
-import { errorMessage, isPsiError, PsiError, parseMapping, secretIdProblem } from "@psi/core";
+import {
+  errorMessage,
+  isPsiError,
+  MAX_MAPPING_BYTES,
+  PsiError,
+  parseMapping,
+  readRegularFile,
+  secretIdProblem,
+} from "@psi/core";
 import type { CacheCipher } from "@psi/envelope";
 import type { PodmanClient, PodmanSecret } from "@psi/podman";
 import { providerFetchesRemotely } from "@psi/unitgen";
@@ -269,7 +276,9 @@ export async function runSetup(options: SetupOptions): Promise<SetupResult> {
       return false;
     }
     if (secretIdProblem(existing.id) !== undefined) return false;
-    const stored = await readFile(join(stateDir, existing.id)).catch(() => undefined);
+    const stored = await readRegularFile(join(stateDir, existing.id), {
+      maxBytes: MAX_MAPPING_BYTES,
+    }).catch(() => undefined);
     return stored !== undefined && sameBytes(stored, bytes);
   };
 
@@ -329,7 +338,9 @@ export async function runSetup(options: SetupOptions): Promise<SetupResult> {
     }
     for (const secret of held) {
       if (secretIdProblem(secret.id) !== undefined) continue;
-      const bytes = await readFile(join(stateDir, secret.id)).catch(() => undefined);
+      const bytes = await readRegularFile(join(stateDir, secret.id), {
+        maxBytes: MAX_MAPPING_BYTES,
+      }).catch(() => undefined);
       if (bytes === undefined) continue;
       try {
         state.kept.push(parseMapping(bytes, `mapping of ${secret.name}`));
