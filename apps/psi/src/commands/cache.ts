@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { open, readFile, unlink } from "node:fs/promises";
+import { open, unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { readCacheFile, readCacheStatus, writeCacheFile } from "@psi/cache";
 import type { CacheBackend, Mapping, ScopePaths } from "@psi/core";
@@ -8,8 +8,10 @@ import {
   ensureDir,
   errorMessage,
   isPsiError,
+  MAX_MAPPING_BYTES,
   PsiError,
   parseMapping,
+  readRegularFile,
   scopeForUid,
   secretIdProblem,
 } from "@psi/core";
@@ -486,9 +488,12 @@ interface InvalidateTarget {
 async function readMappingFile(stateDir: string, id: string): Promise<Mapping | undefined> {
   let bytes: Buffer;
   try {
-    bytes = await readFile(join(stateDir, id));
+    bytes = await readRegularFile(join(stateDir, id), {
+      maxBytes: MAX_MAPPING_BYTES,
+      what: `the mapping of secret ${id}`,
+    });
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    if (isPsiError(error, "fs.not_found")) return undefined;
     throw error;
   }
   return parseMapping(bytes, `mapping ${join(stateDir, id)}`);
