@@ -144,6 +144,16 @@ describe("parseEnvFile", () => {
     expect(JSON.stringify(parsed.warnings)).not.toContain("secret");
   });
 
+  it("reads a CRLF file: CRLF ends lines, a CR inside quotes stays in the value", () => {
+    const parsed = parseEnvFile("# c\r\nA=plain\r\n\r\nB='quoted'  # x\r\nC=\"two\r\nlines\"\r\n");
+    expect(parsed.warnings).toEqual([]);
+    expect(Object.fromEntries(parsed.entries.map(({ key, value }) => [key, value]))).toEqual({
+      A: "plain",
+      B: "quoted",
+      C: "two\r\nlines",
+    });
+  });
+
   it("reads back every value formatSecrets writes (env format)", () => {
     const secrets = NASTY.map((value, index) => ({ key: `K${index}`, value }));
     const { text, skipped } = formatSecrets(secrets, "env");

@@ -34,7 +34,9 @@ const DOUBLE_QUOTE_ESCAPES: Record<string, string> = {
 export function parseEnvFile(text: string): ParsedEnvFile {
   const entries = new Map<string, EnvFileEntry>();
   const warnings: ParsedEnvFile["warnings"] = [];
-  const source = text.replace(/\r\n/g, "\n");
+  // CRLF ends a line like LF, but a CR inside quotes is part of the value (bash and
+  // systemd keep it there too), so the text is not normalized up front.
+  const source = text;
   let index = 0;
   let line = 1;
 
@@ -50,8 +52,8 @@ export function parseEnvFile(text: string): ParsedEnvFile {
     const startLine = line;
     const head = /^[ \t]*/.exec(source.slice(index))![0];
     index += head.length;
-    if (source[index] === "\n") {
-      index++;
+    if (source[index] === "\n" || (source[index] === "\r" && source[index + 1] === "\n")) {
+      index += source[index] === "\r" ? 2 : 1;
       line++;
       continue;
     }
