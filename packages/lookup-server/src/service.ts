@@ -241,9 +241,13 @@ export function createLookupService(options: LookupServiceOptions): LookupServic
       checkId(id);
       mapping = readMapping(id);
       if (cache) {
-        // Never waits: a reload in progress (or a stuck one) must not hold up the answer.
-        void cache.reloadIfChanged();
-        const hit = cache.lookup(mapping);
+        // A hit never waits: a reload in progress (or a stuck one) must not hold up the
+        // answer. A miss is about to ask the provider anyway, so it first lets a reload of a
+        // changed file finish (bounded by the store's reload timeout): a value setup has just
+        // written is then served even while the provider is down.
+        const reloading = cache.reloadIfChanged();
+        const hit =
+          cache.lookup(mapping) ?? ((await reloading) ? cache.lookup(mapping) : undefined);
         if (hit) {
           if (logger.enabled("debug")) {
             logger.debug(`lookup ${id}: cache hit`, {
