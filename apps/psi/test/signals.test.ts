@@ -1,0 +1,211 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { type FakeInfisical, startFakeInfisical } from "@psi/testkit/fake-infisical";
+import { tempDir } from "@psi/testkit/tmp";
+import { unixRequest } from "@psi/testkit/unix-http";
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { commandOf } from "../src/no-inspector.js";
+import { CLI, killRunning, requireBuiltCli, type Serve, spawnServe } from "./serve-helpers.js";
+
+// Signals sent to a running `psi serve` (built CLI, real process): SIGUSR1 must never open
+// Node's inspector, however serve was started (issue 9, SPEC §13).
+const PROJECT_ID = "0f3c1a2b-1111-4222-8333-444455556666";
+const MAPPING = { provider: "infisical", project: "myproject", path: "/myapp", key: "DB_PASSWORD" };
+const LIVE_VALUE = "live-from-infisical";
+const FLAG = "--disable-sigusr1";
+
+let dir: { path: string; cleanup: () => Promise<void> };
+let fake: FakeInfisical;
+let stateDir: string;
+let config: string;
+const running: ChildProcess[] = [];
+
+beforeAll(requireBuiltCli);
+
+beforeEach(async () => {
+  dir = await tempDir("psi-signals-");
+  stateDir = join(dir.path, "state");
+  config = join(dir.path, "config.yaml");
+  await mkdir(stateDir, { recursive: true, mode: 0o700 });
+  await mkdir(join(dir.path, "home"));
+  fake = await startFakeInfisical();
+  fake.addUniversalAuth({ clientId: "cid", clientSecret: "csecret" });
+  fake.setSecret({
+    projectId: PROJECT_ID,
+    environment: "prod",
+    path: "/myapp",
+    key: "DB_PASSWORD",
+    value: LIVE_VALUE,
+  });
+  await writeFile(join(stateDir, "id1"), JSON.stringify(MAPPING), { mode: 0o600 });
+  await writeFile(
+    config,
+    [
+      `state_dir: ${stateDir}`,
+      "providers:",
+      "  infisical:",
+      `    api_url: ${fake.url}`,
+      "    auth: { method: universal-auth, client_id: cid, client_secret: csecret }",
+      `    projects: { myproject: { id: ${PROJECT_ID}, environment: prod } }`,
+      "",
+    ].join("\n"),
+    { mode: 0o600 },
+  );
+});
+
+afterEach(async () => {
+  killRunning(running);
+  await fake.stop();
+  await dir.cleanup();
+});
+
+function startServe(options: { direct?: boolean; env?: Record<string, string> } = {}): Serve {
+  const socket = join(dir.path, "run", "psi.sock");
+  const serve = spawnServe({
+    config,
+    socket,
+    home: join(dir.path, "home"),
+    args: ["--socket", socket],
+    ...options,
+  });
+  running.push(serve.child);
+  return serve;
+}
+
+/** Inodes of the sockets `pid` holds open. */
+function socketInodes(pid: number): Set<string> {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const match = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (match) inodes.add(match[1]!);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return inodes;
+}
+
+/** TCP ports `pid` listens on (from /proc/net/tcp{,6}, state 0A = LISTEN). */
+function tcpListeners(pid: number): number[] {
+  const mine = socketInodes(pid);
+  const ports: number[] = [];
+  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    for (const line of readFileSync(table, "utf8").split("\n").slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      if (fields[3] === "0A" && mine.has(fields[9]!))
+        ports.push(Number.parseInt(fields[1]!.split(":")[1]!, 16));
+    }
+  }
+  return ports;
+}
+
+/** SIGUSR1 (signal 10) is in one of the signal masks of /proc/<pid>/status. */
+function usr1In(pid: number, masks: string[]): boolean {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  return masks.some((name) => {
+    const hex = new RegExp(`^${name}:\\s*([0-9a-f]+)$`, "m").exec(status)?.[1] ?? "0";
+    return (BigInt(`0x${hex}`) & (1n << 9n)) !== 0n;
+  });
+}
+
+/**
+ * Sends SIGUSR1 and waits for its outcome. Node's inspector trigger is a SIGUSR1 handler
+ * (SigCgt); without one, Node keeps the signal blocked, so it stays pending, unused,
+ * while serve runs. With one, the inspector says "Debugger listening".
+ */
+async function sendUsr1(child: ChildProcess, stderr: () => string): Promise<string> {
+  const pid = child.pid!;
+  const caught = usr1In(pid, ["SigCgt"]);
+  process.kill(pid, "SIGUSR1");
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (/Debugger listening/.test(stderr())) return `inspector opened:\n${stderr()}`;
+    if (child.exitCode !== null || child.signalCode !== null)
+      return `exited (${child.exitCode ?? child.signalCode}):\n${stderr()}`;
+    if (!caught && usr1In(pid, ["SigPnd", "ShdPnd"])) return "ignored";
+    if (Date.now() > deadline) return `no outcome within 20 s:\n${stderr()}`;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+async function expectNoInspector(serve: Serve): Promise<void> {
+  const pid = serve.child.pid!;
+  expect(await sendUsr1(serve.child, serve.stderr)).toBe("ignored");
+  expect(tcpListeners(pid)).toEqual([]);
+  const health = await unixRequest(serve.socket, { path: "/healthz" });
+  expect(health.status).toBe(200);
+  const hit = await unixRequest(serve.socket, { path: "/lookup/id1" });
+  expect(hit.status).toBe(200);
+  expect(hit.text).toBe(LIVE_VALUE);
+  expect(serve.stderr()).not.toContain("Debugger listening");
+}
+
+function cmdline(pid: number): string[] {
+  return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean);
+}
+
+describe("SIGUSR1 never opens the inspector", () => {
+  it("the built bin's shebang starts Node with --disable-sigusr1", async () => {
+    expect(readFileSync(CLI, "utf8").split("\n")[0]).toBe(`#!/usr/bin/env -S node ${FLAG}`);
+    const serve = startServe({ direct: true });
+    await serve.waitFor((r) => r.event === "listen", "Listening on");
+    expect(cmdline(serve.child.pid!)).toContain(FLAG);
+    await expectNoInspector(serve);
+  });
+
+  it("`node dist/cli.js serve` re-executes itself with the flag, keeping its PID", async () => {
+    const serve = startServe();
+    await serve.waitFor((r) => r.event === "listen", "Listening on");
+    // the PID the caller holds (systemd's LISTEN_PID, MAINPID) is the process serving
+    expect(cmdline(serve.child.pid!).slice(1, 3)).toEqual([FLAG, CLI]);
+    await expectNoInspector(serve);
+    serve.child.kill("SIGTERM");
+    expect(await serve.exited).toEqual({ code: 0, signal: null });
+  });
+
+  it("NODE_OPTIONS=--disable-sigusr1 is honoured without a re-exec", async () => {
+    const serve = startServe({ env: { NODE_OPTIONS: FLAG } });
+    await serve.waitFor((r) => r.event === "listen", "Listening on");
+    expect(cmdline(serve.child.pid!)).not.toContain(FLAG);
+    await expectNoInspector(serve);
+  });
+
+  it("`node dist/cli.js demo` re-executes itself with the flag too", async () => {
+    const socket = join(dir.path, "demo.sock");
+    const child = spawn(process.execPath, [CLI, "demo", "--socket", socket, "--no-podman"], {
+      env: {
+        PATH: process.env["PATH"] ?? "/usr/bin:/bin",
+        HOME: join(dir.path, "home"),
+        XDG_RUNTIME_DIR: dir.path,
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    running.push(child);
+    let stdout = "";
+    let stderr = "";
+    child.stderr!.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    await new Promise<void>((resolve, reject) => {
+      child.stdout!.on("data", (chunk: Buffer) => {
+        stdout += chunk.toString();
+        if (stdout.includes("Serving until Ctrl-C")) resolve();
+      });
+      child.on("exit", () => reject(new Error(`demo exited early:\n${stderr}`)));
+    });
+    expect(cmdline(child.pid!).slice(1, 3)).toEqual([FLAG, CLI]);
+    expect(await sendUsr1(child, () => stderr)).toBe("ignored");
+    expect(tcpListeners(child.pid!)).toEqual([]);
+    expect((await unixRequest(socket, { path: "/healthz" })).status).toBe(200);
+  });
+
+  it("short commands run without the re-exec", () => {
+    expect(commandOf(["-c", "serve", "status"])).toBe("status");
+    expect(commandOf(["--log-level", "debug", "--json", "serve", "--socket", "s"])).toBe("serve");
+    expect(commandOf(["--version"])).toBeUndefined();
+    expect(commandOf(["--", "demo"])).toBe("demo");
+  });
+});
