@@ -1,78 +1,18 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
-import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { type FakeInfisical, startFakeInfisical } from "@psi/testkit/fake-infisical";
-import { tempDir } from "@psi/testkit/tmp";
 import { unixRequest } from "@psi/testkit/unix-http";
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { commandOf } from "../src/no-inspector.js";
-import { CLI, killRunning, requireBuiltCli, type Serve, spawnServe } from "./serve-helpers.js";
+import { LIVE_VALUE, useServeFixture } from "./serve-fixture.js";
+import { CLI, killRunning, type Serve } from "./serve-helpers.js";
 
 // Signals sent to a running `psi serve` (built CLI, real process): SIGUSR1 must never open
 // Node's inspector, however serve was started (issue 9, SPEC §13).
-const PROJECT_ID = "0f3c1a2b-1111-4222-8333-444455556666";
-const MAPPING = { provider: "infisical", project: "myproject", path: "/myapp", key: "DB_PASSWORD" };
-const LIVE_VALUE = "live-from-infisical";
 const FLAG = "--disable-sigusr1";
-
-let dir: { path: string; cleanup: () => Promise<void> };
-let fake: FakeInfisical;
-let stateDir: string;
-let config: string;
+const fx = useServeFixture();
 const running: ChildProcess[] = [];
-
-beforeAll(requireBuiltCli);
-
-beforeEach(async () => {
-  dir = await tempDir("psi-signals-");
-  stateDir = join(dir.path, "state");
-  config = join(dir.path, "config.yaml");
-  await mkdir(stateDir, { recursive: true, mode: 0o700 });
-  await mkdir(join(dir.path, "home"));
-  fake = await startFakeInfisical();
-  fake.addUniversalAuth({ clientId: "cid", clientSecret: "csecret" });
-  fake.setSecret({
-    projectId: PROJECT_ID,
-    environment: "prod",
-    path: "/myapp",
-    key: "DB_PASSWORD",
-    value: LIVE_VALUE,
-  });
-  await writeFile(join(stateDir, "id1"), JSON.stringify(MAPPING), { mode: 0o600 });
-  await writeFile(
-    config,
-    [
-      `state_dir: ${stateDir}`,
-      "providers:",
-      "  infisical:",
-      `    api_url: ${fake.url}`,
-      "    auth: { method: universal-auth, client_id: cid, client_secret: csecret }",
-      `    projects: { myproject: { id: ${PROJECT_ID}, environment: prod } }`,
-      "",
-    ].join("\n"),
-    { mode: 0o600 },
-  );
-});
-
-afterEach(async () => {
-  killRunning(running);
-  await fake.stop();
-  await dir.cleanup();
-});
-
-function startServe(options: { direct?: boolean; env?: Record<string, string> } = {}): Serve {
-  const socket = join(dir.path, "run", "psi.sock");
-  const serve = spawnServe({
-    config,
-    socket,
-    home: join(dir.path, "home"),
-    args: ["--socket", socket],
-    ...options,
-  });
-  running.push(serve.child);
-  return serve;
-}
+afterEach(() => killRunning(running));
 
 /** Inodes of the sockets `pid` holds open. */
 function socketInodes(pid: number): Set<string> {
@@ -150,14 +90,14 @@ function cmdline(pid: number): string[] {
 describe("SIGUSR1 never opens the inspector", () => {
   it("the built bin's shebang starts Node with --disable-sigusr1", async () => {
     expect(readFileSync(CLI, "utf8").split("\n")[0]).toBe(`#!/usr/bin/env -S node ${FLAG}`);
-    const serve = startServe({ direct: true });
+    const serve = fx.start({ direct: true });
     await serve.waitFor((r) => r.event === "listen", "Listening on");
     expect(cmdline(serve.child.pid!)).toContain(FLAG);
     await expectNoInspector(serve);
   });
 
   it("`node dist/cli.js serve` re-executes itself with the flag, keeping its PID", async () => {
-    const serve = startServe();
+    const serve = fx.start();
     await serve.waitFor((r) => r.event === "listen", "Listening on");
     // the PID the caller holds (systemd's LISTEN_PID, MAINPID) is the process serving
     expect(cmdline(serve.child.pid!).slice(1, 3)).toEqual([FLAG, CLI]);
@@ -167,19 +107,19 @@ describe("SIGUSR1 never opens the inspector", () => {
   });
 
   it("NODE_OPTIONS=--disable-sigusr1 is honoured without a re-exec", async () => {
-    const serve = startServe({ env: { NODE_OPTIONS: FLAG } });
+    const serve = fx.start({ env: { NODE_OPTIONS: FLAG } });
     await serve.waitFor((r) => r.event === "listen", "Listening on");
     expect(cmdline(serve.child.pid!)).not.toContain(FLAG);
     await expectNoInspector(serve);
   });
 
   it("`node dist/cli.js demo` re-executes itself with the flag too", async () => {
-    const socket = join(dir.path, "demo.sock");
+    const socket = join(fx.dir, "demo.sock");
     const child = spawn(process.execPath, [CLI, "demo", "--socket", socket, "--no-podman"], {
       env: {
         PATH: process.env["PATH"] ?? "/usr/bin:/bin",
-        HOME: join(dir.path, "home"),
-        XDG_RUNTIME_DIR: dir.path,
+        HOME: join(fx.dir, "home"),
+        XDG_RUNTIME_DIR: fx.dir,
       },
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -200,6 +140,9 @@ describe("SIGUSR1 never opens the inspector", () => {
     expect(await sendUsr1(child, () => stderr)).toBe("ignored");
     expect(tcpListeners(child.pid!)).toEqual([]);
     expect((await unixRequest(socket, { path: "/healthz" })).status).toBe(200);
+    const exited = new Promise((resolve) => child.once("exit", (code) => resolve(code)));
+    child.kill("SIGTERM");
+    expect(await exited).toBe(0);
   });
 
   it("short commands run without the re-exec", () => {

@@ -228,6 +228,16 @@ const WorkloadNameSchema = v.pipe(
   ),
 );
 
+/** `serve` (new): settings of `psi serve` itself. */
+export const ServeSchema = v.object(
+  {
+    // serve refuses a socket directory or state_dir others can write (as OpenSSH's
+    // StrictModes); true accepts them, for hosts where that is deliberate.
+    allow_insecure_dirs: v.nullish(bool(), false),
+  },
+  MAPPING,
+);
+
 /** The top-level keys (SPEC §2); unknown ones are errors (as in the reference). */
 export const ConfigSchema = v.strictObject(
   {
@@ -250,6 +260,7 @@ export const ConfigSchema = v.strictObject(
     ),
     workloads: v.nullish(v.record(WorkloadNameSchema, WorkloadSchema, MAPPING), {}),
     cache: maybe(CacheSchema),
+    serve: maybe(ServeSchema),
   },
   "expected a mapping of the top-level keys",
 );
@@ -259,6 +270,7 @@ export type PsiConfig = v.InferOutput<typeof ConfigSchema>;
 export type InfisicalConfig = v.InferOutput<typeof InfisicalSchema>;
 export type NitrokeyHsmConfig = v.InferOutput<typeof NitrokeyHsmSchema>;
 export type CacheConfig = v.InferOutput<typeof CacheSchema>;
+export type ServeConfig = v.InferOutput<typeof ServeSchema>;
 export type WorkloadConfig = v.InferOutput<typeof WorkloadSchema>;
 export type SourceConfig = v.InferOutput<typeof SourceSchema>;
 export type AuthConfig = v.InferOutput<typeof AuthSchema>;

@@ -1,8 +1,10 @@
+import { dirname, resolve } from "node:path";
 import { type CacheStore, createCacheStore } from "@psi/cache";
 import type { CacheBackend, LoadedConfig, Logger, Provider } from "@psi/core";
-import { cachePath, errorMessage, isPsiError } from "@psi/core";
+import { cachePath, ensureDir, errorMessage, isPsiError } from "@psi/core";
 import { formatTag } from "@psi/envelope";
 import {
+  checkPrivateDir,
   createLookupServer,
   type HardenResult,
   hardenProcess,
@@ -129,6 +131,22 @@ function waitForSignal(): Promise<NodeJS.Signals> {
   });
 }
 
+/**
+ * Creates the socket directory and state_dir (0700) when missing and refuses them when
+ * another user could write them (issue 9: a writable socket directory lets anyone take
+ * the socket over), unless `serve.allow_insecure_dirs` says so.
+ */
+async function checkServeDirs(app: App, loaded: LoadedConfig, target: ListenTarget): Promise<void> {
+  const dirs: [string, string][] = [[loaded.paths.stateDir, "state_dir"]];
+  // Under socket activation systemd made the socket (SocketMode=0600) and its directory.
+  if ("path" in target) dirs.unshift([dirname(target.path), "socket directory"]);
+  for (const [dir, what] of dirs) {
+    await ensureDir(dir, 0o700);
+    if (loaded.config.serve?.allow_insecure_dirs === true) continue;
+    await checkPrivateDir(dir, { uid: app.uid, what, override: "serve.allow_insecure_dirs" });
+  }
+}
+
 /** `psi serve`: everything from config to the socket, then the lookup loop until SIGTERM/SIGINT. */
 export async function runServe(app: App, options: { socket?: string }): Promise<void> {
   // Handlers first: `systemctl stop` during startup (opening an HSM can take seconds)
@@ -157,13 +175,15 @@ export async function runServe(app: App, options: { socket?: string }): Promise<
     logger.debug(`socket token from ${source}`, { event: "auth", source });
   }
 
+  const activated = socketActivation(app.env, process.pid);
+  const target: ListenTarget = activated ?? {
+    path: resolve(options.socket || app.env["PSI_SOCKET"] || loaded.paths.socket),
+  };
+  await checkServeDirs(app, loaded, target);
+
   const providers: Map<string, Provider> = await app.openProviders();
   const { cache, backend } = await openServeCache(app, loaded, logger);
 
-  const activated = socketActivation(app.env, process.pid);
-  const target: ListenTarget = activated ?? {
-    path: options.socket || app.env["PSI_SOCKET"] || loaded.paths.socket,
-  };
   const server = createLookupServer({
     stateDir: loaded.paths.stateDir,
     providers,
