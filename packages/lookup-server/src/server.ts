@@ -103,6 +103,36 @@ function isHangup(error: unknown): boolean {
   return code !== undefined && HANGUP_CODES.has(code);
 }
 
+/** How long the stale-socket probe waits for an answer before calling the socket alive. */
+const PROBE_TIMEOUT_MS = 2_000;
+/** The only answers that prove nobody listens: refused (socket file without a listener) or gone. */
+const STALE_CODES = new Set(["ECONNREFUSED", "ENOENT"]);
+
+/**
+ * Connects to an existing socket file: "stale" only when the kernel says nobody listens.
+ * A full backlog (EAGAIN), a timeout or any other error means someone may be serving, and
+ * unlinking their socket would orphan them (issue 9).
+ */
+function probeSocket(path: string): Promise<string> {
+  return new Promise((done) => {
+    const probe = connect(path);
+    const timer = setTimeout(() => {
+      probe.destroy();
+      done(`it did not answer a connection within ${PROBE_TIMEOUT_MS} ms`);
+    }, PROBE_TIMEOUT_MS);
+    probe.once("connect", () => {
+      clearTimeout(timer);
+      probe.destroy();
+      done("alive");
+    });
+    probe.once("error", (error: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      const code = error.code ?? "";
+      done(STALE_CODES.has(code) ? "stale" : `a connection failed with ${code || error.message}`);
+    });
+  });
+}
+
 /**
  * The lookup service (SPEC §4): HTTP/1.1 on a Unix socket answering Podman's shell
  * driver. Lookups read the mapping, answer from the cache when they can, and otherwise
@@ -405,18 +435,15 @@ export function createLookupServer(options: LookupServerOptions): LookupServer {
         hint: "remove it or choose another path with --socket / PSI_SOCKET",
       });
     }
-    const alive = await new Promise<boolean>((done) => {
-      const probe = connect(path);
-      probe.once("connect", () => {
-        probe.destroy();
-        done(true);
-      });
-      probe.once("error", () => done(false));
-    });
-    if (alive) {
-      throw new PsiError("server.socket_in_use", `another process is already serving ${path}`, {
-        hint: "stop the other psi serve (systemctl stop psi-secrets) or choose another path with --socket",
-      });
+    const probe = await probeSocket(path);
+    if (probe !== "stale") {
+      throw new PsiError(
+        "server.socket_in_use",
+        `another process is already serving ${path}${probe === "alive" ? "" : ` (${probe})`}`,
+        {
+          hint: "stop the other psi serve (systemctl stop psi-secrets) or choose another path with --socket",
+        },
+      );
     }
     unlinkSync(path);
     logger.debug(`removed stale socket ${path}`, { event: "listen", path });
