@@ -7,7 +7,7 @@ import { disableInspectorSignal } from "./no-inspector.js";
 // CLI in-process with their own streams and environment.
 const self = fileURLToPath(import.meta.url);
 if (process.argv[1] && realpathSync(process.argv[1]) === realpathSync(self)) {
-  disableInspectorSignal();
+  await disableInspectorSignal();
   const code = await runCli(process.argv.slice(2), {
     io: { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin },
     env: process.env,

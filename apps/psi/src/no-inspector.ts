@@ -26,15 +26,38 @@ function signalDisabled(): boolean {
   return (process.env["NODE_OPTIONS"] ?? "").split(/\s+/).includes(FLAG);
 }
 
+/** Descriptors systemd passed to this very process (sd_listen_fds(3)). */
+function listenFds(): number[] {
+  if (process.env["LISTEN_PID"] !== String(process.pid)) return [];
+  const count = Number.parseInt(process.env["LISTEN_FDS"] ?? "", 10);
+  return Number.isInteger(count) && count > 0 ? Array.from({ length: count }, (_, i) => 3 + i) : [];
+}
+
 /**
  * Re-executes this process with `--disable-sigusr1` when a long-running command started
  * without it. execve keeps the PID (socket activation's LISTEN_PID, sd_notify, the
- * caller's `wait`), the descriptors and the environment; short commands pay nothing.
+ * caller's `wait`), the environment and, once their close-on-exec flag is cleared, the
+ * sockets systemd passed; short commands pay nothing.
  */
-export function disableInspectorSignal(argv: readonly string[] = process.argv): void {
+export async function disableInspectorSignal(
+  argv: readonly string[] = process.argv,
+): Promise<void> {
   if (!LONG_RUNNING.has(commandOf(argv.slice(2)) ?? "") || signalDisabled()) return;
   // process.execve exists from Node 22.15 (engines asks for 22.18); not in worker threads.
   if (typeof process.execve !== "function") return;
+  const fds = listenFds();
+  if (fds.length > 0) {
+    try {
+      await (await import("@psi/lookup-server")).keepAcrossExec(fds);
+    } catch (error) {
+      // Losing systemd's sockets would break every lookup: run on, and say why.
+      process.stderr.write(
+        `psi: warning: cannot keep the activated sockets across a re-exec (${String(error)}); ` +
+          `running without ${FLAG}: start Node with ${FLAG}\n`,
+      );
+      return;
+    }
+  }
   process.execve(
     process.execPath,
     [process.execPath, FLAG, ...process.execArgv, ...argv.slice(1)],

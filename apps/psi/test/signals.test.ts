@@ -1,14 +1,18 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
+import { saveCache } from "@psi/cache";
+import { createKeyfileCacheBackend, initKeyfile } from "@psi/cache-keyfile";
+import { requireTool } from "@psi/testkit/tmp";
 import { unixRequest } from "@psi/testkit/unix-http";
 import { afterEach, describe, expect, it } from "vitest";
 import { commandOf } from "../src/no-inspector.js";
-import { LIVE_VALUE, useServeFixture } from "./serve-fixture.js";
-import { CLI, killRunning, type Serve } from "./serve-helpers.js";
+import { LIVE_VALUE, MAPPING, useServeFixture } from "./serve-fixture.js";
+import { CLI, killRunning, type Serve, spawnServe } from "./serve-helpers.js";
 
 // Signals sent to a running `psi serve` (built CLI, real process): SIGUSR1 must never open
-// Node's inspector, however serve was started (issue 9, SPEC §13).
+// Node's inspector, however serve was started; SIGHUP reloads; shutdown is bounded
+// (issue 9, SPEC §13).
 const FLAG = "--disable-sigusr1";
 const fx = useServeFixture();
 const running: ChildProcess[] = [];
@@ -106,6 +110,33 @@ describe("SIGUSR1 never opens the inspector", () => {
     expect(await serve.exited).toEqual({ code: 0, signal: null });
   });
 
+  it("a socket-activated `node dist/cli.js serve` keeps systemd's socket across the re-exec", async () => {
+    if (
+      requireTool(
+        existsSync("/usr/bin/systemd-socket-activate"),
+        "systemd-socket-activate",
+        "systemd",
+      )
+    )
+      return;
+    const socket = join(fx.dir, "activated.sock");
+    const serve = spawnServe({
+      config: fx.config,
+      socket,
+      home: join(fx.dir, "home"),
+      command: ["systemd-socket-activate", "-l", socket],
+    });
+    running.push(serve.child);
+    while (!existsSync(socket)) await new Promise((r) => setTimeout(r, 10));
+    // the first connection starts serve; the kernel queues it on the inherited socket
+    const early = unixRequest(socket, { path: "/lookup/id1" });
+    const listening = await serve.waitFor((r) => r.event === "listen", "Listening on");
+    expect(listening).toMatchObject({ fd: 3, activated: true });
+    expect((await early).text).toBe(LIVE_VALUE);
+    expect(cmdline(serve.child.pid!).slice(1, 3)).toEqual([FLAG, CLI]);
+    await expectNoInspector(serve);
+  });
+
   it("NODE_OPTIONS=--disable-sigusr1 is honoured without a re-exec", async () => {
     const serve = fx.start({ env: { NODE_OPTIONS: FLAG } });
     await serve.waitFor((r) => r.event === "listen", "Listening on");
@@ -150,5 +181,125 @@ describe("SIGUSR1 never opens the inspector", () => {
     expect(commandOf(["--log-level", "debug", "--json", "serve", "--socket", "s"])).toBe("serve");
     expect(commandOf(["--version"])).toBeUndefined();
     expect(commandOf(["--", "demo"])).toBe("demo");
+  });
+});
+
+describe("SIGHUP reloads, never kills", () => {
+  const TOKEN_A = "token-aaaaaaaa";
+  const TOKEN_B = "token-bbbbbbbb";
+  const auth = (token: string) => ({ authorization: `Bearer ${token}` });
+
+  it("re-reads the socket token from the configuration file", async () => {
+    await fx.writeConfig([`socket_token: ${TOKEN_A}`]);
+    const serve = fx.start();
+    await serve.waitFor((r) => r.event === "listen", "Listening on");
+    const before = await unixRequest(serve.socket, { path: "/lookup/id1", headers: auth(TOKEN_A) });
+    expect(before.text).toBe(LIVE_VALUE);
+    await fx.writeConfig([`socket_token: ${TOKEN_B}`]);
+    serve.child.kill("SIGHUP");
+    await serve.waitFor((r) => r.event === "reload" && r["source"] === "config", "the new token");
+    const old = await unixRequest(serve.socket, { path: "/lookup/id1", headers: auth(TOKEN_A) });
+    expect(old.status).toBe(401);
+    const fresh = await unixRequest(serve.socket, { path: "/lookup/id1", headers: auth(TOKEN_B) });
+    expect(fresh.text).toBe(LIVE_VALUE);
+    // a broken token keeps the current one
+    await fx.writeConfig(["socket_token: short"]);
+    serve.child.kill("SIGHUP");
+    await serve.waitFor((r) => r.event === "reload" && r.level === "warn", "the reload warning");
+    const kept = await unixRequest(serve.socket, { path: "/lookup/id1", headers: auth(TOKEN_B) });
+    expect(kept.status).toBe(200);
+    expect(serve.stderr()).not.toContain(TOKEN_B);
+    serve.child.kill("SIGTERM");
+    expect(await serve.exited).toEqual({ code: 0, signal: null });
+    expect(existsSync(serve.socket)).toBe(false);
+  });
+
+  it("re-reads a changed cache file at once", async () => {
+    const keyFile = join(fx.dir, "cache.keyfile");
+    const cachePath = join(fx.stateDir, "cache.enc");
+    await initKeyfile({ path: keyFile });
+    const writeCache = async (value: string) => {
+      const backend = createKeyfileCacheBackend({ path: keyFile });
+      await backend.open();
+      await saveCache({
+        path: cachePath,
+        backend,
+        fetched: [{ mapping: MAPPING, value: Buffer.from(value) }],
+        prune: true,
+      });
+      await backend.close();
+    };
+    await writeCache("first");
+    await fx.writeConfig([
+      `cache: { enabled: true, backend: keyfile, key_file: ${keyFile}, path: ${cachePath} }`,
+    ]);
+    const serve = fx.start();
+    await serve.waitFor((r) => r.event === "listen", "Listening on");
+    await writeCache("second");
+    // no lookup in between: only the hangup makes serve read the file
+    serve.child.kill("SIGHUP");
+    const reloaded = await serve.waitFor(
+      (r) => r.event === "reload" && r["cache_changed"] !== undefined,
+      "the cache reload",
+    );
+    expect(reloaded["cache_changed"]).toBe(true);
+    expect(serve.records().some((r) => r.event === "cache.reload")).toBe(true);
+    expect((await unixRequest(serve.socket, { path: "/lookup/id1" })).text).toBe("second");
+  });
+});
+
+describe("process edges", () => {
+  it("an impossible socket path is a clear error, not a spin", async () => {
+    const serve = fx.start({ socket: "/proc/nope/x.sock" });
+    const { code } = await serve.exited;
+    expect(code).toBe(1);
+    expect(serve.stderr()).toContain("cannot create directory /proc/nope");
+  });
+
+  it("at shutdown, a provider call still running after the drain is aborted and answered", async () => {
+    await fx.writeConfig(["    lookup_timeout: 120"]);
+    const serve = fx.start();
+    await serve.waitFor((r) => r.event === "listen", "Listening on");
+    fx.fake.slow(120_000);
+    const pending = unixRequest(serve.socket, { path: "/lookup/id1" }).catch(
+      (error: NodeJS.ErrnoException) => ({ status: error.code, text: "" }),
+    );
+    while (fx.fake.requests.length === 0) await new Promise((r) => setTimeout(r, 20));
+    serve.child.kill("SIGTERM");
+    // the drain (10 s) ends, the call is aborted, and Podman's curl gets an answer
+    const answer = await pending;
+    expect(answer.status).toBe(502);
+    expect(answer.text).toContain("aborted");
+    expect(await serve.exited).toEqual({ code: 0, signal: null });
+    const records = serve.records();
+    expect(records.at(-1)?.msg).toBe("stopped");
+  }, 40_000);
+
+  it("psi demo removes its directory on SIGHUP (its terminal closed)", async () => {
+    const socket = join(fx.dir, "demo.sock");
+    const child = spawn(process.execPath, [CLI, "demo", "--socket", socket, "--no-podman"], {
+      env: {
+        PATH: process.env["PATH"] ?? "/usr/bin:/bin",
+        HOME: join(fx.dir, "home"),
+        XDG_RUNTIME_DIR: fx.dir,
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    running.push(child);
+    let stdout = "";
+    await new Promise<void>((resolve, reject) => {
+      child.stdout!.on("data", (chunk: Buffer) => {
+        stdout += chunk.toString();
+        if (stdout.includes("Serving until Ctrl-C")) resolve();
+      });
+      child.on("exit", () => reject(new Error("demo exited early")));
+    });
+    const demoDir = /everything lives in (\S+) and is removed on exit/.exec(stdout)![1]!;
+    expect(existsSync(demoDir)).toBe(true);
+    const exited = new Promise((resolve) => child.once("exit", (code) => resolve(code)));
+    child.kill("SIGHUP");
+    expect(await exited).toBe(0);
+    expect(existsSync(demoDir)).toBe(false);
+    expect(existsSync(socket)).toBe(false);
   });
 });

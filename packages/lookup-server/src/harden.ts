@@ -16,7 +16,13 @@ const RLIMIT_CORE = 4;
 type Native = {
   prctl: (option: number, a2: number, a3: number, a4: number, a5: number) => number;
   setrlimit: (resource: number, limit: { rlim_cur: number; rlim_max: number }) => number;
+  /** fcntl(fd, cmd, int) through koffi's variadic call: the extra argument's type comes first. */
+  fcntl: (fd: number, cmd: number, type: "int", arg: number) => number;
 };
+
+const F_GETFD = 1;
+const F_SETFD = 2;
+const FD_CLOEXEC = 1;
 
 let native: Promise<Native> | undefined;
 
@@ -46,6 +52,7 @@ async function bindLibc(): Promise<Native> {
       "int prctl(int, unsigned long, unsigned long, unsigned long, unsigned long)",
     ) as Native["prctl"],
     setrlimit: libc.func("setrlimit", "int", ["int", koffi.pointer(rlimit)]) as Native["setrlimit"],
+    fcntl: libc.func("int fcntl(int, int, ...)") as Native["fcntl"],
   };
 }
 
@@ -100,5 +107,19 @@ export async function isDumpable(): Promise<number | undefined> {
     return (await loadNative()).prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Clears FD_CLOEXEC on `fds` so they survive an execve: Node marks inherited descriptors
+ * close-on-exec at startup, and re-executing with `--disable-sigusr1` must keep the
+ * sockets systemd passed. Throws when the FFI or fcntl(2) fails.
+ */
+export async function keepAcrossExec(fds: readonly number[]): Promise<void> {
+  const libc = await loadNative();
+  for (const fd of fds) {
+    const flags = libc.fcntl(fd, F_GETFD, "int", 0);
+    if (flags < 0 || libc.fcntl(fd, F_SETFD, "int", flags & ~FD_CLOEXEC) < 0)
+      throw new Error(`fcntl(${fd}, F_SETFD) failed`);
   }
 }

@@ -1,7 +1,7 @@
 import { dirname, resolve } from "node:path";
 import { type CacheStore, createCacheStore } from "@psi/cache";
 import type { CacheBackend, LoadedConfig, Logger, Provider } from "@psi/core";
-import { cachePath, ensureDir, errorMessage, isPsiError } from "@psi/core";
+import { cachePath, ensureDir, errorMessage, isPsiError, loadConfig } from "@psi/core";
 import { formatTag } from "@psi/envelope";
 import {
   checkPrivateDir,
@@ -9,6 +9,7 @@ import {
   type HardenResult,
   hardenProcess,
   type ListenTarget,
+  type LookupServer,
   resolveSocketToken,
   socketActivation,
 } from "@psi/lookup-server";
@@ -147,11 +148,78 @@ async function checkServeDirs(app: App, loaded: LoadedConfig, target: ListenTarg
   }
 }
 
+/**
+ * SIGHUP, as Vault Agent does: re-reads the socket token (credential file, then the
+ * configuration file, then PSI_SOCKET_TOKEN) and the cache file. A token that cannot be
+ * read keeps the current one; serve never dies of a hangup.
+ */
+async function reload(
+  app: App,
+  loaded: LoadedConfig,
+  server: LookupServer,
+  cache: CacheStore | undefined,
+  logger: Logger,
+): Promise<void> {
+  logger.info("SIGHUP: re-reading the socket token and the cache file", { event: "reload" });
+  try {
+    const fresh = await loadConfig({ path: loaded.file, env: app.env, uid: app.uid });
+    const { token, source } = await resolveSocketToken({
+      env: app.env,
+      configToken: fresh.config.socket_token,
+    });
+    server.setToken(token);
+    logger.info(
+      token === undefined ? "socket token: none (auth off)" : `socket token from ${source}`,
+      {
+        event: "reload",
+        auth: token !== undefined,
+        ...(source === undefined ? {} : { source }),
+      },
+    );
+  } catch (error) {
+    logger.warn("SIGHUP: cannot re-read the socket token; keeping the current one", {
+      event: "reload",
+      error: errorMessage(error),
+      ...(isPsiError(error) && error.hint ? { hint: error.hint } : {}),
+    });
+  }
+  if (cache !== undefined) {
+    const changed = await cache.reloadIfChanged();
+    logger.info(changed ? "cache file re-read" : "cache file unchanged", {
+      event: "reload",
+      cache_changed: changed,
+    });
+  }
+}
+
 /** `psi serve`: everything from config to the socket, then the lookup loop until SIGTERM/SIGINT. */
 export async function runServe(app: App, options: { socket?: string }): Promise<void> {
   // Handlers first: `systemctl stop` during startup (opening an HSM can take seconds)
   // must still end in a clean exit 0, not death by the default signal action.
   const stopping = waitForSignal();
+  // SIGHUP's default action kills: replace it from the start; it reloads once listening.
+  let onHangup: (() => Promise<void>) | undefined;
+  let reloads = Promise.resolve();
+  const hangup = () => {
+    if (onHangup) reloads = reloads.then(onHangup).catch(() => {});
+  };
+  process.on("SIGHUP", hangup);
+  try {
+    await serveUntilSignal(app, options, stopping, (reloader) => {
+      onHangup = reloader;
+    });
+  } finally {
+    process.off("SIGHUP", hangup);
+    await reloads;
+  }
+}
+
+async function serveUntilSignal(
+  app: App,
+  options: { socket?: string },
+  stopping: Promise<NodeJS.Signals>,
+  onReload: (reloader: () => Promise<void>) => void,
+): Promise<void> {
   let stopRequested: NodeJS.Signals | undefined;
   void stopping.then((signal) => {
     stopRequested = signal;
@@ -215,6 +283,7 @@ export async function runServe(app: App, options: { socket?: string }): Promise<
     cache: cache === undefined ? "off" : backend === undefined ? "memory" : "file",
     auth: token !== undefined,
   });
+  onReload(() => reload(app, loaded, server, cache, logger));
 
   const signal = await stopping;
   logger.info(`${signal}: finishing requests in flight, then stopping`, {
