@@ -248,6 +248,17 @@ describe("SIGHUP reloads, never kills", () => {
   });
 });
 
+describe("swap", () => {
+  it("serve says whether its memory can reach swap, and how to forbid it", async () => {
+    const serve = fx.start({ args: ["--log-level", "debug"] });
+    await serve.waitFor((r) => r.event === "listen", "Listening on");
+    const record = serve.records().find((r) => r.event === "swap");
+    const swapActive = readFileSync("/proc/swaps", "utf8").trim().split("\n").length > 1;
+    if (swapActive) expect(String(record?.msg)).toMatch(/MemorySwapMax=0|forbids swap/);
+    else expect(record).toMatchObject({ level: "debug", protected: true });
+  });
+});
+
 describe("process edges", () => {
   it("an impossible socket path is a clear error, not a spin", async () => {
     const serve = fx.start({ socket: "/proc/nope/x.sock" });

@@ -12,6 +12,7 @@ import {
   type LookupServer,
   resolveSocketToken,
   socketActivation,
+  swapExposure,
 } from "@psi/lookup-server";
 import type { Command } from "commander";
 import type { App } from "../app.js";
@@ -229,6 +230,11 @@ async function serveUntilSignal(
   const loaded = await app.loadConfig();
   const logger = app.logger();
   reportHardening(await hardening, logger);
+  // Keys and values must never reach a swap device (mlockall would crash V8: see harden.ts).
+  const swap = await swapExposure();
+  if (swap.protected)
+    logger.debug(`memory stays out of swap: ${swap.reason}`, { event: "swap", protected: true });
+  else logger.warn(swap.reason, { event: "swap", protected: false });
 
   // A bad token is a startup error (it would otherwise lock every client out).
   const { token, source } = await resolveSocketToken({
