@@ -127,9 +127,19 @@ describe("SIGUSR1 never opens the inspector", () => {
       command: ["systemd-socket-activate", "-l", socket],
     });
     running.push(serve.child);
-    while (!existsSync(socket)) await new Promise((r) => setTimeout(r, 10));
-    // the first connection starts serve; the kernel queues it on the inherited socket
-    const early = unixRequest(socket, { path: "/lookup/id1" });
+    // the first connection starts serve; the kernel queues it on the inherited socket.
+    // (systemd-socket-activate binds before it listens: refused in between, so retry)
+    const early = (async () => {
+      for (;;) {
+        try {
+          return await unixRequest(socket, { path: "/lookup/id1" });
+        } catch (error) {
+          const code = (error as NodeJS.ErrnoException).code;
+          if (code !== "ENOENT" && code !== "ECONNREFUSED") throw error;
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      }
+    })();
     const listening = await serve.waitFor((r) => r.event === "listen", "Listening on");
     expect(listening).toMatchObject({ fd: 3, activated: true });
     expect((await early).text).toBe(LIVE_VALUE);
