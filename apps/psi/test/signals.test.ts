@@ -87,6 +87,34 @@ async function expectNoInspector(serve: Serve): Promise<void> {
   expect(serve.stderr()).not.toContain("Debugger listening");
 }
 
+/** `node dist/cli.js demo --no-podman` on a socket in the fixture; resolves once it serves. */
+async function startDemo(
+  socket: string,
+): Promise<{ child: ChildProcess; stdout: string; stderr: () => string }> {
+  const child = spawn(process.execPath, [CLI, "demo", "--socket", socket, "--no-podman"], {
+    env: {
+      PATH: process.env["PATH"] ?? "/usr/bin:/bin",
+      HOME: join(fx.dir, "home"),
+      XDG_RUNTIME_DIR: fx.dir,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  running.push(child);
+  let stdout = "";
+  let stderr = "";
+  child.stderr!.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on("data", (chunk: Buffer) => {
+      stdout += chunk.toString();
+      if (stdout.includes("Serving until Ctrl-C")) resolve();
+    });
+    child.on("exit", () => reject(new Error(`demo exited early:\n${stderr}`)));
+  });
+  return { child, stdout, stderr: () => stderr };
+}
+
 function cmdline(pid: number): string[] {
   return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean);
 }
@@ -156,29 +184,9 @@ describe("SIGUSR1 never opens the inspector", () => {
 
   it("`node dist/cli.js demo` re-executes itself with the flag too", async () => {
     const socket = join(fx.dir, "demo.sock");
-    const child = spawn(process.execPath, [CLI, "demo", "--socket", socket, "--no-podman"], {
-      env: {
-        PATH: process.env["PATH"] ?? "/usr/bin:/bin",
-        HOME: join(fx.dir, "home"),
-        XDG_RUNTIME_DIR: fx.dir,
-      },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    running.push(child);
-    let stdout = "";
-    let stderr = "";
-    child.stderr!.on("data", (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    await new Promise<void>((resolve, reject) => {
-      child.stdout!.on("data", (chunk: Buffer) => {
-        stdout += chunk.toString();
-        if (stdout.includes("Serving until Ctrl-C")) resolve();
-      });
-      child.on("exit", () => reject(new Error(`demo exited early:\n${stderr}`)));
-    });
+    const { child, stderr } = await startDemo(socket);
     expect(cmdline(child.pid!).slice(1, 3)).toEqual([FLAG, CLI]);
-    expect(await sendUsr1(child, () => stderr)).toBe("ignored");
+    expect(await sendUsr1(child, stderr)).toBe("ignored");
     expect(tcpListeners(child.pid!)).toEqual([]);
     expect((await unixRequest(socket, { path: "/healthz" })).status).toBe(200);
     const exited = new Promise((resolve) => child.once("exit", (code) => resolve(code)));
@@ -298,23 +306,7 @@ describe("process edges", () => {
 
   it("psi demo removes its directory on SIGHUP (its terminal closed)", async () => {
     const socket = join(fx.dir, "demo.sock");
-    const child = spawn(process.execPath, [CLI, "demo", "--socket", socket, "--no-podman"], {
-      env: {
-        PATH: process.env["PATH"] ?? "/usr/bin:/bin",
-        HOME: join(fx.dir, "home"),
-        XDG_RUNTIME_DIR: fx.dir,
-      },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    running.push(child);
-    let stdout = "";
-    await new Promise<void>((resolve, reject) => {
-      child.stdout!.on("data", (chunk: Buffer) => {
-        stdout += chunk.toString();
-        if (stdout.includes("Serving until Ctrl-C")) resolve();
-      });
-      child.on("exit", () => reject(new Error("demo exited early")));
-    });
+    const { child, stdout } = await startDemo(socket);
     const demoDir = /everything lives in (\S+) and is removed on exit/.exec(stdout)![1]!;
     expect(existsSync(demoDir)).toBe(true);
     const exited = new Promise((resolve) => child.once("exit", (code) => resolve(code)));
