@@ -72,7 +72,10 @@ export async function openServeCache(
   }
   if (backend === undefined) return memoryOnly();
   // inotify tells the store when setup replaced the file; a stat per second is the safety net.
-  const cache = createCacheStore({ path, backend, logger, watch: true });
+  // After a key change (psi cache init --force, then setup) the store re-reads the key
+  // where the backend can (keyfile, tpm credential file) before calling itself degraded.
+  const reloadKey = backend.reloadKey?.bind(backend);
+  const cache = createCacheStore({ path, backend, logger, watch: true, reloadKey });
   try {
     const stats = await cache.load();
     logger.info(
@@ -185,7 +188,8 @@ async function reload(
     });
   }
   if (cache !== undefined) {
-    const changed = await cache.reloadIfChanged();
+    // reload(), not reloadIfChanged(): a hangup re-reads the file even when it looks the same.
+    const changed = await cache.reload();
     logger.info(changed ? "cache file re-read" : "cache file unchanged", {
       event: "reload",
       cache_changed: changed,
