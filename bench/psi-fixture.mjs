@@ -79,6 +79,8 @@ export async function startServe(root, host, { socket, env = {} } = {}) {
   const child = spawn(
     process.execPath,
     [
+      // as the generated units start it: without the flag the entry re-executes itself
+      "--disable-sigusr1",
       join(root, "apps/psi/dist/cli.js"),
       "serve",
       "-c",

@@ -6,5 +6,7 @@ export default defineConfig({
   sourcemap: true,
   clean: true,
   target: "node22",
-  banner: { js: "#!/usr/bin/env node" },
+  // env -S splits the flag off (coreutils >= 8.30); npm links the file, pnpm's shim copies
+  // the flags: either way Node starts with the inspector signal off (src/no-inspector.ts).
+  banner: { js: "#!/usr/bin/env -S node --disable-sigusr1" },
 });

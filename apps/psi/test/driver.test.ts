@@ -1,4 +1,5 @@
-import { mkdir, readFile, stat, symlink, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { chmod, mkdir, readFile, stat, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { saveCache } from "@psi/cache";
 import { createKeyfileCacheBackend, initKeyfile } from "@psi/cache-keyfile";
@@ -164,6 +165,8 @@ describe("psi secret (one-shot shell driver)", () => {
         "    projects:\n      p: { id: pid }\n" +
         `cache:\n  backend: keyfile\n  key_file: ${keyFile}\n`,
     );
+    // it holds a client_secret: 0600, or every run warns about it
+    await chmod(join(dir.path, "config.yaml"), 0o600);
     const mapping = { provider: "infisical", project: "p", path: "/app", key: "DB" };
     await mkdir(stateDir, { recursive: true });
     await writeFile(join(stateDir, "cafe01"), JSON.stringify(mapping));
@@ -204,6 +207,13 @@ describe("psi secret (one-shot shell driver)", () => {
     });
     expect(store.code).toBe(1);
     expect(store.stderr).toMatch(/invalid secret ID/);
+    // what /store refuses, the one-shot driver refuses too: nothing is written
+    for (const stdin of ["", "not json", "[]", "{}"]) {
+      const bad = await psi(["secret", "store"], { env: { ...env, SECRET_ID: "bad" }, stdin });
+      expect(bad.code, stdin).toBe(1);
+      expect(bad.stderr).toContain("the mapping on stdin for secret bad");
+    }
+    expect(existsSync(join(stateDir, "bad"))).toBe(false);
   });
 
   it("refuses a symlink or a directory as a mapping, with what is there and the fix", async () => {

@@ -1,4 +1,4 @@
-import { writeFile } from "node:fs/promises";
+import { chmod, writeFile } from "node:fs/promises";
 import type { NitrokeyHsmConfig } from "@psi/core";
 import { runPsiBytes } from "./run-psi.js";
 
@@ -25,4 +25,6 @@ export async function writeHsmConfig(
 ): Promise<void> {
   const block = hsm === undefined ? "" : `providers:\n  nitrokeyhsm: ${JSON.stringify(hsm)}\n`;
   await writeFile(path, `state_dir: ${JSON.stringify(stateDir)}\n${block}`);
+  // it may hold a PIN: 0600, as psi asks of such files
+  await chmod(path, 0o600);
 }

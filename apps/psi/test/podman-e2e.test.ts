@@ -123,6 +123,7 @@ async function startHost(options: { token?: string } = {}): Promise<Host> {
     join(dir, "config.yaml"),
     `state_dir: ${stateDir}\nproviders:\n  local: {}\ncache:\n  backend: keyfile\n  key_file: ${keyFile}\n` +
       (options.token ? `socket_token: ${options.token}\n` : ""),
+    { mode: 0o600 },
   );
   await initKeyfile({ path: keyFile });
   const env: NodeJS.ProcessEnv = {

@@ -49,13 +49,15 @@ export interface SpawnServeOptions {
   command?: string[];
   /** Run as this uid/gid. */
   uid?: number;
+  /** Execute the built file itself (its shebang picks Node and its flags) instead of `node <file>`. */
+  direct?: boolean;
 }
 
-/** Spawns `node dist/cli.js serve -c <config> ...args` with a minimal environment. */
+/** Spawns `node dist/cli.js serve -c <config> ...args` (or `dist/cli.js ...`) with a minimal environment. */
 export function spawnServe(options: SpawnServeOptions): Serve {
   const argv = [
     ...(options.command ?? []),
-    process.execPath,
+    ...(options.direct ? [] : [process.execPath]),
     CLI,
     "serve",
     "-c",

@@ -64,6 +64,8 @@ async function writeConfig(extra = ""): Promise<string> {
   await writeFile(
     file,
     `state_dir: ${join(dir.path, "state")}\nsystemd_dir: ${join(dir.path, "quadlets")}\n${extra}${CONFIG}`,
+    // it holds a client_secret: 0600, as psi asks of such files
+    { mode: 0o600 },
   );
   return file;
 }

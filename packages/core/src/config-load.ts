@@ -1,4 +1,4 @@
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import * as v from "valibot";
 import {
@@ -128,7 +128,33 @@ export async function loadConfig(options: LoadConfigOptions): Promise<LoadedConf
       },
     );
   }
-  return parseConfig(text, file, options);
+  const loaded = parseConfig(text, file, options);
+  const exposed = await exposedCredentials(file, text);
+  return exposed === undefined ? loaded : { ...loaded, warnings: [...loaded.warnings, exposed] };
+}
+
+/** Keys whose values are credentials, as `key: value` in block or flow style (quoted or not). */
+const CREDENTIAL_KEYS =
+  /(?:^|[\s{,])["']?(client_secret|pin|socket_token)["']?\s*:[ \t]*(?!null\b|~|""|''|Null\b|NULL\b)[^\s#,}]/gm;
+
+/**
+ * A warning when the file holds credentials and others may read it (issue 9): names the
+ * keys and the chmod that fixes it. Never fails the load: the mode is advice, not validity.
+ */
+async function exposedCredentials(file: string, text: string): Promise<string | undefined> {
+  const keys = [...new Set([...text.matchAll(CREDENTIAL_KEYS)].map((match) => match[1]!))];
+  if (keys.length === 0) return undefined;
+  let mode: number;
+  try {
+    mode = (await stat(file)).mode & 0o777;
+  } catch {
+    return undefined;
+  }
+  if ((mode & 0o077) === 0) return undefined;
+  return (
+    `${file} holds credentials (${keys.sort().join(", ")}) and is accessible to group or others ` +
+    `(mode ${mode.toString(8).padStart(4, "0")}): run chmod 600 ${file}`
+  );
 }
 
 type Segment = string | number;

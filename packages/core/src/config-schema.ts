@@ -412,6 +412,17 @@ const WorkloadNameSchema = v.pipe(
   ),
 );
 
+/** `serve` (new): settings of `psi serve` itself. */
+export const ServeSchema = v.object(
+  {
+    allow_insecure_dirs: about(
+      v.nullish(bool(), false),
+      "Accept a socket directory or `state_dir` that group or others can write or another user owns; serve refuses them otherwise, as OpenSSH's StrictModes does.",
+    ),
+  },
+  MAPPING,
+);
+
 /** The top-level keys (SPEC §2); unknown ones are errors (as in the reference). */
 export const ConfigSchema = v.strictObject(
   {
@@ -464,6 +475,10 @@ export const ConfigSchema = v.strictObject(
       "Workloads by name; the name prefixes its Podman secrets (`<name>--<KEY>`), a trailing `@` marks a template unit.",
     ),
     cache: about(maybe(CacheSchema), "The encrypted cache ([secret-cache.md](secret-cache.md))."),
+    serve: about(
+      maybe(ServeSchema),
+      "Settings of `psi serve` itself ([security.md](security.md)).",
+    ),
   },
   "expected a mapping of the top-level keys",
 );
@@ -473,6 +488,7 @@ export type PsiConfig = v.InferOutput<typeof ConfigSchema>;
 export type InfisicalConfig = v.InferOutput<typeof InfisicalSchema>;
 export type NitrokeyHsmConfig = v.InferOutput<typeof NitrokeyHsmSchema>;
 export type CacheConfig = v.InferOutput<typeof CacheSchema>;
+export type ServeConfig = v.InferOutput<typeof ServeSchema>;
 export type WorkloadConfig = v.InferOutput<typeof WorkloadSchema>;
 export type SourceConfig = v.InferOutput<typeof SourceSchema>;
 export type AuthConfig = v.InferOutput<typeof AuthSchema>;

@@ -11,7 +11,7 @@ import {
   stat,
   unlink,
 } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { errorMessage, PsiError } from "./errors.js";
 
 /** Options of {@link writeFileAtomic}. */
@@ -136,12 +136,43 @@ export async function writeFileAtomic(
 }
 
 /**
+ * `mkdir -p`: creates the missing directories of `path` one by one, top down, and returns
+ * the first one it created. Not `mkdir(path, { recursive: true })`: Node's loop retries
+ * forever (100% CPU, deaf to SIGTERM) where mkdir(2) answers ENOENT under an existing
+ * parent, as in /proc (issue 9: `psi serve --socket /proc/nope/x.sock`).
+ */
+async function mkdirParents(path: string, mode: number): Promise<string | undefined> {
+  const missing: string[] = [];
+  for (let current = resolve(path); ; ) {
+    const found = await stat(current).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === "ENOENT") return undefined;
+      throw error;
+    });
+    if (found !== undefined) break;
+    missing.unshift(current);
+    const parent = dirname(current);
+    if (parent === current) break;
+    current = parent;
+  }
+  let first: string | undefined;
+  for (const dir of missing) {
+    try {
+      await mkdir(dir, { mode });
+      first ??= dir;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    }
+  }
+  return first;
+}
+
+/**
  * Creates `path` (and missing parents) with `mode` (default 0700); an existing directory
  * is left as it is. Throws `fs.mkdir_failed`, also when `path` exists and is no directory.
  */
 export async function ensureDir(path: string, mode = 0o700): Promise<void> {
   try {
-    const created = await mkdir(path, { recursive: true, mode });
+    const created = await mkdirParents(path, mode);
     const info = await stat(path);
     if (!info.isDirectory()) throw new Error(`${basename(path)} exists and is not a directory`);
     // mkdir's mode went through the umask, which only removes bits: widen to exactly `mode`.

@@ -10,6 +10,9 @@ export const MAX_MAPPING_BYTES = 1024 * 1024;
 /** A parsed mapping file: any JSON object with a string `provider` (SPEC §3). */
 export type Mapping = { provider: string } & Record<string, unknown>;
 
+/** Longest `provider` field a mapping may have (names such as "infisical" are far shorter). */
+export const MAX_PROVIDER_NAME = 64;
+
 /** Parses mapping bytes; throws `mapping.corrupt` naming `where` on anything else. */
 export function parseMapping(bytes: Uint8Array | string, where = "mapping"): Mapping {
   const text = typeof bytes === "string" ? bytes : Buffer.from(bytes).toString("utf8");
@@ -32,6 +35,14 @@ export function parseMapping(bytes: Uint8Array | string, where = "mapping"): Map
     throw new PsiError("mapping.corrupt", `${where} has no string "provider" field`, {
       hint: 'a mapping looks like {"provider": "infisical", ...}',
     });
+  }
+  // Provider names are short words; a huge one would be echoed into errors and logs.
+  if (provider.length > MAX_PROVIDER_NAME) {
+    throw new PsiError(
+      "mapping.corrupt",
+      `${where} has a "provider" field of ${provider.length} characters (at most ${MAX_PROVIDER_NAME})`,
+      { hint: 'a mapping looks like {"provider": "infisical", ...}' },
+    );
   }
   return value as Mapping;
 }

@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from "node:fs/promises";
+import { chmod, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
@@ -24,7 +24,7 @@ const fixture = (name: string) => join(fixtures, name);
 const env = { HOME: "/home/alice" };
 const HINT = "fix the keys listed above (every key is described in docs/configuration.md)";
 const TOP =
-  "top-level keys: scope, state_dir, systemd_dir, ca_cert, socket_token, providers, workloads, cache";
+  "top-level keys: scope, state_dir, systemd_dir, ca_cert, socket_token, providers, workloads, cache, serve";
 
 async function loadError(path: string, uid = 0): Promise<PsiError> {
   try {
@@ -50,7 +50,8 @@ describe("valid configurations", () => {
   it("loads the SPEC §2 examples assembled into one file, with defaults filled in", async () => {
     const file = fixture("valid/spec-system.yaml");
     const loaded = await loadConfig({ path: file, env, uid: 0 });
-    expect(loaded.warnings).toEqual([]);
+    // (the checkout's file mode decides the credentials warning, tested on its own below)
+    expect(loaded.warnings.filter((w) => !w.includes("holds credentials"))).toEqual([]);
     expect(loaded.file).toBe(file);
     expect(loaded.scope).toBe("system");
     expect(loaded.config).toEqual({
@@ -462,7 +463,7 @@ describe("broken configurations: one exact message each", () => {
   it("an unknown key inside a block is a warning naming the closest known key", async () => {
     const file = fixture("unknown-nested-key.yaml");
     const loaded = await loadConfig({ path: file, env, uid: 0 });
-    expect(loaded.warnings).toEqual([
+    expect(loaded.warnings.filter((w) => !w.includes("holds credentials"))).toEqual([
       `${file}:3:5: providers.infisical: unknown key "api_ulr" is ignored; the closest known key is "api_url"`,
       `${file}:6:29: providers.infisical.projects.myproject: unknown key "enviroment" is ignored; the closest known key is "environment"`,
       `${file}:9:5: workloads.myapp: unknown key "depends" is ignored; the closest known key is "depends_on"`,
@@ -489,7 +490,7 @@ describe("more problems", () => {
       "1:12: providers: expected a mapping, got a list",
     ]);
     expect(only("- a\n- b\n")).toEqual([
-      "1:1: : expected a mapping of the top-level keys (scope, state_dir, systemd_dir, ca_cert, socket_token, providers, workloads, cache), got a list",
+      "1:1: : expected a mapping of the top-level keys (scope, state_dir, systemd_dir, ca_cert, socket_token, providers, workloads, cache, serve), got a list",
     ]);
   });
 
@@ -593,5 +594,43 @@ describe("helpers", () => {
     expect(configProblems(new PsiError("config.missing", "x"))).toBeUndefined();
     expect(configProblems(new Error("x"))).toBeUndefined();
     expect(isPsiError(parseError("x: 1"), "config.invalid")).toBe(true);
+  });
+});
+
+describe("a configuration file holding credentials", () => {
+  it("warns with the chmod that fixes it when group or others can read it", async () => {
+    const dir = await tempDir();
+    try {
+      const file = join(dir.path, "config.yaml");
+      const text = [
+        "socket_token: abcdefgh12345678",
+        "providers:",
+        "  infisical:",
+        "    auth: { method: universal-auth, client_id: cid, client_secret: hunter2 }",
+        "    projects: { p: { id: x, environment: prod } }",
+        "",
+      ].join("\n");
+      await writeFile(file, text, { mode: 0o644 });
+      await chmod(file, 0o644);
+      const exposed = await loadConfig({ path: file, env, uid: 0 });
+      expect(exposed.warnings).toEqual([
+        `${file} holds credentials (client_secret, socket_token) and is accessible to group or others (mode 0644): run chmod 600 ${file}`,
+      ]);
+      expect(exposed.warnings.join("")).not.toContain("hunter2");
+      await chmod(file, 0o600);
+      expect((await loadConfig({ path: file, env, uid: 0 })).warnings).toEqual([]);
+      // JSON-style keys count too; empty values are no credentials
+      await writeFile(file, '{"providers": {"nitrokeyhsm": {"pin": "648219"}}}\n');
+      await chmod(file, 0o640);
+      expect((await loadConfig({ path: file, env, uid: 0 })).warnings[0]).toContain(
+        "holds credentials (pin)",
+      );
+      // no credentials, no warning, whatever the mode
+      await writeFile(file, "state_dir: /var/lib/psi\nproviders:\n  nitrokeyhsm: { pin: null }\n");
+      await chmod(file, 0o644);
+      expect((await loadConfig({ path: file, env, uid: 0 })).warnings).toEqual([]);
+    } finally {
+      await dir.cleanup();
+    }
   });
 });

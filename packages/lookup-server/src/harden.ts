@@ -1,3 +1,5 @@
+import { readFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { errorMessage } from "@psi/core";
 
 /** What {@link hardenProcess} achieved; `problems` says why a step failed. */
@@ -16,7 +18,13 @@ const RLIMIT_CORE = 4;
 type Native = {
   prctl: (option: number, a2: number, a3: number, a4: number, a5: number) => number;
   setrlimit: (resource: number, limit: { rlim_cur: number; rlim_max: number }) => number;
+  /** fcntl(fd, cmd, int) through koffi's variadic call: the extra argument's type comes first. */
+  fcntl: (fd: number, cmd: number, type: "int", arg: number) => number;
 };
+
+const F_GETFD = 1;
+const F_SETFD = 2;
+const FD_CLOEXEC = 1;
 
 let native: Promise<Native> | undefined;
 
@@ -46,6 +54,7 @@ async function bindLibc(): Promise<Native> {
       "int prctl(int, unsigned long, unsigned long, unsigned long, unsigned long)",
     ) as Native["prctl"],
     setrlimit: libc.func("setrlimit", "int", ["int", koffi.pointer(rlimit)]) as Native["setrlimit"],
+    fcntl: libc.func("int fcntl(int, int, ...)") as Native["fcntl"],
   };
 }
 
@@ -100,5 +109,73 @@ export async function isDumpable(): Promise<number | undefined> {
     return (await loadNative()).prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Clears FD_CLOEXEC on `fds` so they survive an execve: Node marks inherited descriptors
+ * close-on-exec at startup, and re-executing with `--disable-sigusr1` must keep the
+ * sockets systemd passed. Throws when the FFI or fcntl(2) fails.
+ */
+export async function keepAcrossExec(fds: readonly number[]): Promise<void> {
+  const libc = await loadNative();
+  for (const fd of fds) {
+    const flags = libc.fcntl(fd, F_GETFD, "int", 0);
+    if (flags < 0 || libc.fcntl(fd, F_SETFD, "int", flags & ~FD_CLOEXEC) < 0)
+      throw new Error(`fcntl(${fd}, F_SETFD) failed`);
+  }
+}
+
+/** What {@link swapExposure} found. */
+export interface SwapExposure {
+  /** True when memory of this process cannot reach a swap device. */
+  protected: boolean;
+  /** Why (no swap, or the cgroup that forbids it), or what to set when exposed. */
+  reason: string;
+}
+
+/** Where {@link swapExposure} reads (tests point it at other files). */
+export interface SwapExposureOptions {
+  /** Default /proc/swaps. */
+  swaps?: string;
+  /** Default /proc/self/cgroup. */
+  cgroup?: string;
+  /** Where the cgroup v2 hierarchy is mounted (default /sys/fs/cgroup). */
+  cgroupRoot?: string;
+}
+
+/**
+ * Whether serve's memory (keys, tokens, decrypted values) can be swapped out. mlockall
+ * is no option for Node: V8 frees pages with madvise(MADV_DONTNEED), which the kernel
+ * refuses on locked memory (EINVAL), and V8 aborts. The cgroup can forbid swap instead
+ * (systemd's `MemorySwapMax=0`, which the generated serve units set): protected when the
+ * host has no active swap, or when the process's cgroup v2 or one above it has
+ * `memory.swap.max` 0. Never throws.
+ */
+export async function swapExposure(options: SwapExposureOptions = {}): Promise<SwapExposure> {
+  const fix = "set MemorySwapMax=0 in the serve unit (the generated units do)";
+  try {
+    const swaps = (await readFile(options.swaps ?? "/proc/swaps", "utf8")).trim().split("\n");
+    if (swaps.length <= 1) return { protected: true, reason: "no swap is active on this host" };
+    const cgroups = await readFile(options.cgroup ?? "/proc/self/cgroup", "utf8");
+    const path = /^0::(\/.*)$/m.exec(cgroups)?.[1];
+    if (path !== undefined) {
+      const root = options.cgroupRoot ?? "/sys/fs/cgroup";
+      for (let dir = path; ; dir = dirname(dir)) {
+        const max = await readFile(join(root, dir, "memory.swap.max"), "utf8").catch(() => "");
+        if (max.trim() === "0")
+          return { protected: true, reason: `cgroup ${dir} forbids swap (memory.swap.max 0)` };
+        if (dir === "/") break;
+      }
+    }
+    return {
+      protected: false,
+      reason: `swap is active and serve's cgroup may use it, so secrets in memory can reach the swap device: ${fix}`,
+    };
+  } catch (error) {
+    return {
+      protected: false,
+      reason: `cannot tell whether swap is used (${errorMessage(error)}): ${fix}`,
+    };
   }
 }

@@ -1,5 +1,14 @@
 export { SD_LISTEN_FDS_START, socketActivation } from "./activation.js";
-export { type HardenResult, hardenProcess, isDumpable } from "./harden.js";
+export { checkPrivateDir, type PrivateDirOptions } from "./dir-check.js";
+export {
+  type HardenResult,
+  hardenProcess,
+  isDumpable,
+  keepAcrossExec,
+  type SwapExposure,
+  type SwapExposureOptions,
+  swapExposure,
+} from "./harden.js";
 export { createMetrics, type LookupOutcome, type LookupSource, type Metrics } from "./metrics.js";
 export {
   createLookupServer,

@@ -1,13 +1,12 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { chmodSync, lstatSync, statSync, unlinkSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import { createRequire } from "node:module";
 import { connect, type Socket } from "node:net";
 import { dirname, resolve } from "node:path";
 import type { CacheStore } from "@psi/cache";
 import type { Logger, Provider } from "@psi/core";
-import { errorMessage, isPsiError, PsiError } from "@psi/core";
+import { ensureDir, errorMessage, isPsiError, PsiError, parseMapping } from "@psi/core";
 import { createMetrics, type LookupOutcome } from "./metrics.js";
 import { createLookupService, isLookupFailure, LookupFailure } from "./service.js";
 
@@ -60,6 +59,8 @@ export interface LookupServer {
   readonly path: string | undefined;
   /** Requests being answered right now. */
   inFlight(): number;
+  /** Replaces the bearer token (SIGHUP); undefined turns auth off. Later requests use it. */
+  setToken(token: string | undefined): void;
   /** The underlying node:http server (tests, advanced wiring). */
   readonly server: Server;
 }
@@ -103,6 +104,40 @@ function isHangup(error: unknown): boolean {
   return code !== undefined && HANGUP_CODES.has(code);
 }
 
+/** Longest error detail the socket answers with. */
+const MAX_DETAIL = 512;
+/** After the drain timeout: how long aborted requests get to answer before their connections are cut. */
+const ABORT_GRACE_MS = 1_000;
+/** How long the stale-socket probe waits for an answer before calling the socket alive. */
+const PROBE_TIMEOUT_MS = 2_000;
+/** The only answers that prove nobody listens: refused (socket file without a listener) or gone. */
+const STALE_CODES = new Set(["ECONNREFUSED", "ENOENT"]);
+
+/**
+ * Connects to an existing socket file: "stale" only when the kernel says nobody listens.
+ * A full backlog (EAGAIN), a timeout or any other error means someone may be serving, and
+ * unlinking their socket would orphan them (issue 9).
+ */
+function probeSocket(path: string): Promise<string> {
+  return new Promise((done) => {
+    const probe = connect(path);
+    const timer = setTimeout(() => {
+      probe.destroy();
+      done(`it did not answer a connection within ${PROBE_TIMEOUT_MS} ms`);
+    }, PROBE_TIMEOUT_MS);
+    probe.once("connect", () => {
+      clearTimeout(timer);
+      probe.destroy();
+      done("alive");
+    });
+    probe.once("error", (error: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      const code = error.code ?? "";
+      done(STALE_CODES.has(code) ? "stale" : `a connection failed with ${code || error.message}`);
+    });
+  });
+}
+
 /**
  * The lookup service (SPEC §4): HTTP/1.1 on a Unix socket answering Podman's shell
  * driver. Lookups read the mapping, answer from the cache when they can, and otherwise
@@ -114,8 +149,9 @@ export function createLookupServer(options: LookupServerOptions): LookupServer {
   const drainTimeoutMs = options.drainTimeoutMs ?? 10_000;
   const wallClock = options.now ?? Date.now;
   const metrics = options.metrics === false ? undefined : createMetrics();
-  const tokenDigest =
-    options.token === undefined || options.token === "" ? undefined : sha256(options.token);
+  const digestOf = (token: string | undefined) =>
+    token === undefined || token === "" ? undefined : sha256(token);
+  let tokenDigest = digestOf(options.token);
   const shutdown = new AbortController();
   const service = createLookupService({
     stateDir: options.stateDir,
@@ -129,6 +165,7 @@ export function createLookupServer(options: LookupServerOptions): LookupServer {
       : undefined,
   });
   let active = 0;
+  const idle: Array<() => void> = [];
   let closing = false;
   let boundPath: string | undefined;
   let boundIno: number | undefined;
@@ -156,7 +193,10 @@ export function createLookupServer(options: LookupServerOptions): LookupServer {
 
   function fail(res: ServerResponse, error: HttpError): void {
     if (error.status === 413) res.setHeader("Connection", "close");
-    send(res, error.status, errorBody(error.code, error.detail), JSON_TYPE);
+    // Details may quote what a client or a provider sent: never echo more than a line's worth.
+    const detail =
+      error.detail.length > MAX_DETAIL ? `${error.detail.slice(0, MAX_DETAIL)}…` : error.detail;
+    send(res, error.status, errorBody(error.code, detail), JSON_TYPE);
   }
 
   /** The HTTP answer for anything a handler threw. */
@@ -239,12 +279,27 @@ export function createLookupServer(options: LookupServerOptions): LookupServer {
     );
   }
 
+  /** `/store` takes a mapping: a JSON object with a string `provider` (400 otherwise). */
+  function checkMapping(id: string, body: Uint8Array): void {
+    try {
+      parseMapping(body, `the mapping sent for secret ${id}`);
+    } catch (error) {
+      logger.info(`store ${id}: not a mapping`, {
+        event: "store",
+        secret_id: id,
+        outcome: "invalid_mapping",
+      });
+      throw new LookupFailure(400, "corrupt_mapping", errorMessage(error));
+    }
+  }
+
   async function store(rawId: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
     let id = rawId;
     try {
       id = decodeId(rawId);
       service.checkId(id);
       const body = await readBody(req);
+      checkMapping(id, body);
       await service.store(id, body);
       send(res, 200, OK_BODY, TEXT);
     } catch (error) {
@@ -369,7 +424,14 @@ export function createLookupServer(options: LookupServerOptions): LookupServer {
       })
       .finally(() => {
         active--;
+        if (active === 0) for (const wake of idle.splice(0)) wake();
       });
+  }
+
+  /** Resolves once no tracked request is running. */
+  function settled(): Promise<void> {
+    if (active === 0) return Promise.resolve();
+    return new Promise((resolve) => idle.push(resolve));
   }
 
   const server = createServer(
@@ -412,18 +474,15 @@ export function createLookupServer(options: LookupServerOptions): LookupServer {
         hint: "remove it or choose another path with --socket / PSI_SOCKET",
       });
     }
-    const alive = await new Promise<boolean>((done) => {
-      const probe = connect(path);
-      probe.once("connect", () => {
-        probe.destroy();
-        done(true);
-      });
-      probe.once("error", () => done(false));
-    });
-    if (alive) {
-      throw new PsiError("server.socket_in_use", `another process is already serving ${path}`, {
-        hint: "stop the other psi serve (systemctl stop psi-secrets) or choose another path with --socket",
-      });
+    const probe = await probeSocket(path);
+    if (probe !== "stale") {
+      throw new PsiError(
+        "server.socket_in_use",
+        `another process is already serving ${path}${probe === "alive" ? "" : ` (${probe})`}`,
+        {
+          hint: "stop the other psi serve (systemctl stop psi-secrets) or choose another path with --socket",
+        },
+      );
     }
     unlinkSync(path);
     logger.debug(`removed stale socket ${path}`, { event: "listen", path });
@@ -460,6 +519,9 @@ export function createLookupServer(options: LookupServerOptions): LookupServer {
       return boundPath;
     },
     inFlight: () => active,
+    setToken(token) {
+      tokenDigest = digestOf(token);
+    },
     async listen(target) {
       if ("fd" in target) {
         try {
@@ -480,7 +542,7 @@ export function createLookupServer(options: LookupServerOptions): LookupServer {
       const dir = dirname(path);
       try {
         // Created 0700; an existing directory (RuntimeDirectory=) is left as it is.
-        await mkdir(dir, { recursive: true, mode: 0o700 });
+        await ensureDir(dir, 0o700);
         await removeStale(path);
         await startListening({ path, backlog: options.backlog ?? 1024 });
         chmodSync(path, 0o600);
@@ -506,8 +568,15 @@ export function createLookupServer(options: LookupServerOptions): LookupServer {
             event: "shutdown",
             in_flight: active,
           });
+          // Abort the provider calls first: their requests then answer (502, Connection:
+          // close) instead of seeing a reset, and finish before providers are closed.
           shutdown.abort();
-          server.closeAllConnections();
+          const cut = setTimeout(() => server.closeAllConnections(), ABORT_GRACE_MS);
+          cut.unref();
+          void settled().then(() => {
+            clearTimeout(cut);
+            server.closeAllConnections();
+          });
         }, drainTimeoutMs);
         timer.unref();
         const finish = () => {

@@ -1,6 +1,8 @@
-import { readFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { tempDir } from "@psi/testkit/tmp";
 import { describe, expect, it } from "vitest";
-import { hardenProcess, isDumpable } from "../src/index.js";
+import { hardenProcess, isDumpable, swapExposure } from "../src/index.js";
 
 // Vitest runs each test file in its own worker process: hardening it touches nothing else.
 describe("hardenProcess", () => {
@@ -17,5 +19,42 @@ describe("hardenProcess", () => {
     const result = await hardenProcess("darwin");
     expect(result.nonDumpable).toBe(false);
     expect(result.problems[0]).toContain("Linux only");
+  });
+});
+
+describe("swapExposure", () => {
+  // Files in the formats of /proc/swaps, /proc/self/cgroup and a cgroup v2 tree.
+  const SWAPS_HEADER = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n";
+  const SWAP_LINE = "/swapfile                               file\t\t1048572\t\t0\t\t-2\n";
+
+  it("protected without active swap; otherwise only where a cgroup forbids it", async () => {
+    const dir = await tempDir();
+    try {
+      const swaps = join(dir.path, "swaps");
+      const cgroup = join(dir.path, "cgroup");
+      const cgroupRoot = join(dir.path, "fs");
+      await mkdir(join(cgroupRoot, "system.slice", "psi-secrets.service"), { recursive: true });
+      await writeFile(cgroup, "0::/system.slice/psi-secrets.service\n");
+      await writeFile(swaps, SWAPS_HEADER);
+      expect(await swapExposure({ swaps, cgroup, cgroupRoot })).toMatchObject({
+        protected: true,
+        reason: "no swap is active on this host",
+      });
+      await writeFile(swaps, SWAPS_HEADER + SWAP_LINE);
+      await writeFile(
+        join(cgroupRoot, "system.slice", "psi-secrets.service", "memory.swap.max"),
+        "max\n",
+      );
+      const exposed = await swapExposure({ swaps, cgroup, cgroupRoot });
+      expect(exposed.protected).toBe(false);
+      expect(exposed.reason).toContain("MemorySwapMax=0");
+      await writeFile(join(cgroupRoot, "system.slice", "memory.swap.max"), "0\n");
+      expect(await swapExposure({ swaps, cgroup, cgroupRoot })).toMatchObject({
+        protected: true,
+        reason: "cgroup /system.slice forbids swap (memory.swap.max 0)",
+      });
+    } finally {
+      await dir.cleanup();
+    }
   });
 });

@@ -1,5 +1,6 @@
+import { spawn } from "node:child_process";
 import { mkdir, stat, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
+import { connect, createServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { isPsiError } from "@psi/core";
 import { tempDir } from "@psi/testkit/tmp";
@@ -77,6 +78,51 @@ describe("listen and close", () => {
       .listen({ path: file })
       .catch((e: unknown) => e);
     expect(isPsiError(notSocket, "server.socket_path_taken")).toBe(true);
+  });
+
+  it("refuses a live socket whose backlog is full (EAGAIN is no proof of death)", async () => {
+    const socket = join(dir.path, "psi.sock");
+    // A listener that never accepts: listen(backlog 1), then block its only thread.
+    const owner = spawn(
+      process.execPath,
+      [
+        "-e",
+        `require("net").createServer().listen({ path: ${JSON.stringify(socket)}, backlog: 1 }, () => {
+          process.stdout.write("ready\\n");
+          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+        })`,
+      ],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    const clients: Socket[] = [];
+    try {
+      await new Promise<void>((resolve, reject) => {
+        owner.stdout!.once("data", () => resolve());
+        owner.once("exit", (code) => reject(new Error(`listener exited ${code}`)));
+      });
+      // Fill the backlog: connect until the kernel answers EAGAIN.
+      for (let i = 0; ; i++) {
+        const code = await new Promise<string>((resolve) => {
+          const client = connect(socket);
+          clients.push(client);
+          client.once("connect", () => resolve("connected"));
+          client.once("error", (error: NodeJS.ErrnoException) => resolve(error.code ?? "?"));
+        });
+        if (code === "EAGAIN") break;
+        expect(code).toBe("connected");
+        expect(i).toBeLessThan(64);
+      }
+      const inode = (await stat(socket)).ino;
+      const error = await make()
+        .listen({ path: socket })
+        .catch((e: unknown) => e);
+      expect(isPsiError(error, "server.socket_in_use")).toBe(true);
+      expect((error as Error).message).toContain("EAGAIN");
+      expect((await stat(socket)).ino).toBe(inode);
+    } finally {
+      for (const client of clients) client.destroy();
+      owner.kill("SIGKILL");
+    }
   });
 
   it("drains in-flight lookups before closing", async () => {

@@ -377,17 +377,62 @@ describe("POST /store/<id>", () => {
     expect(res.text).toBe("ok");
     expect(await readFile(join(harness.stateDir, ID), "utf8")).toBe(body);
     expect((await stat(join(harness.stateDir, ID))).mode & 0o777).toBe(0o600);
-    const again = await harness.request({ method: "POST", path: `/store/${ID}/`, body: "{}" });
+    const local = '{"provider":"local","blob":"x"}';
+    const again = await harness.request({ method: "POST", path: `/store/${ID}/`, body: local });
     expect(again.status).toBe(200);
-    expect(await readFile(join(harness.stateDir, ID), "utf8")).toBe("{}");
+    expect(await readFile(join(harness.stateDir, ID), "utf8")).toBe(local);
     expect(await readdir(harness.stateDir)).toEqual([ID]);
+  });
+
+  it("requires a JSON object with a string provider (400, nothing written)", async () => {
+    harness = await startServer();
+    const bodies = [
+      "",
+      "not json",
+      "[]",
+      '"infisical"',
+      "null",
+      "{}",
+      '{"provider": 7}',
+      '{"provider": ""}',
+      JSON.stringify({ provider: "p".repeat(500_000) }),
+    ];
+    for (const body of bodies) {
+      const res = await harness.request({ method: "POST", path: `/store/${ID}`, body });
+      expect(res.status, body.slice(0, 20)).toBe(400);
+      expect(JSON.parse(res.text).error).toBe("corrupt_mapping");
+      expect(res.text.length).toBeLessThan(700);
+    }
+    expect(await readdir(harness.stateDir)).toEqual([]);
+  });
+
+  it("bounds what an error echoes of a hostile mapping (a 500 KB provider field)", async () => {
+    harness = await startServer();
+    await writeFile(
+      join(harness.stateDir, ID),
+      JSON.stringify({ provider: "x".repeat(500_000), key: "K" }),
+    );
+    const res = await harness.request({ path: `/lookup/${ID}` });
+    expect(res.status).toBe(500);
+    expect(JSON.parse(res.text).error).toBe("corrupt_mapping");
+    expect(res.text.length).toBeLessThan(700);
+    await writeFile(join(harness.stateDir, ID), JSON.stringify({ provider: "y".repeat(64) }));
+    const unknown = await harness.request({ path: `/lookup/${ID}` });
+    expect(JSON.parse(unknown.text).error).toBe("unknown_provider");
+    expect(unknown.text.length).toBeLessThan(700);
   });
 
   it("creates a missing state_dir 0700", async () => {
     harness = await startServer();
     await rm(harness.stateDir, { recursive: true });
     expect(
-      (await harness.request({ method: "POST", path: `/store/${ID}`, body: "{}" })).status,
+      (
+        await harness.request({
+          method: "POST",
+          path: `/store/${ID}`,
+          body: '{"provider":"local"}',
+        })
+      ).status,
     ).toBe(200);
     expect((await stat(harness.stateDir)).mode & 0o777).toBe(0o700);
   });
@@ -395,9 +440,11 @@ describe("POST /store/<id>", () => {
   it("accepts exactly 1 MiB and answers 413 above, declared or chunked", async () => {
     harness = await startServer();
     const mib = 1024 * 1024;
+    // a mapping padded with JSON whitespace to exactly 1 MiB
+    const exact = Buffer.alloc(mib, 0x20);
+    exact.write('{"provider":"local"}');
     expect(
-      (await harness.request({ method: "POST", path: "/store/big", body: Buffer.alloc(mib, 0x20) }))
-        .status,
+      (await harness.request({ method: "POST", path: "/store/big", body: exact })).status,
     ).toBe(200);
     const declared = await harness
       .request({ method: "POST", path: "/store/big2", body: Buffer.alloc(mib + 1, 0x20) })

@@ -49,6 +49,8 @@ const SECCOMP = [
  */
 export function nativeHardening(settings: UnitSettings, role: HardenedRole): string[] {
   const lines = ["LimitCORE=0", "UMask=0077", "NoNewPrivileges=yes", ...SECCOMP];
+  // serve holds every secret in memory: never in swap (mlockall is no option under V8).
+  if (role === "serve") lines.push("MemorySwapMax=0");
   if (settings.scope === "user") return lines;
   if (role === "serve") lines.push("CapabilityBoundingSet=");
   lines.push(

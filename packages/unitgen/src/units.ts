@@ -123,6 +123,7 @@ export function renderServeQuadlet(
         ...runtimeDirectoryLines(settings, socketActivation),
         ...cache.service,
         "LimitCORE=0",
+        "MemorySwapMax=0", // the container's cgroup is below the service's: no swap for secrets
       ],
     ],
     ["Install", [wantedBy(settings)]],

@@ -30,6 +30,8 @@ export const EMULATED = new Set([
 
 /** [Service] keys that are not sandboxing (they configure what runs, not how it is confined). */
 export const NOT_SANDBOXING = new Set([
+  // resource control (cgroup): checked by systemd-analyze verify; serve checks it at start
+  "MemorySwapMax",
   "Type",
   "Restart",
   "RemainAfterExit",

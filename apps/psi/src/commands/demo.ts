@@ -167,8 +167,10 @@ export function registerDemo(program: Command, app: App): void {
       const interrupted = new Promise<void>((resolve) => {
         onSignal = () => resolve();
       });
+      // SIGHUP too: closing the terminal must not leave the keyfile and sealed secrets behind.
       process.on("SIGINT", onSignal!);
       process.on("SIGTERM", onSignal!);
+      process.on("SIGHUP", onSignal!);
       const dir = await mkdtemp(join(tmpdir(), "psi-demo-"));
       let server: LookupServer | undefined;
       let closeProviders: (() => Promise<void>) | undefined;
@@ -302,6 +304,7 @@ export function registerDemo(program: Command, app: App): void {
       } finally {
         process.off("SIGINT", onSignal!);
         process.off("SIGTERM", onSignal!);
+        process.off("SIGHUP", onSignal!);
         await server?.close();
         await closeProviders?.();
         // The server removed its socket; the directory holds everything else.

@@ -1,5 +1,5 @@
 import type { Provider, PsiContext } from "@psi/core";
-import { PsiError } from "@psi/core";
+import { PsiError, parseMapping } from "@psi/core";
 import { createLookupService, type LookupService } from "@psi/lookup-server";
 import type { Command } from "commander";
 import type { App } from "../app.js";
@@ -95,7 +95,10 @@ export function registerSecret(program: Command, app: App): void {
       const id = secretId(app);
       const service = await stateService(app);
       service.checkId(id);
-      await service.store(id, await readAll(app.io.stdin));
+      const mapping = await readAll(app.io.stdin);
+      // what /store accepts: a JSON object with a string provider (nothing written otherwise)
+      parseMapping(mapping, `the mapping on stdin for secret ${id}`);
+      await service.store(id, mapping);
     });
 
   secret

@@ -1,14 +1,18 @@
+import { dirname, resolve } from "node:path";
 import { type CacheStore, createCacheStore } from "@psi/cache";
 import type { CacheBackend, LoadedConfig, Logger, Provider } from "@psi/core";
-import { cachePath, errorMessage, isPsiError } from "@psi/core";
+import { cachePath, ensureDir, errorMessage, isPsiError, loadConfig } from "@psi/core";
 import { formatTag } from "@psi/envelope";
 import {
+  checkPrivateDir,
   createLookupServer,
   type HardenResult,
   hardenProcess,
   type ListenTarget,
+  type LookupServer,
   resolveSocketToken,
   socketActivation,
+  swapExposure,
 } from "@psi/lookup-server";
 import type { Command } from "commander";
 import type { App } from "../app.js";
@@ -132,11 +136,95 @@ function waitForSignal(): Promise<NodeJS.Signals> {
   });
 }
 
+/**
+ * Creates the socket directory and state_dir (0700) when missing and refuses them when
+ * another user could write them (issue 9: a writable socket directory lets anyone take
+ * the socket over), unless `serve.allow_insecure_dirs` says so.
+ */
+async function checkServeDirs(app: App, loaded: LoadedConfig, target: ListenTarget): Promise<void> {
+  const dirs: [string, string][] = [[loaded.paths.stateDir, "state_dir"]];
+  // Under socket activation systemd made the socket (SocketMode=0600) and its directory.
+  if ("path" in target) dirs.unshift([dirname(target.path), "socket directory"]);
+  for (const [dir, what] of dirs) {
+    await ensureDir(dir, 0o700);
+    if (loaded.config.serve?.allow_insecure_dirs === true) continue;
+    await checkPrivateDir(dir, { uid: app.uid, what, override: "serve.allow_insecure_dirs" });
+  }
+}
+
+/**
+ * SIGHUP, as Vault Agent does: re-reads the socket token (credential file, then the
+ * configuration file, then PSI_SOCKET_TOKEN) and the cache file. A token that cannot be
+ * read keeps the current one; serve never dies of a hangup.
+ */
+async function reload(
+  app: App,
+  loaded: LoadedConfig,
+  server: LookupServer,
+  cache: CacheStore | undefined,
+  logger: Logger,
+): Promise<void> {
+  logger.info("SIGHUP: re-reading the socket token and the cache file", { event: "reload" });
+  try {
+    const fresh = await loadConfig({ path: loaded.file, env: app.env, uid: app.uid });
+    const { token, source } = await resolveSocketToken({
+      env: app.env,
+      configToken: fresh.config.socket_token,
+    });
+    server.setToken(token);
+    logger.info(
+      token === undefined ? "socket token: none (auth off)" : `socket token from ${source}`,
+      {
+        event: "reload",
+        auth: token !== undefined,
+        ...(source === undefined ? {} : { source }),
+      },
+    );
+  } catch (error) {
+    logger.warn("SIGHUP: cannot re-read the socket token; keeping the current one", {
+      event: "reload",
+      error: errorMessage(error),
+      ...(isPsiError(error) && error.hint ? { hint: error.hint } : {}),
+    });
+  }
+  if (cache !== undefined) {
+    // reload(), not reloadIfChanged(): a hangup re-reads the file even when it looks the same.
+    const changed = await cache.reload();
+    logger.info(changed ? "cache file re-read" : "cache file unchanged", {
+      event: "reload",
+      cache_changed: changed,
+    });
+  }
+}
+
 /** `psi serve`: everything from config to the socket, then the lookup loop until SIGTERM/SIGINT. */
 export async function runServe(app: App, options: { socket?: string }): Promise<void> {
   // Handlers first: `systemctl stop` during startup (opening an HSM can take seconds)
   // must still end in a clean exit 0, not death by the default signal action.
   const stopping = waitForSignal();
+  // SIGHUP's default action kills: replace it from the start; it reloads once listening.
+  let onHangup: (() => Promise<void>) | undefined;
+  let reloads = Promise.resolve();
+  const hangup = () => {
+    if (onHangup) reloads = reloads.then(onHangup).catch(() => {});
+  };
+  process.on("SIGHUP", hangup);
+  try {
+    await serveUntilSignal(app, options, stopping, (reloader) => {
+      onHangup = reloader;
+    });
+  } finally {
+    process.off("SIGHUP", hangup);
+    await reloads;
+  }
+}
+
+async function serveUntilSignal(
+  app: App,
+  options: { socket?: string },
+  stopping: Promise<NodeJS.Signals>,
+  onReload: (reloader: () => Promise<void>) => void,
+): Promise<void> {
   let stopRequested: NodeJS.Signals | undefined;
   void stopping.then((signal) => {
     stopRequested = signal;
@@ -146,6 +234,11 @@ export async function runServe(app: App, options: { socket?: string }): Promise<
   const loaded = await app.loadConfig();
   const logger = app.logger();
   reportHardening(await hardening, logger);
+  // Keys and values must never reach a swap device (mlockall would crash V8: see harden.ts).
+  const swap = await swapExposure();
+  if (swap.protected)
+    logger.debug(`memory stays out of swap: ${swap.reason}`, { event: "swap", protected: true });
+  else logger.warn(swap.reason, { event: "swap", protected: false });
 
   // A bad token is a startup error (it would otherwise lock every client out).
   const { token, source } = await resolveSocketToken({
@@ -160,13 +253,15 @@ export async function runServe(app: App, options: { socket?: string }): Promise<
     logger.debug(`socket token from ${source}`, { event: "auth", source });
   }
 
+  const activated = socketActivation(app.env, process.pid);
+  const target: ListenTarget = activated ?? {
+    path: resolve(options.socket || app.env["PSI_SOCKET"] || loaded.paths.socket),
+  };
+  await checkServeDirs(app, loaded, target);
+
   const providers: Map<string, Provider> = await app.openProviders();
   const { cache, backend } = await openServeCache(app, loaded, logger);
 
-  const activated = socketActivation(app.env, process.pid);
-  const target: ListenTarget = activated ?? {
-    path: options.socket || app.env["PSI_SOCKET"] || loaded.paths.socket,
-  };
   const server = createLookupServer({
     stateDir: loaded.paths.stateDir,
     providers,
@@ -198,6 +293,7 @@ export async function runServe(app: App, options: { socket?: string }): Promise<
     cache: cache === undefined ? "off" : backend === undefined ? "memory" : "file",
     auth: token !== undefined,
   });
+  onReload(() => reload(app, loaded, server, cache, logger));
 
   const signal = await stopping;
   logger.info(`${signal}: finishing requests in flight, then stopping`, {
