@@ -3,8 +3,9 @@ import { defineConfig } from "tsup";
 export default defineConfig({
   entry: ["src/cli.ts"],
   format: ["esm"],
-  sourcemap: true,
   clean: true,
   target: "node22",
+  // Keep `node:` in the output (STYLE): some builtins exist only under it (node:sqlite).
+  removeNodeProtocol: false,
   banner: { js: "#!/usr/bin/env node" },
 });
