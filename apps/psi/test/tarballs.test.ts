@@ -3,7 +3,12 @@ import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { builtinModules } from "node:module";
 import { join, relative } from "node:path";
 import { promisify } from "node:util";
-import { type PackedPackage, packWorkspace, WORKSPACE_ROOT } from "@psi/testkit/pack";
+import {
+  type PackedPackage,
+  packWorkspace,
+  tarballOverrides,
+  WORKSPACE_ROOT,
+} from "@psi/testkit/pack";
 import { requireTool, tempDir } from "@psi/testkit/tmp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -157,8 +162,8 @@ describe.skipIf(npmMissing)("consumers of the packed packages", () => {
     consumer = join(work.path, "consumer");
     await mkdir(join(consumer, "nodenext"), { recursive: true });
     await mkdir(join(consumer, "bundler"), { recursive: true });
-    const tarball = (name: string) => `file:${packed.find((pkg) => pkg.name === name)!.tarball}`;
-    const overrides = Object.fromEntries(packed.map((pkg) => [pkg.name, tarball(pkg.name)]));
+    const overrides = tarballOverrides(packed);
+    const tarball = (name: string) => overrides[name]!;
     const typesNode = JSON.parse(
       await readFile(
         join(WORKSPACE_ROOT, "node_modules", "@types", "node", "package.json"),
