@@ -6,7 +6,7 @@ import { promisify } from "node:util";
 import {
   type PackedPackage,
   packWorkspace,
-  tarballOverrides,
+  serveTarballs,
   WORKSPACE_ROOT,
 } from "@psi/testkit/pack";
 import { requireTool, tempDir } from "@psi/testkit/tmp";
@@ -125,7 +125,8 @@ describe("published tarballs", () => {
   });
 });
 
-// Real consumers of the packed packages, installed by plain npm (no registry for @psi/*):
+// Real consumers of the packed packages, installed by name with plain npm from a local
+// registry serving the tarballs (third-party dependencies come from npm's):
 // ESM, CommonJS (Node >= 22.12 require()s ESM), TypeScript with nodenext (.mts and a
 // .cts that compiles to require) and with bundler resolution.
 const npmMissing = requireTool(
@@ -162,8 +163,6 @@ describe.skipIf(npmMissing)("consumers of the packed packages", () => {
     consumer = join(work.path, "consumer");
     await mkdir(join(consumer, "nodenext"), { recursive: true });
     await mkdir(join(consumer, "bundler"), { recursive: true });
-    const overrides = tarballOverrides(packed);
-    const tarball = (name: string) => overrides[name]!;
     const typesNode = JSON.parse(
       await readFile(
         join(WORKSPACE_ROOT, "node_modules", "@types", "node", "package.json"),
@@ -171,16 +170,16 @@ describe.skipIf(npmMissing)("consumers of the packed packages", () => {
       ),
     ).version;
     const direct = ["@psi/envelope", "@psi/core", "@psi/unitgen"];
+    const version = (name: string) => packed.find((pkg) => pkg.name === name)!.version;
     await writeFile(
       join(consumer, "package.json"),
       JSON.stringify({
         name: "psi-consumer",
         private: true,
         dependencies: {
-          ...Object.fromEntries(direct.map((name) => [name, tarball(name)])),
+          ...Object.fromEntries(direct.map((name) => [name, `^${version(name)}`])),
           "@types/node": typesNode,
         },
-        overrides,
       }),
     );
     const call = `cacheKey(Buffer.from(${JSON.stringify(HMAC_B64)}, "base64"), ${JSON.stringify(MAPPING)})`;
@@ -236,10 +235,15 @@ describe.skipIf(npmMissing)("consumers of the packed packages", () => {
       `import { cacheKey } from "@psi/envelope";\nimport { renderDriverConf } from "@psi/unitgen";\n` +
         `const key: string = ${call};\nconsole.log(key, typeof renderDriverConf);\n`,
     );
-    await run("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error"], {
-      cwd: consumer,
-      encoding: "utf8",
-    });
+    const registry = await serveTarballs(packed);
+    try {
+      await run("npm", ["install", "--loglevel=error", ...registry.npmArgs], {
+        cwd: consumer,
+        encoding: "utf8",
+      });
+    } finally {
+      await registry.close();
+    }
   }, 240_000);
 
   it("an ES module imports them", async () => {

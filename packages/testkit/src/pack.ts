@@ -1,11 +1,15 @@
 /**
  * The workspace's publishable packages as the registry would get them: `pnpm pack` (what
- * `pnpm publish` and `changeset publish` upload) on the built packages, and the npm
- * `overrides` that make plain npm install a set of tarballs with no registry for `@psi/*`.
+ * `pnpm publish` and `changeset publish` upload) on the built packages, and a local
+ * registry serving them so that plain npm installs them as a user would.
  */
 import { execFile } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { createHash } from "node:crypto";
+import { createReadStream, readdirSync, readFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { basename, join, resolve } from "node:path";
 import { promisify } from "node:util";
 
 const run = promisify(execFile);
@@ -89,11 +93,66 @@ export async function packWorkspace(
   });
 }
 
+/** A registry for the packed packages, listening on 127.0.0.1. */
+export interface TarballRegistry {
+  /** Base URL, e.g. `http://127.0.0.1:41234/`. */
+  url: string;
+  /** npm arguments that take the `@psi` scope from this registry and the rest from npm's. */
+  npmArgs: string[];
+  close: () => Promise<void>;
+}
+
 /**
- * npm `overrides` (and dependency specs) pointing every packed package at its tarball:
- * with them, `npm install` takes `@psi/*`, direct or transitive, from the tarballs and
- * only third-party dependencies from the registry.
+ * Serves packed packages the way the npm registry does (a packument per name, tarballs
+ * with integrity), for the `@psi` scope only: plain `npm install` or `npm install -g`
+ * with {@link TarballRegistry.npmArgs} then installs them by name and semver range, and
+ * their third-party dependencies from the real registry.
  */
-export function tarballOverrides(packed: readonly PackedPackage[]): Record<string, string> {
-  return Object.fromEntries(packed.map((pkg) => [pkg.name, `file:${pkg.tarball}`]));
+export async function serveTarballs(packed: readonly PackedPackage[]): Promise<TarballRegistry> {
+  const documents = new Map<string, string>();
+  const tarballs = new Map<string, string>();
+  const server = createServer((request, response) => {
+    const path = decodeURIComponent(new URL(request.url ?? "/", "http://x").pathname).slice(1);
+    const tarball = tarballs.get(path);
+    if (tarball) {
+      response.writeHead(200, { "content-type": "application/octet-stream" });
+      createReadStream(tarball).pipe(response);
+      return;
+    }
+    const document = documents.get(path);
+    response.writeHead(document ? 200 : 404, { "content-type": "application/json" });
+    response.end(document ?? JSON.stringify({ error: "not found" }));
+  });
+  await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
+  const { port } = server.address() as AddressInfo;
+  const url = `http://127.0.0.1:${port}/`;
+  for (const pkg of packed) {
+    const bytes = await readFile(pkg.tarball);
+    const { stdout } = await run("tar", ["-xOzf", pkg.tarball, "package/package.json"]);
+    const file = `${pkg.name}/-/${basename(pkg.tarball)}`;
+    tarballs.set(file, pkg.tarball);
+    const dist = {
+      tarball: `${url}${file}`,
+      shasum: createHash("sha1").update(bytes).digest("hex"),
+      integrity: `sha512-${createHash("sha512").update(bytes).digest("base64")}`,
+    };
+    const manifest = { ...JSON.parse(stdout), _id: `${pkg.name}@${pkg.version}`, dist };
+    documents.set(
+      pkg.name,
+      JSON.stringify({
+        name: pkg.name,
+        "dist-tags": { latest: pkg.version },
+        versions: { [pkg.version]: manifest },
+      }),
+    );
+  }
+  return {
+    url,
+    npmArgs: [`--@psi:registry=${url}`, "--no-audit", "--no-fund"],
+    close: () =>
+      new Promise((done) => {
+        server.close(() => done());
+        server.closeAllConnections();
+      }),
+  };
 }
