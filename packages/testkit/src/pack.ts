@@ -106,7 +106,8 @@ export interface TarballRegistry {
  * Serves packed packages the way the npm registry does (a packument per name, tarballs
  * with integrity), for the `@psi` scope only: plain `npm install` or `npm install -g`
  * with {@link TarballRegistry.npmArgs} then installs them by name and semver range, and
- * their third-party dependencies from the real registry.
+ * their third-party dependencies from the real registry. It answers from this process's
+ * event loop: run npm with async `execFile`, never `execFileSync`.
  */
 export async function serveTarballs(packed: readonly PackedPackage[]): Promise<TarballRegistry> {
   const documents = new Map<string, string>();
