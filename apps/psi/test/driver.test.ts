@@ -1,4 +1,4 @@
-import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, stat, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { saveCache } from "@psi/cache";
 import { createKeyfileCacheBackend, initKeyfile } from "@psi/cache-keyfile";
@@ -204,6 +204,24 @@ describe("psi secret (one-shot shell driver)", () => {
     });
     expect(store.code).toBe(1);
     expect(store.stderr).toMatch(/invalid secret ID/);
+  });
+
+  it("refuses a symlink or a directory as a mapping, with what is there and the fix", async () => {
+    const mapping = await sealed();
+    await psi(["secret", "store"], { env: { ...env, SECRET_ID: "abc" }, stdin: mapping });
+    expect((await psi(["secret", "lookup"], { env: { ...env, SECRET_ID: "abc" } })).code).toBe(0);
+    // a link to a good mapping is still refused: PSI never follows one in state_dir
+    await symlink(join(stateDir, "abc"), join(stateDir, "linked"));
+    await mkdir(join(stateDir, "adir"));
+    for (const [id, what] of [
+      ["linked", "is a symbolic link"],
+      ["adir", "is a directory"],
+    ] as const) {
+      const run = await psi(["secret", "lookup"], { env: { ...env, SECRET_ID: id } });
+      expect(run.code).toBe(1);
+      expect(run.stdout.length).toBe(0);
+      expect(run.stderr).toContain(what);
+    }
   });
 
   it("reports a local secret sealed under another key", async () => {

@@ -458,6 +458,23 @@ describe("psi infisical tls", () => {
     expect(await stat(join(pki, "cert.pem"))).toBeTruthy();
   });
 
+  it("a request waiting for approval is pending (exit 1, nothing written) until renew deploys it", async () => {
+    const pki = await tlsConfig([]);
+    world.fake.requireCertificateApproval(true);
+    const pending = await world.psi(["infisical", "tls", "issue"]);
+    expect(pending.code).toBe(1);
+    expect(pending.out).toMatch(
+      /^web\s+pending\s+request [0-9a-f-]{36} is pending_approval in Infisical; approve it there, then `psi infisical tls renew web` deploys it$/m,
+    );
+    await expect(stat(join(pki, "cert.pem"))).rejects.toMatchObject({ code: "ENOENT" });
+    await world.fake.approveCertificates();
+    const renewed = await world.psi(["infisical", "tls", "renew"]);
+    expect(renewed.code).toBe(0);
+    expect(renewed.out).toMatch(/^web\s+issued\s+serial [0-9a-f]+/m);
+    expect(await stat(join(pki, "cert.pem"))).toBeTruthy();
+    world.fake.requireCertificateApproval(false);
+  });
+
   it("an unknown certificate name is exit 1; no certificates is a note", async () => {
     await tlsConfig([]);
     const unknown = await world.psi(["infisical", "tls", "renew", "nope"]);

@@ -27,6 +27,7 @@ const WORKLOADS: Record<string, WorkloadSpec> = {
   myapp: { secrets: [source("/shared"), source("/myapp")] },
   other: { secrets: [source("/shared")] },
 };
+const PROJECT_AT = { projectId: PROJECT.id, environment: "prod" };
 const GHOST = { id: "99999999-0000-0000-0000-000000000000", environment: "prod" };
 
 describe.skipIf(skip)("psi setup when Infisical fails, and psi setup --dry-run", () => {
@@ -95,7 +96,8 @@ describe.skipIf(skip)("psi setup when Infisical fails, and psi setup --dry-run",
     host.fake.fail5xx(503, 2);
     const run = await host.setup();
     expect(run.code, run.stderr).toBe(0);
-    expect(run.stderr).toContain("retrying in 0.05 s");
+    // retry_delays 0.05 s, jittered over [0.75, 1.25) of itself.
+    expect(run.stderr).toMatch(/retrying in 0\.0(3[89]|[45]\d|6[0-2])\d* s/);
     cacheBefore = await host.cacheBytes();
   });
 
@@ -145,6 +147,75 @@ describe.skipIf(skip)("psi setup when Infisical fails, and psi setup --dry-run",
     expect(run.result.cache.status).toBe("unchanged");
     expect(await host.cacheBytes()).toEqual(cacheBefore);
     expect(await host.podmanNames()).not.toContain("nopath--DB_HOST");
+  });
+
+  it("an empty 200 for a mistyped path, or an emptied folder, keeps the workload's secrets until --allow-empty", async () => {
+    const myapp = { provider: "infisical", project: PROJECT.name, path: "/myapp", key: "DB_HOST" };
+    // Some self-hosted versions answer a missing folder with an empty 200, not 404.
+    host.fake.emptyForMissingFolder(true);
+    try {
+      const typo = await host.writeConfig(
+        "typo",
+        { ...WORKLOADS, myapp: { secrets: [source("/shared"), source("/myap")] } },
+        { setup_timeout: 0.3 },
+      );
+      const run = await host.setup([], typo);
+      expect(run.code).toBe(1);
+      const workload = run.result.workloads.find((entry) => entry.name === "myapp")!;
+      expect(workload).toMatchObject({ status: "failed", kept: ["API_KEY", "DB_HOST"] });
+      expect(workload.errors).toEqual([
+        expect.objectContaining({
+          code: "setup.empty_source",
+          hint: expect.stringContaining("--allow-empty"),
+        }),
+      ]);
+      expect(run.result.drift).toEqual([]);
+      expect(await host.cacheValue(myapp)).toBe("db.internal");
+      // Infisical down: the kept value still reaches the container from the cache.
+      await host.fake.down();
+      try {
+        expect(await host.lookup("myapp--DB_HOST")).toBe("db.internal");
+      } finally {
+        await host.fake.up();
+      }
+    } finally {
+      host.fake.emptyForMissingFolder(false);
+    }
+
+    // The folder was emptied: both workloads that list it keep their secret.
+    host.fake.deleteSecret({ ...PROJECT_AT, path: "/shared", key: "SHARED_TOKEN" });
+    try {
+      const emptied = await host.setup();
+      expect(emptied.code).toBe(1);
+      expect(
+        emptied.result.workloads.map((entry) => [entry.name, entry.status, entry.kept]),
+      ).toEqual([
+        ["myapp", "failed", ["SHARED_TOKEN"]],
+        ["other", "failed", ["SHARED_TOKEN"]],
+      ]);
+      const token = {
+        provider: "infisical",
+        project: PROJECT.name,
+        path: "/shared",
+        key: "SHARED_TOKEN",
+      };
+      expect(await host.cacheValue(token)).toBe("shared-token-1");
+      // Confirmed: pruned (and left to drift's fix).
+      const allowed = await host.setup(["--allow-empty"]);
+      expect(allowed.result.workloads.every((entry) => entry.kept.length === 0)).toBe(true);
+      expect(allowed.result.cache).toMatchObject({ status: "written", pruned: 1 });
+      expect(await host.cacheValue(token)).toBeUndefined();
+    } finally {
+      host.fake.setSecret({
+        ...PROJECT_AT,
+        path: "/shared",
+        key: "SHARED_TOKEN",
+        value: "shared-token-1",
+      });
+    }
+    const restored = await host.setup();
+    expect(restored.code, restored.stderr).toBe(0);
+    cacheBefore = await host.cacheBytes();
   });
 
   it("--dry-run classifies managed, stale-opts and orphaned secrets and drop-in gaps, touching only Podman", async () => {

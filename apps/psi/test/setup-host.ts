@@ -32,6 +32,9 @@ export const PROJECT = {
 
 export type WorkloadSpec = {
   provider?: string;
+  unit?: string;
+  on_change?: "none" | "restart";
+  restart_unit?: string;
   depends_on?: string[];
   secrets?: Array<{ project: string; path: string; recursive?: boolean }>;
 };

@@ -21,6 +21,7 @@ import {
   pinPublicKey,
   publicKeyFingerprint,
   readPublicKeyPin,
+  verifyPublicKeyPin,
 } from "../src/index.js";
 import { hsmContext } from "./context.js";
 
@@ -209,6 +210,30 @@ for (const kind of TOKENS) {
       expect(pinned.logger.lines.filter((l) => l.fields?.event === "hsm.unpinned")).toHaveLength(0);
     });
 
+    it("refuses a corrupt pin file: tampering is an error, never an unpinned warning", async () => {
+      await pinPublicKey(stateDir, token.publicKeyDer!);
+      const pinFile = join(stateDir, PUBLIC_KEY_PIN_FILE);
+      for (const garbage of ["", "not a fingerprint\n", `${"0".repeat(63)}\n`, "sha256:zz"]) {
+        await writeFile(pinFile, garbage);
+        const context = hsmContext(token.nitrokeyhsm(), stateDir);
+        const backend = hsmCacheBackend(context);
+        // closed whatever happens: a backend left open would hold the token for later tests
+        const error = await rejection(backend.open()).finally(() => backend.close());
+        expect(error.code, JSON.stringify(garbage)).toBe("hsm.pin_file_invalid");
+        expect(error.message).toContain(pinFile);
+        expect(error.hint).toContain("psi nitrokeyhsm init --force");
+        expect(context.logger.lines.filter((l) => l.fields?.event === "hsm.unpinned")).toEqual([]);
+        await expect(verifyPublicKeyPin(stateDir, token.publicKeyDer!)).rejects.toMatchObject({
+          code: "hsm.pin_file_invalid",
+        });
+        // Nothing re-pins over it silently either; only a deliberate --force does.
+        await expect(pinPublicKey(stateDir, token.publicKeyDer!)).rejects.toMatchObject({
+          code: "hsm.pin_file_invalid",
+        });
+        expect(await readFile(pinFile, "utf8")).toBe(garbage);
+      }
+    });
+
     it("refuses a public key cache file that is not the token's key", async () => {
       // a substituted cache file would make every later save encrypt to someone else's key
       const swapped = join(stateDir, PUBLIC_KEY_CACHE_FILE);
@@ -271,15 +296,19 @@ for (const kind of TOKENS) {
       expect(error.message).toContain(join(credentials, "hsm-pin"));
     });
 
-    // Last: replaces the token's key pair, as a swapped HSM would.
+    // Replaces a key pair as a swapped HSM would: its own pair (id and label of its own), so
+    // the token's default key, which every other test uses, is never touched.
     it("refuses a swapped key loudly, and re-pins only deliberately", async () => {
-      await pinPublicKey(stateDir, token.publicKeyDer!);
-      const original = publicKeyFingerprint(token.publicKeyDer!);
-      const replacement = await token.generateKeyPair({ replace: true });
+      const id = randomBytes(2).toString("hex");
+      const own = { key_id: id, key_label: `swap-${id}` };
+      const first = await token.generateKeyPair({ id, label: own.key_label });
+      await pinPublicKey(stateDir, first);
+      const original = publicKeyFingerprint(first);
+      const replacement = await token.generateKeyPair({ id, label: own.key_label, replace: true });
       const swapped = publicKeyFingerprint(replacement);
 
       const error = await rejection(
-        hsmCacheBackend(hsmContext(token.nitrokeyhsm(), stateDir)).open(),
+        hsmCacheBackend(hsmContext(token.nitrokeyhsm(own), stateDir)).open(),
       );
       expect(error.code).toBe("hsm.key_mismatch");
       expect(error.message).toContain(original);
@@ -291,7 +320,7 @@ for (const kind of TOKENS) {
 
       // what `psi nitrokeyhsm init --force` does: trust the token, rewrite the cache, re-pin
       const hsm = await openNitrokeyHsm({
-        config: token.nitrokeyhsm(),
+        config: token.nitrokeyhsm(own),
         stateDir,
         env: {},
         trustToken: true,
@@ -300,7 +329,7 @@ for (const kind of TOKENS) {
       const repinned = await pinPublicKey(stateDir, hsm.publicKeyDer, { force: true });
       expect(repinned).toMatchObject({ changed: true, previous: original, fingerprint: swapped });
 
-      const backend = hsmCacheBackend(hsmContext(token.nitrokeyhsm(), stateDir));
+      const backend = hsmCacheBackend(hsmContext(token.nitrokeyhsm(own), stateDir));
       await backend.open();
       await backend.close();
       expect(await readFile(join(stateDir, PUBLIC_KEY_CACHE_FILE))).toEqual(

@@ -1,4 +1,5 @@
 import { randomBytes as nodeRandomBytes } from "node:crypto";
+import { constants } from "node:fs";
 import { lstat, open } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { CacheBackend, PsiContext } from "@psi/core";
@@ -34,7 +35,8 @@ function mode(bits: number): string {
 export async function readKeyfile(path: string): Promise<Uint8Array> {
   let handle: Awaited<ReturnType<typeof open>>;
   try {
-    handle = await open(path, "r");
+    // O_NONBLOCK: serve re-reads the key at run time (reloadKey); a FIFO must not stall it.
+    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "ENOENT") {

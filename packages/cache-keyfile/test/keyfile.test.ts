@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { chmod, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createLogger, isPsiError, makeContext, parseConfig } from "@psi/core";
@@ -103,6 +104,31 @@ describe("keyfile cache backend", () => {
 
   it("refuses a directory", async () => {
     expect(await codeOf(readKeyfile(dir.path))).toBe("cache.keyfile_invalid");
+  });
+
+  it("refuses a FIFO at once, without waiting for a writer", async () => {
+    const path = join(dir.path, "fifo.key");
+    execFileSync("mkfifo", ["-m", "600", path]);
+    expect(await codeOf(readKeyfile(path))).toBe("cache.keyfile_invalid");
+  });
+
+  it("reloadKey re-reads the file: true once it changed, false while it is the same", async () => {
+    const path = join(dir.path, "cache.keyfile");
+    await initKeyfile({ path });
+    const backend = createKeyfileCacheBackend({ path });
+    await backend.open();
+    const sealed = await backend.encrypt(Buffer.from("payload"));
+    expect(await backend.reloadKey!()).toBe(false);
+    expect(Buffer.from(await backend.decrypt(sealed)).toString()).toBe("payload");
+    await initKeyfile({ path, force: true });
+    expect(await backend.reloadKey!()).toBe(true);
+    await expect(backend.decrypt(sealed)).rejects.toMatchObject({ code: "auth_failed" });
+    const resealed = await backend.encrypt(Buffer.from("again"));
+    const fresh = createKeyfileCacheBackend({ path });
+    await fresh.open();
+    expect(Buffer.from(await fresh.decrypt(resealed)).toString()).toBe("again");
+    await backend.close();
+    await fresh.close();
   });
 
   it("is unusable before open()", async () => {

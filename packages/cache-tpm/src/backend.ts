@@ -1,3 +1,4 @@
+import { constants } from "node:fs";
 import { open } from "node:fs/promises";
 import { join } from "node:path";
 import type { CacheBackend, Env } from "@psi/core";
@@ -53,7 +54,8 @@ export async function readTpmKey(options: TpmKeyOptions): Promise<Uint8Array> {
   const path = join(dir, TPM_CREDENTIAL_NAME);
   let handle: Awaited<ReturnType<typeof open>>;
   try {
-    handle = await open(path, "r");
+    // O_NONBLOCK: serve re-reads the key at run time (reloadKey); a FIFO must not stall it.
+    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "ENOENT") {
@@ -78,12 +80,13 @@ export async function readTpmKey(options: TpmKeyOptions): Promise<Uint8Array> {
     );
   }
   try {
-    const { size } = await handle.stat();
-    if (size !== TPM_KEY_LENGTH) {
+    const stat = await handle.stat();
+    if (!stat.isFile() || stat.size !== TPM_KEY_LENGTH) {
+      const what = stat.isFile() ? `${stat.size} bytes` : "not a regular file";
       // Never read (let alone print) a credential of the wrong shape: it may be some other secret.
       throw new PsiError(
         "cache.tpm_key_invalid",
-        `tpm cache backend: ${path} is ${size} bytes, expected a ${TPM_KEY_LENGTH}-byte key`,
+        `tpm cache backend: ${path} is ${what}, expected a ${TPM_KEY_LENGTH}-byte key`,
         {
           hint:
             `${TPM_CREDENTIAL_NAME} must come from \`${directive}\` with the file written by ` +

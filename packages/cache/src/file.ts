@@ -1,8 +1,13 @@
 import { randomBytes } from "node:crypto";
-import { readFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { Logger, PsiError } from "@psi/core";
-import { ensureDir, sweepStaleTempFiles, writeFileAtomic } from "@psi/core";
+import {
+  ensureDir,
+  isPsiError,
+  readRegularFile,
+  sweepStaleTempFiles,
+  writeFileAtomic,
+} from "@psi/core";
 import {
   type CacheCipher,
   cacheKeyer,
@@ -12,6 +17,7 @@ import {
   HMAC_KEY_LENGTH,
 } from "@psi/envelope";
 import { cacheError } from "./errors.js";
+import { CACHE_FILE_MAX_BYTES, STALE_TEMP_MS } from "./limits.js";
 
 /** Options naming a cache file and the (opened) backend that encrypts it. */
 export interface CacheFileOptions {
@@ -22,14 +28,18 @@ export interface CacheFileOptions {
 
 /**
  * Reads and decrypts the whole cache file; `undefined` when it does not exist. Throws a
- * PsiError naming the path (`cache.auth_failed`, `cache.tag_mismatch`, ...).
+ * PsiError naming the path (`cache.auth_failed`, `cache.tag_mismatch`, ...; `fs.symlink`,
+ * `fs.not_regular`, `fs.too_large` for something that is no cache file PSI wrote).
  */
 export async function readCacheFile(options: CacheFileOptions): Promise<DecodedCache | undefined> {
   let bytes: Buffer;
   try {
-    bytes = await readFile(options.path);
+    bytes = await readRegularFile(options.path, {
+      maxBytes: CACHE_FILE_MAX_BYTES,
+      what: "the cache file",
+    });
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    if (isPsiError(error, "fs.not_found")) return undefined;
     throw cacheError(error, options.path);
   }
   try {
@@ -49,7 +59,8 @@ export interface CacheFileContents {
 
 /**
  * Encrypts and writes the whole cache file atomically, mode 0600 from creation (temp
- * file in the same directory, fsync, rename, fsync the directory).
+ * file in the same directory, fsync, rename, fsync the directory), then removes temp
+ * files that killed writers left there (older than {@link STALE_TEMP_MS}).
  */
 export async function writeCacheFile(
   options: CacheFileOptions & { contents: CacheFileContents },
@@ -66,6 +77,8 @@ export async function writeCacheFile(
   } catch (error) {
     throw cacheError(error, options.path, "write");
   }
+  // Writers killed mid-save (crash, SIGKILL, power loss) leave dot-named temp files.
+  await sweepStaleTempFiles(dirname(options.path), { olderThanMs: STALE_TEMP_MS });
 }
 
 /** One value setup fetched: the mapping it belongs to and its plaintext. */
@@ -207,8 +220,6 @@ export async function saveCache(options: SaveCacheOptions): Promise<SaveCacheRes
     backend: options.backend,
     contents: { hmacKey, entries, writtenAt },
   });
-  // Writers killed mid-save (crash, SIGKILL, power loss) leave dot-named temp files.
-  await sweepStaleTempFiles(dirname(options.path));
   return {
     path: options.path,
     entries: entries.size,

@@ -11,6 +11,7 @@ export {
   saveCache,
   writeCacheFile,
 } from "./file.js";
+export { CACHE_FILE_MAX_BYTES, STALE_TEMP_MS } from "./limits.js";
 export { type CacheFileStatus, readCacheStatus } from "./status.js";
 export {
   type CacheHit,

@@ -1,6 +1,7 @@
-import { open } from "node:fs/promises";
-import { errorMessage } from "@psi/core";
+import type { FileHandle } from "node:fs/promises";
+import { errorMessage, isPsiError, openRegularFile } from "@psi/core";
 import { backendName, HEADER_LENGTH, isEnvelopeError, readHeader } from "@psi/envelope";
+import { CACHE_FILE_MAX_BYTES } from "./limits.js";
 
 /** What {@link readCacheStatus} found: file metadata and the header, never the contents. */
 export interface CacheFileStatus {
@@ -26,19 +27,26 @@ export interface CacheFileStatus {
  * opens no backend, never throws for a bad or unreadable file (see `error`).
  */
 export async function readCacheStatus(path: string): Promise<CacheFileStatus> {
-  let handle: Awaited<ReturnType<typeof open>>;
+  let handle: FileHandle;
+  let stat: Awaited<ReturnType<typeof openRegularFile>>["stat"];
   try {
-    handle = await open(path, "r");
+    // Never blocks on a FIFO nor follows a symlink: `psi status` must answer whatever is there.
+    ({ handle, stat } = await openRegularFile(path, {
+      maxBytes: CACHE_FILE_MAX_BYTES,
+      what: "the cache file",
+    }));
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return { path, exists: false };
+    if (isPsiError(error, "fs.not_found")) return { path, exists: false };
     return {
       path,
       exists: true,
-      error: { code: "cache.unreadable", message: `cannot read ${path}: ${errorMessage(error)}` },
+      error: {
+        code: isPsiError(error) && error.code !== "fs.unreadable" ? error.code : "cache.unreadable",
+        message: isPsiError(error) ? error.message : `cannot read ${path}: ${errorMessage(error)}`,
+      },
     };
   }
   try {
-    const stat = await handle.stat();
     const status: CacheFileStatus = {
       path,
       exists: true,

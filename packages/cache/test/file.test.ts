@@ -262,12 +262,15 @@ describe("readCacheFile", () => {
     expect((error as Error).message).toMatch(/keyfile/);
   });
 
-  it("is cache.unreadable for a file it may not read", async () => {
+  it("is fs.not_regular, naming the path, for a directory in place of the file", async () => {
     const path = join(dir.path, "cache.enc");
     await writeFile(path, "x");
     const error = await readCacheFile({ path: dir.path, backend: keyfileCipher() }).catch(
       (e: unknown) => e,
     );
-    expect((error as { code: string }).code).toBe("cache.unreadable");
+    expect(error).toMatchObject({
+      code: "fs.not_regular",
+      message: expect.stringContaining(`${dir.path}) is a directory`),
+    });
   });
 });

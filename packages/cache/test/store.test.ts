@@ -119,10 +119,15 @@ describe("createCacheStore", () => {
     expect(store.get(mapping("A"))?.toString()).toBe("two");
     expect(await store.reloadIfChanged()).toBe(false);
     expect(log.records().filter((r) => r.event === "cache.reload")).toHaveLength(1);
-    // deleted file: empty cache
+    // deleted file: the values stay in memory (a provider outage must not empty the cache)
     await unlink(path);
-    expect(await store.reloadIfChanged()).toBe(true);
-    expect(store.get(mapping("A"))).toBeUndefined();
+    expect(await store.reloadIfChanged()).toBe(false);
+    expect(store.get(mapping("A"))?.toString()).toBe("two");
+    expect(log.records().find((r) => r.event === "cache.missing")).toMatchObject({
+      level: "warn",
+      entries: 1,
+    });
+    expect(store.stats()).toMatchObject({ fileExists: false, fileEntries: 1 });
   });
 
   it("shares one reload between concurrent callers", async () => {

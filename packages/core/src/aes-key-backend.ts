@@ -40,6 +40,17 @@ export function aesKeyBackend(options: AesKeyBackendOptions): CacheBackend {
     async decrypt(payload) {
       return opened().decrypt(payload);
     },
+    async reloadKey() {
+      const fresh = await loadKey();
+      if (key !== undefined && Buffer.compare(fresh, key) === 0) {
+        fresh.fill(0);
+        return false;
+      }
+      key?.fill(0);
+      key = fresh;
+      cipher = aesGcmBackend(key, tag, randomBytes === undefined ? {} : { randomBytes });
+      return true;
+    },
     async close() {
       key?.fill(0);
       key = undefined;

@@ -409,7 +409,7 @@ function invalid(file: string, problems: ConfigProblem[]): ConfigError {
     "config.invalid",
     `invalid configuration ${file} (${count}):\n${lines.join("\n")}`,
     {
-      hint: "fix the keys listed above (configuration reference: the @psi/core README)",
+      hint: "fix the keys listed above (every key is described in docs/configuration.md)",
     },
   );
   return Object.assign(error, { problems: Object.freeze(problems) });

@@ -36,6 +36,16 @@ const stringOrNumber = (expected: string) =>
     v.transform((value) => String(value)),
   );
 
+const UNIT_NAME = "expected a service unit name such as myapp.service or worker@.service";
+
+/**
+ * Attaches the prose docs/configuration.md shows for a key (the generator reads it from
+ * the schema, so a new key appears there after `pnpm docs:config`).
+ */
+export function about<TSchema extends v.GenericSchema>(schema: TSchema, text: string) {
+  return v.pipe(schema, v.description(text));
+}
+
 const AUTH_METHODS = '"universal-auth", "aws-iam", "gcp", "azure"';
 
 /** Infisical auth methods (SPEC §2): the `method` key picks the required fields. */
@@ -43,13 +53,37 @@ export const AuthSchema = v.variant(
   "method",
   [
     v.object({
-      method: v.literal("universal-auth"),
-      client_id: text(),
-      client_secret: text(),
+      method: about(
+        v.literal("universal-auth"),
+        "Machine identity with a client ID and secret (Universal Auth); works from any host.",
+      ),
+      client_id: about(text(), "Universal Auth client ID of the machine identity."),
+      client_secret: about(
+        text(),
+        "Universal Auth client secret. The config file holds it, so keep the file 0600.",
+      ),
     }),
-    v.object({ method: v.literal("aws-iam"), identity_id: text() }),
-    v.object({ method: v.literal("gcp"), identity_id: text() }),
-    v.object({ method: v.literal("azure"), identity_id: text() }),
+    v.object({
+      method: about(
+        v.literal("aws-iam"),
+        "AWS IAM auth: a signed STS GetCallerIdentity with the host's AWS credentials (env, shared files, ECS/EC2 metadata).",
+      ),
+      identity_id: about(text(), "ID of the Infisical machine identity to log in as."),
+    }),
+    v.object({
+      method: about(
+        v.literal("gcp"),
+        "GCP ID-token auth: an identity token from the GCE metadata server.",
+      ),
+      identity_id: about(text(), "ID of the Infisical machine identity to log in as."),
+    }),
+    v.object({
+      method: about(
+        v.literal("azure"),
+        "Azure managed-identity auth: a token from the instance metadata service (IMDS).",
+      ),
+      identity_id: about(text(), "ID of the Infisical machine identity to log in as."),
+    }),
   ],
   // The same schema reports a non-mapping (no path yet) and an unknown method (path ends at `method`).
   (issue) =>
@@ -60,17 +94,23 @@ export const AuthSchema = v.variant(
 
 /** `providers.infisical.projects.<name>`. */
 export const ProjectSchema = v.object({
-  id: text(),
-  environment: v.nullish(text(), "prod"),
-  auth: maybe(AuthSchema),
+  id: about(text(), "The Infisical project ID (a UUID, shown in the project settings)."),
+  environment: about(v.nullish(text(), "prod"), "Environment slug to read secrets from."),
+  auth: about(
+    maybe(AuthSchema),
+    "Auth for this project only; overrides `providers.infisical.auth`. Same fields as that key.",
+  ),
 });
 
 const AltNameSchema = v.object({
-  type: v.picklist(
-    ["dns_name", "ip_address", "email", "uri"],
-    'expected one of "dns_name", "ip_address", "email", "uri"',
+  type: about(
+    v.picklist(
+      ["dns_name", "ip_address", "email", "uri"],
+      'expected one of "dns_name", "ip_address", "email", "uri"',
+    ),
+    "Kind of subject alternative name.",
   ),
-  value: text(),
+  value: about(text(), "The name, address, e-mail or URI."),
 });
 
 const MODE = 'expected an octal file mode such as "0640"';
@@ -91,33 +131,66 @@ const fileMode = () =>
 
 /** `providers.infisical.tls.certificates.<name>` (SPEC §12). */
 export const CertificateSchema = v.object({
-  project: text(),
-  profile_id: text(),
-  common_name: text(),
-  alt_names: v.nullish(v.array(AltNameSchema, "expected a list of {type, value}"), []),
-  ttl: v.nullish(duration(), "90d"),
-  key_algorithm: maybe(text()),
-  renew_before: v.nullish(duration(), "30d"),
-  output: v.object(
-    {
-      cert: text(),
-      key: text(),
-      chain: text(),
-      ca: maybe(text()),
-      mode: v.nullish(fileMode(), "0640"),
-    },
-    "expected a mapping with cert, key and chain paths",
+  project: about(
+    text(),
+    "Name of a project under `providers.infisical.projects` (its auth is used).",
   ),
-  hooks: v.nullish(v.array(text(), "expected a list of commands"), []),
+  profile_id: about(text(), "ID of the Infisical certificate profile that issues the certificate."),
+  common_name: about(text(), "Subject common name."),
+  alt_names: about(
+    v.nullish(v.array(AltNameSchema, "expected a list of {type, value}"), []),
+    "Subject alternative names.",
+  ),
+  ttl: about(v.nullish(duration(), "90d"), "Requested lifetime of the certificate."),
+  key_algorithm: about(
+    maybe(text()),
+    "Key algorithm passed to Infisical (for example `RSA_2048`, `EC_prime256v1`); unset: the profile's default.",
+  ),
+  renew_before: about(
+    v.nullish(duration(), "30d"),
+    "`psi infisical tls renew` renews when the certificate expires within this time.",
+  ),
+  output: about(
+    v.object(
+      {
+        cert: about(text(), "Path of the certificate file (PEM)."),
+        key: about(text(), "Path of the private key file (PEM)."),
+        chain: about(text(), "Path of the chain file (PEM)."),
+        ca: about(maybe(text()), "Path of the issuing CA certificate; not written when unset."),
+        mode: about(v.nullish(fileMode(), "0640"), "File mode of the written files, quoted octal."),
+      },
+      "expected a mapping with cert, key and chain paths",
+    ),
+    "Where the certificate files are written (atomically).",
+  ),
+  hooks: about(
+    v.nullish(v.array(text(), "expected a list of commands"), []),
+    "Commands run after new files are written (split into arguments, run without a shell), e.g. `systemctl reload nginx`.",
+  ),
 });
 
 /** Test and advanced settings: where the cloud identity endpoints live. */
 const EndpointsSchema = v.object({
-  aws_sts: v.nullish(text(), "https://sts.amazonaws.com/"),
-  aws_metadata: v.nullish(text(), "http://169.254.169.254"),
-  aws_ecs_metadata: v.nullish(text(), "http://169.254.170.2"),
-  gcp_metadata: v.nullish(text(), "http://metadata.google.internal"),
-  azure_imds: v.nullish(text(), "http://169.254.169.254"),
+  aws_sts: about(
+    v.nullish(text(), "https://sts.amazonaws.com/"),
+    "STS endpoint signed for `aws-iam` auth.",
+  ),
+  aws_metadata: about(
+    v.nullish(text(), "http://169.254.169.254"),
+    "EC2 instance metadata service (AWS credentials).",
+  ),
+  aws_ecs_metadata: about(
+    v.nullish(text(), "http://169.254.170.2"),
+    "ECS task metadata endpoint (AWS credentials in containers).",
+  ),
+  gcp_metadata: about(
+    v.nullish(text(), "http://metadata.google.internal"),
+    "GCE metadata server (`gcp` auth).",
+  ),
+  azure_imds: about(
+    v.nullish(text(), "http://169.254.169.254"),
+    "Azure instance metadata service (`azure` auth).",
+  ),
 });
 
 const MAPPING = "expected a mapping";
@@ -125,25 +198,72 @@ const MAPPING = "expected a mapping";
 /** `providers.infisical` (SPEC §2, §8.1). */
 export const InfisicalSchema = v.object(
   {
-    api_url: v.nullish(text(), "https://app.infisical.com"),
-    verify_ssl: v.nullish(bool(), true),
-    ca_cert: maybe(text()),
-    token: v.nullish(v.object({ ttl: v.nullish(seconds(1), 300) }, MAPPING), {}),
-    auth: maybe(AuthSchema),
-    projects: v.nullish(v.record(v.string(), ProjectSchema, MAPPING), {}),
-    tls: v.nullish(
-      v.object(
-        { certificates: v.nullish(v.record(v.string(), CertificateSchema, MAPPING), {}) },
-        MAPPING,
-      ),
-      {},
+    api_url: about(
+      v.nullish(text(), "https://app.infisical.com"),
+      "Base URL of the Infisical server (Infisical Cloud or self-hosted).",
     ),
-    endpoints: v.nullish(v.object(EndpointsSchema.entries, MAPPING), {}),
-    /** Seconds to wait before each retry of a failed setup request (SPEC §9). */
-    retry_delays: v.nullish(v.array(seconds(0), "expected a list of seconds"), [5, 10, 20, 40, 60]),
-    /** Per-request timeouts in seconds: setup, and the shorter one for lookups. */
-    setup_timeout: v.nullish(seconds(0.001), 30),
-    lookup_timeout: v.nullish(seconds(0.001), 5),
+    verify_ssl: about(
+      v.nullish(bool(), true),
+      "Verify the server's TLS certificate. `false` is for tests only: anyone on the path can then read every secret.",
+    ),
+    ca_cert: about(
+      maybe(text()),
+      "PEM file of an extra CA to trust for this server (a private PKI); the top-level `ca_cert` also applies.",
+    ),
+    token: about(
+      v.nullish(
+        v.object(
+          {
+            ttl: about(
+              v.nullish(seconds(1), 300),
+              "Longest time in seconds a login token is reused (cached in `state_dir/.token.*.json`); the token's own expiry wins when shorter.",
+            ),
+          },
+          MAPPING,
+        ),
+        {},
+      ),
+      "Caching of login tokens.",
+    ),
+    auth: about(
+      maybe(AuthSchema),
+      "Default auth for every project that has none of its own. Every project needs auth from here or its own `auth`.",
+    ),
+    projects: about(
+      v.nullish(v.record(v.string(), ProjectSchema, MAPPING), {}),
+      "Projects by the name workloads use in `secrets[].project`.",
+    ),
+    tls: about(
+      v.nullish(
+        v.object(
+          {
+            certificates: about(
+              v.nullish(v.record(v.string(), CertificateSchema, MAPPING), {}),
+              "Certificates issued and renewed by `psi infisical tls`, by name.",
+            ),
+          },
+          MAPPING,
+        ),
+        {},
+      ),
+      "TLS certificates from Infisical's certificate manager.",
+    ),
+    endpoints: about(
+      v.nullish(v.object(EndpointsSchema.entries, MAPPING), {}),
+      "Cloud identity endpoints used by `aws-iam`, `gcp` and `azure` auth; change them only for tests or unusual networks.",
+    ),
+    retry_delays: about(
+      v.nullish(v.array(seconds(0), "expected a list of seconds"), [5, 10, 20, 40, 60]),
+      "Seconds to wait before each retry of a setup request that failed to connect or got 404/502/503; one retry per element.",
+    ),
+    setup_timeout: about(
+      v.nullish(seconds(0.001), 30),
+      "Timeout in seconds of each request made by setup and the Infisical commands.",
+    ),
+    lookup_timeout: about(
+      v.nullish(seconds(0.001), 5),
+      "Timeout in seconds of a live lookup (a cache miss), so a hung server cannot stall container starts for long.",
+    ),
   },
   MAPPING,
 );
@@ -153,25 +273,49 @@ const KEY_ID = 'expected an even number of hex digits in quotes, such as "02"';
 /** `providers.nitrokeyhsm` with the reference's defaults (SPEC §2, §8.2). */
 export const NitrokeyHsmSchema = v.object(
   {
-    pkcs11_module: v.nullish(text(), "/usr/lib64/pkcs11/opensc-pkcs11.so"),
-    slot: v.nullish(
-      v.pipe(
-        v.number("expected a slot index (0, 1, ...)"),
-        v.integer("expected a slot index (0, 1, ...)"),
-        v.minValue(0, "expected a slot index (0, 1, ...)"),
+    pkcs11_module: about(
+      v.nullish(text(), "/usr/lib64/pkcs11/opensc-pkcs11.so"),
+      "Path of the PKCS#11 module (OpenSC for a Nitrokey HSM 2).",
+    ),
+    slot: about(
+      v.nullish(
+        v.pipe(
+          v.number("expected a slot index (0, 1, ...)"),
+          v.integer("expected a slot index (0, 1, ...)"),
+          v.minValue(0, "expected a slot index (0, 1, ...)"),
+        ),
+        0,
       ),
-      0,
+      "Index into the list of slots that have a token present (not the PKCS#11 slot ID).",
     ),
-    key_label: v.nullish(text(), "podman-secrets"),
-    key_id: v.nullish(
-      v.pipe(stringOrNumber(KEY_ID), v.regex(/^(?:[0-9a-fA-F]{2})+$/, KEY_ID)),
-      "02",
+    key_label: about(
+      v.nullish(text(), "podman-secrets"),
+      "Label of the RSA key pair; used when no key has `key_id`.",
     ),
-    pin: v.nullish(stringOrNumber("expected a PIN string"), null),
-    public_key_cache: v.nullish(text(), null),
-    pcscd_volume: v.nullish(text(), "pcscd-socket"),
-    oaep_hash: v.nullish(v.picklist(["sha256", "sha1"], 'expected "sha256" or "sha1"'), "sha256"),
-    init_params: v.nullish(v.string("expected a string"), null),
+    key_id: about(
+      v.nullish(v.pipe(stringOrNumber(KEY_ID), v.regex(/^(?:[0-9a-fA-F]{2})+$/, KEY_ID)), "02"),
+      "CKA_ID of the RSA key pair in hex; tried first.",
+    ),
+    pin: about(
+      v.nullish(stringOrNumber("expected a PIN string"), null),
+      "User PIN. Prefer the `hsm-pin` systemd credential; order: `$CREDENTIALS_DIRECTORY/hsm-pin`, this key, `PSI_NITROKEYHSM_PIN`.",
+    ),
+    public_key_cache: about(
+      v.nullish(text(), null),
+      "Where the token's public key is kept (DER), so encrypting needs no token.",
+    ),
+    pcscd_volume: about(
+      v.nullish(text(), "pcscd-socket"),
+      "Podman volume that shares the host's pcscd socket with the PSI containers (container mode).",
+    ),
+    oaep_hash: about(
+      v.nullish(v.picklist(["sha256", "sha1"], 'expected "sha256" or "sha1"'), "sha256"),
+      "RSA-OAEP hash. `sha1` only for tokens that cannot do SHA-256 (SoftHSM 2.6); never change it once blobs exist.",
+    ),
+    init_params: about(
+      v.nullish(v.string("expected a string"), null),
+      "String passed to C_Initialize (NSS softokn needs its configdir here); unset for OpenSC.",
+    ),
   },
   MAPPING,
 );
@@ -182,14 +326,27 @@ export const LocalSchema = v.object({}, MAPPING);
 /** `cache` (SPEC §2, §6.5, §7). */
 export const CacheSchema = v.object(
   {
-    enabled: v.nullish(bool(), true),
-    backend: maybe(
-      v.picklist(["tpm", "hsm", "keyfile"], 'expected one of "tpm", "hsm", "keyfile"'),
+    enabled: about(
+      v.nullish(bool(), true),
+      "Use the encrypted cache. `false`: every lookup asks the provider.",
     ),
-    path: maybe(text()),
-    key_file: maybe(text()),
-    refresh_interval: v.nullish(duration(), "1h"),
-    refresh_randomized_delay: v.nullish(duration(), "5m"),
+    backend: about(
+      maybe(v.picklist(["tpm", "hsm", "keyfile"], 'expected one of "tpm", "hsm", "keyfile"')),
+      "Who holds the cache key (see [secret-cache.md](secret-cache.md)). Unset: serve warns and runs without a cache.",
+    ),
+    path: about(maybe(text()), "The encrypted cache file."),
+    key_file: about(
+      maybe(text()),
+      "Key of the `keyfile` backend (32 bytes, 0600), created by `psi cache init --backend keyfile`.",
+    ),
+    refresh_interval: about(
+      v.nullish(duration(), "1h"),
+      "How often the refresh timer re-runs setup; `psi status` warns when the cache is older than twice this.",
+    ),
+    refresh_randomized_delay: about(
+      v.nullish(duration(), "5m"),
+      "Random delay added to each refresh (systemd `RandomizedDelaySec=`), so a fleet does not refresh at once.",
+    ),
   },
   MAPPING,
 );
@@ -197,9 +354,12 @@ export const CacheSchema = v.object(
 /** One Infisical source of a workload. */
 export const SourceSchema = v.object(
   {
-    project: text(),
-    path: v.nullish(text(), "/"),
-    recursive: v.nullish(bool(), false),
+    project: about(text(), "Name of a project under `providers.infisical.projects`."),
+    path: about(v.nullish(text(), "/"), "Folder in the project."),
+    recursive: about(
+      v.nullish(bool(), false),
+      "Include secrets of sub-folders (a key found twice: the later one wins).",
+    ),
   },
   "expected a mapping such as {project: myproject, path: /myapp}",
 );
@@ -207,10 +367,34 @@ export const SourceSchema = v.object(
 /** `workloads.<name>` (SPEC §2). */
 export const WorkloadSchema = v.object(
   {
-    provider: v.nullish(text(), "infisical"),
-    unit: maybe(text()),
-    depends_on: v.nullish(v.array(text(), "expected a list of unit names"), []),
-    secrets: v.nullish(v.array(SourceSchema, "expected a list of sources"), []),
+    provider: about(
+      v.nullish(text(), "infisical"),
+      "Provider of the workload's secrets; must be configured under `providers`.",
+    ),
+    unit: about(
+      maybe(text()),
+      "The workload's unit (for example `myapp.container`); informational.",
+    ),
+    depends_on: about(
+      v.nullish(v.array(text(), "expected a list of unit names"), []),
+      "Units the container starts after (`After=` and `Wants=` in its drop-in), e.g. `psi-infisical-setup.service`.",
+    ),
+    secrets: about(
+      v.nullish(v.array(SourceSchema, "expected a list of sources"), []),
+      "Infisical sources, merged in order (a later source wins on a key clash).",
+    ),
+    on_change: about(
+      v.nullish(v.picklist(["none", "restart"], 'expected "none" or "restart"'), "none"),
+      "What `psi setup` does when a value of this workload changed since the previous `cache.enc`: `none` (nothing, as the reference) or `restart` (restart the workload's unit so its containers get the new value; see the operations guide).",
+    ),
+    restart_unit: about(
+      maybe(v.pipe(text(UNIT_NAME), v.regex(/^[A-Za-z0-9:_.\\@-]+\.service$/, UNIT_NAME))),
+      "With `on_change: restart`: the unit to restart when it is not the service quadlet derives from `unit` (`myapp.container` → `myapp.service`); a template such as `worker@.service` restarts its running instances one at a time.",
+    ),
+    allow_empty: about(
+      v.nullish(bool(), false),
+      "A source that lists no secrets while the workload still has some keeps them (and setup exits 1) unless this is true, which confirms that emptying the workload is intended (as `psi setup --allow-empty` does for one run).",
+    ),
   },
   MAPPING,
 );
@@ -231,25 +415,55 @@ const WorkloadNameSchema = v.pipe(
 /** The top-level keys (SPEC §2); unknown ones are errors (as in the reference). */
 export const ConfigSchema = v.strictObject(
   {
-    scope: maybe(v.picklist(["system", "user"], 'expected "system" or "user"')),
-    state_dir: maybe(text()),
-    systemd_dir: maybe(text()),
-    ca_cert: maybe(text()),
-    socket_token: maybe(stringOrNumber("expected a token string")),
-    providers: v.nullish(
-      v.object(
-        {
-          // An empty block (`local:`) configures the provider with its defaults.
-          infisical: v.optional(v.nullable(InfisicalSchema, {})),
-          nitrokeyhsm: v.optional(v.nullable(NitrokeyHsmSchema, {})),
-          local: v.optional(v.nullable(LocalSchema, {})),
-        },
-        MAPPING,
-      ),
-      {},
+    scope: about(
+      maybe(v.picklist(["system", "user"], 'expected "system" or "user"')),
+      "Which default paths apply: `system` (root) or `user` (rootless Podman).",
     ),
-    workloads: v.nullish(v.record(WorkloadNameSchema, WorkloadSchema, MAPPING), {}),
-    cache: maybe(CacheSchema),
+    state_dir: about(
+      maybe(text()),
+      "Mapping files (one per Podman secret), the cache, token caches, the HSM public key.",
+    ),
+    systemd_dir: about(
+      maybe(text()),
+      "Where quadlets and workload drop-ins (`<name>.container.d/50-secrets.conf`) are written.",
+    ),
+    ca_cert: about(
+      maybe(text()),
+      "PEM CA bundle trusted by PSI's HTTP clients and mounted into the PSI containers.",
+    ),
+    socket_token: about(
+      maybe(stringOrNumber("expected a token string")),
+      "Bearer token the lookup socket requires (8+ of `A-Za-z0-9._~+/=-`). Prefer the `psi-socket-token` credential; order: `$CREDENTIALS_DIRECTORY/psi-socket-token`, this key, `PSI_SOCKET_TOKEN`.",
+    ),
+    providers: about(
+      v.nullish(
+        v.object(
+          {
+            // An empty block (`local:`) configures the provider with its defaults.
+            infisical: about(
+              v.optional(v.nullable(InfisicalSchema, {})),
+              "Secrets fetched from Infisical by setup ([providers/infisical.md](providers/infisical.md)).",
+            ),
+            nitrokeyhsm: about(
+              v.optional(v.nullable(NitrokeyHsmSchema, {})),
+              "Secrets encrypted to an RSA key on a PKCS#11 token ([providers/nitrokeyhsm.md](providers/nitrokeyhsm.md)).",
+            ),
+            local: about(
+              v.optional(v.nullable(LocalSchema, {})),
+              "Secrets sealed on this host with the cache key ([providers/local.md](providers/local.md)).",
+            ),
+          },
+          MAPPING,
+        ),
+        {},
+      ),
+      "Configured providers; a provider is configured when its key is present (`local: {}` is enough).",
+    ),
+    workloads: about(
+      v.nullish(v.record(WorkloadNameSchema, WorkloadSchema, MAPPING), {}),
+      "Workloads by name; the name prefixes its Podman secrets (`<name>--<KEY>`), a trailing `@` marks a template unit.",
+    ),
+    cache: about(maybe(CacheSchema), "The encrypted cache ([secret-cache.md](secret-cache.md))."),
   },
   "expected a mapping of the top-level keys",
 );

@@ -70,6 +70,11 @@ export interface CacheBackend {
   encrypt(plaintext: Uint8Array): Promise<Uint8Array>;
   decrypt(payload: Uint8Array): Promise<Uint8Array>;
   close(): Promise<void>;
+  /**
+   * Re-reads the key from where `open()` got it (a key file, a credential file) and
+   * resolves true when it changed; backends whose key cannot change under them omit it.
+   */
+  reloadKey?(): Promise<boolean>;
 }
 
 /** Builds a cache backend from the context. */

@@ -1,4 +1,5 @@
 export * from "./aes-key-backend.js";
+export * from "./config-doc.js";
 export * from "./config-load.js";
 export * from "./config-schema.js";
 export * from "./contracts.js";
@@ -9,4 +10,5 @@ export * from "./logger.js";
 export * from "./logger-types.js";
 export * from "./mapping.js";
 export * from "./paths.js";
+export * from "./read-regular.js";
 export * from "./secret-id.js";

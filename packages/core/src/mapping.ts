@@ -1,6 +1,12 @@
 import { pythonJsonDumps } from "@psi/envelope";
 import { PsiError } from "./errors.js";
 
+/**
+ * The largest mapping file PSI reads: the lookup socket's `/store` body limit, so anything
+ * bigger was not written through PSI (mappings are a few hundred bytes).
+ */
+export const MAX_MAPPING_BYTES = 1024 * 1024;
+
 /** A parsed mapping file: any JSON object with a string `provider` (SPEC §3). */
 export type Mapping = { provider: string } & Record<string, unknown>;
 

@@ -22,7 +22,7 @@ import { tempDir } from "./helpers/tmp.js";
 const fixtures = fileURLToPath(new URL("./fixtures/config/", import.meta.url));
 const fixture = (name: string) => join(fixtures, name);
 const env = { HOME: "/home/alice" };
-const HINT = "fix the keys listed above (configuration reference: the @psi/core README)";
+const HINT = "fix the keys listed above (every key is described in docs/configuration.md)";
 const TOP =
   "top-level keys: scope, state_dir, systemd_dir, ca_cert, socket_token, providers, workloads, cache";
 
@@ -131,13 +131,23 @@ describe("valid configurations", () => {
           unit: "myapp.container",
           depends_on: ["psi-infisical-setup.service"],
           secrets: [{ project: "myproject", path: "/myapp", recursive: false }],
+          on_change: "none",
+          allow_empty: false,
         },
         "worker@": {
           provider: "infisical",
           depends_on: [],
           secrets: [{ project: "other", path: "/worker", recursive: true }],
+          on_change: "none",
+          allow_empty: false,
         },
-        signing: { provider: "nitrokeyhsm", depends_on: [], secrets: [] },
+        signing: {
+          provider: "nitrokeyhsm",
+          depends_on: [],
+          secrets: [],
+          on_change: "none",
+          allow_empty: false,
+        },
       },
       cache: {
         enabled: true,
@@ -394,6 +404,14 @@ describe("broken configurations: one exact message each", () => {
     [
       "bad-oaep-hash.yaml",
       '3:16: providers.nitrokeyhsm.oaep_hash: expected "sha256" or "sha1", got "sha512"',
+    ],
+    [
+      "bad-on-change.yaml",
+      '4:16: workloads.myapp.on_change: expected "none" or "restart", got "reload"',
+    ],
+    [
+      "bad-restart-unit.yaml",
+      '4:19: workloads.myapp.restart_unit: expected a service unit name such as myapp.service or worker@.service, got "myapp.container"',
     ],
     [
       "bad-duration.yaml",

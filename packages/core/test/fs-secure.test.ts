@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ensureDir, isPsiError, writeFileAtomic } from "../src/index.js";
-import { tempDir } from "./helpers/tmp.js";
+import { onPath, requireTool, tempDir } from "./helpers/tmp.js";
 
 const hooks = fileURLToPath(new URL("./helpers/ts-hooks.mjs", import.meta.url));
 const fsSecure = fileURLToPath(new URL("../src/fs-secure.ts", import.meta.url));
@@ -30,6 +30,117 @@ function nodeScript(script: string, args: string[] = []): ChildProcess {
     },
   );
 }
+
+const noStrace = requireTool(onPath("strace"), "strace", "strace");
+
+interface Syscall {
+  pid: string;
+  name: string;
+  args: string;
+  result: number | undefined;
+}
+
+/** strace -f output as calls in the order they started (an unfinished call gets its result when resumed). */
+function parseStrace(text: string): Syscall[] {
+  const calls: Syscall[] = [];
+  const pending = new Map<string, Syscall>();
+  for (const line of text.split("\n")) {
+    const resumed = /^(\d+)\s+<\.\.\. (\w+) resumed>.*\)\s+=\s+(-?\d+)/.exec(line);
+    if (resumed) {
+      const call = pending.get(`${resumed[1]}:${resumed[2]}`);
+      if (call) call.result = Number(resumed[3]);
+      continue;
+    }
+    const started = /^(\d+)\s+(\w+)\((.*)$/.exec(line);
+    if (!started) continue;
+    const [, pid, name, rest] = started as unknown as [string, string, string, string];
+    const done = /\)\s+=\s+(-?\d+)/.exec(rest);
+    const call: Syscall = { pid, name, args: rest, result: done ? Number(done[1]) : undefined };
+    calls.push(call);
+    if (!done) pending.set(`${pid}:${name}`, call);
+  }
+  return calls;
+}
+
+describe.skipIf(noStrace)("writeFileAtomic as the kernel sees it (strace)", () => {
+  it("writes the temp file, fsyncs it, renames it over the target, then fsyncs the directory", async () => {
+    const target = join(dir.path, "cache.enc");
+    await writeFile(target, "old");
+    const log = join(dir.path, "strace.log");
+    const script = `import { writeFileAtomic } from ${JSON.stringify(fsSecure)};
+await writeFileAtomic(process.argv[1], "payload-${"x".repeat(8)}");`;
+    const child = spawn(
+      "strace",
+      [
+        "-f",
+        "-qq",
+        "-e",
+        "trace=openat,write,fsync,fdatasync,rename,renameat,renameat2",
+        "-o",
+        log,
+        process.execPath,
+        "--import",
+        hooks,
+        "--input-type=module",
+        "-e",
+        script,
+        target,
+      ],
+      { stdio: ["ignore", "ignore", "pipe"] },
+    );
+    let stderr = "";
+    child.stderr?.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const [code] = (await once(child, "close")) as [number];
+    expect(code, stderr).toBe(0);
+    expect(await readFile(target, "utf8")).toBe(`payload-${"x".repeat(8)}`);
+
+    const calls = parseStrace(await readFile(log, "utf8"));
+    const at = (predicate: (call: Syscall) => boolean, from = 0): number => {
+      const index = calls.findIndex((call, position) => position >= from && predicate(call));
+      expect(index, `no matching syscall after #${from}`).toBeGreaterThanOrEqual(0);
+      return index;
+    };
+    const tempPrefix = join(dir.path, ".psi-");
+    const create = at(
+      (c) => c.name === "openat" && c.args.includes(`"${tempPrefix}`) && c.args.includes("O_CREAT"),
+    );
+    const tempFd = calls[create]!.result!;
+    const tempPath = /"([^"]+)"/.exec(calls[create]!.args)![1]!;
+    const write = at(
+      (c) => c.name === "write" && c.args.startsWith(`${tempFd}, "payload-`),
+      create,
+    );
+    const sync = at(
+      (c) => (c.name === "fsync" || c.name === "fdatasync") && c.args.startsWith(`${tempFd})`),
+      write,
+    );
+    const rename = at(
+      (c) =>
+        c.name.startsWith("rename") &&
+        c.args.includes(`"${tempPath}"`) &&
+        c.args.includes(`"${target}"`),
+      sync,
+    );
+    const openDir = at(
+      (c) =>
+        c.name === "openat" && c.args.includes(`"${dir.path}"`) && c.args.includes("O_DIRECTORY"),
+      rename,
+    );
+    const dirFd = calls[openDir]!.result!;
+    at(
+      (c) => (c.name === "fsync" || c.name === "fdatasync") && c.args.startsWith(`${dirFd})`),
+      openDir,
+    );
+    // Nothing wrote the target in place.
+    expect(
+      calls.some(
+        (c) => c.name === "openat" && c.args.includes(`"${target}"`) && c.args.includes("O_WRONLY"),
+      ),
+    ).toBe(false);
+  });
+});
 
 describe("writeFileAtomic", () => {
   it("writes the content with mode 0600 by default", async () => {

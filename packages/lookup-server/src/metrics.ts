@@ -90,6 +90,15 @@ export function createMetrics(): Metrics {
         `psi_cache_entries{origin="file"} ${cache?.fileEntries ?? 0}`,
         `psi_cache_entries{origin="memory"} ${cache?.memoryEntries ?? 0}`,
       );
+      if (cache?.backend) {
+        const reason =
+          cache.degraded === undefined ? "" : `{reason="${label(cache.degraded.slice(0, 200))}"}`;
+        lines.push(
+          "# HELP psi_cache_degraded 1 when cache.enc on disk cannot be decrypted by the running serve (restart it).",
+          "# TYPE psi_cache_degraded gauge",
+          `psi_cache_degraded${reason} ${cache.degraded === undefined ? 0 : 1}`,
+        );
+      }
       if (cache?.writtenAt !== undefined) {
         lines.push(
           "# HELP psi_cache_written_timestamp_seconds When setup wrote the loaded cache file.",

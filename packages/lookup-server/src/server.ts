@@ -343,14 +343,21 @@ export function createLookupServer(options: LookupServerOptions): LookupServer {
         list(res);
         return;
       case "metrics":
-        send(
-          res,
-          200,
-          Buffer.from(metrics!.render(cache?.stats(), wallClock())),
-          "text/plain; version=0.0.4; charset=utf-8",
-        );
+        track(metricsAnswer(res));
         return;
     }
+  }
+
+  async function metricsAnswer(res: ServerResponse): Promise<void> {
+    // Describe cache.enc as it is on disk now, not as of the last lookup: setup waits for
+    // the new file's written_at here before it restarts workloads.
+    await cache?.reloadIfChanged().catch(() => false);
+    send(
+      res,
+      200,
+      Buffer.from(metrics!.render(cache?.stats(), wallClock())),
+      "text/plain; version=0.0.4; charset=utf-8",
+    );
   }
 
   function track(work: Promise<void>): void {

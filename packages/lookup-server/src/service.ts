@@ -1,4 +1,4 @@
-import { type FSWatcher, readdirSync, readFileSync, unlinkSync, watch } from "node:fs";
+import { type FSWatcher, readdirSync, unlinkSync, watch } from "node:fs";
 import { join } from "node:path";
 import type { CacheStore } from "@psi/cache";
 import type { Logger, Mapping, Provider } from "@psi/core";
@@ -7,8 +7,10 @@ import {
   errorMessage,
   isPsiError,
   isReservedStateFile,
+  MAX_MAPPING_BYTES,
   PsiError,
   parseMapping,
+  readRegularFileSync,
   secretIdProblem,
   writeFileAtomic,
 } from "@psi/core";
@@ -173,12 +175,27 @@ export function createLookupService(options: LookupServiceOptions): LookupServic
     let bytes: Buffer;
     try {
       // Mapping files are a few hundred bytes on local disk: a synchronous read costs less
-      // than four thread-pool round trips and keeps the hit path short.
-      bytes = readFileSync(join(stateDir, id));
+      // than four thread-pool round trips and keeps the hit path short. The reader never
+      // follows a symlink nor waits on a FIFO or device, and reads at most the cap.
+      bytes = readRegularFileSync(join(stateDir, id), {
+        maxBytes: MAX_MAPPING_BYTES,
+        what: `the mapping of secret ${id}`,
+        hint: `remove it (psi secret delete, or podman secret rm ${id}) and store it again`,
+      });
     } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === "ENOENT" || code === "ENOTDIR") {
+      if (isPsiError(error, "fs.not_found")) {
         throw new LookupFailure(404, "not_found", `no mapping for secret ${id}`);
+      }
+      const code = isPsiError(error) ? error.code : undefined;
+      if (code === "fs.symlink" || code === "fs.not_regular" || code === "fs.too_large") {
+        logger.warn(`lookup ${id}: ${errorMessage(error)}`, {
+          event: "lookup",
+          secret_id: id,
+          outcome: "corrupt_mapping",
+          code,
+          ...(isPsiError(error) && error.hint ? { hint: error.hint } : {}),
+        });
+        throw new LookupFailure(500, "corrupt_mapping", clip(errorMessage(error)));
       }
       logger.error(`cannot read the mapping of secret ${id}`, {
         event: "lookup",
@@ -224,7 +241,8 @@ export function createLookupService(options: LookupServiceOptions): LookupServic
       checkId(id);
       mapping = readMapping(id);
       if (cache) {
-        await cache.reloadIfChanged();
+        // Never waits: a reload in progress (or a stuck one) must not hold up the answer.
+        void cache.reloadIfChanged();
         const hit = cache.lookup(mapping);
         if (hit) {
           if (logger.enabled("debug")) {

@@ -215,12 +215,15 @@ describe("GET /lookup/<id>", () => {
     expect(warnings.every((r) => r.level === "warn")).toBe(true);
   });
 
-  it("answers 502 internal_error when the mapping cannot be read", async () => {
+  it("answers 500 corrupt_mapping, naming what is there, when the mapping is a directory", async () => {
     harness = await startServer();
     await mkdir(join(harness.stateDir, "adir"));
     const res = await harness.request({ path: "/lookup/adir" });
-    expect(res.status).toBe(502);
-    expect(json(res.text).error).toBe("internal_error");
+    expect(res.status).toBe(500);
+    expect(json(res.text)).toMatchObject({
+      error: "corrupt_mapping",
+      detail: expect.stringContaining("is a directory"),
+    });
   });
 
   it("remembers mappings but follows changes on disk (inotify) and through the socket", async () => {
@@ -270,8 +273,9 @@ describe("GET /lookup/<id>", () => {
       ),
       harness.request({ path: "/lookup/id3" }),
     ];
-    while (provider.calls < 2) await new Promise((r) => setTimeout(r, 5));
-    await new Promise((r) => setTimeout(r, 50));
+    // Release only once all 17 requests are inside the server (no fixed sleep: wait for it).
+    while (provider.calls < 2 || harness.server.inFlight() < 17)
+      await new Promise((r) => setTimeout(r, 5));
     provider.release();
     const answers = await Promise.all(requests);
     expect(answers.slice(0, 16).every((r) => r.status === 200 && r.text === "db.internal")).toBe(
@@ -294,6 +298,10 @@ describe("GET /lookup/<id>", () => {
     await harness.writeMapping(ID, mappingFor("DB"));
     expect((await harness.request({ path: `/lookup/${ID}` })).text).toBe("one");
     await cacheFile.save([{ key: "DB", value: "two" }]);
+    // The lookup that notices the change starts the reload and answers at once from
+    // memory; the reload's end is the event to wait for.
+    expect((await harness.request({ path: `/lookup/${ID}` })).text).toBe("one");
+    await store.reloadIfChanged();
     expect((await harness.request({ path: `/lookup/${ID}` })).text).toBe("two");
     expect(provider.calls).toBe(0);
   });
@@ -614,5 +622,28 @@ describe("GET /metrics", () => {
     expect(res.text).toContain('psi_cache_entries{origin="memory"} 1');
     expect(res.text).toMatch(/psi_cache_age_seconds \d/);
     noValuesIn(res.text);
+  });
+
+  it("reports the cache.enc on disk now, without waiting for a lookup to reload it", async () => {
+    const cacheFile = await keyfileCache(await cacheDir(), [{ key: "A", value: "one" }]);
+    const store = createCacheStore({
+      path: cacheFile.path,
+      backend: cacheFile.backend,
+      logger: silent,
+    });
+    await store.load();
+    harness = await startServer({ cache: store });
+    const before = await harness.request({ path: "/metrics" });
+    expect(before.text).toContain('psi_cache_entries{origin="file"} 1');
+    await saveCache({
+      path: cacheFile.path,
+      backend: cacheFile.backend,
+      fetched: ["A", "B"].map((key) => ({ mapping: mappingFor(key), value: Buffer.from(key) })),
+      prune: true,
+      now: () => 4_000_000_000_000,
+    });
+    const after = await harness.request({ path: "/metrics" });
+    expect(after.text).toContain('psi_cache_entries{origin="file"} 2');
+    expect(after.text).toContain("psi_cache_written_timestamp_seconds 4000000000");
   });
 });

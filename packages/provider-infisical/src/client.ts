@@ -1,10 +1,15 @@
 import { readFile } from "node:fs/promises";
+import { setTimeout as delay } from "node:timers/promises";
 import type { AuthConfig, Env, InfisicalConfig, Logger } from "@psi/core";
 import { infisicalError } from "./errors.js";
 import { createHttp, type FetchFn, type HttpAnswer, type HttpRequest } from "./http.js";
 import { buildLoginBody, LOGIN_PATHS } from "./login.js";
+import { type RateLimitPolicy, rateLimitWaitMs, retryAfterSeconds } from "./retry.js";
 import {
   BatchResponseSchema,
+  CertificateBundleResponseSchema,
+  CertificateRequestResponseSchema,
+  FolderListResponseSchema,
   FolderResponseSchema,
   GetSecretResponseSchema,
   IssueCertificateResponseSchema,
@@ -13,6 +18,7 @@ import {
   LoginResponseSchema,
   parseAnswer,
   RenewCertificateResponseSchema,
+  SecretImportListResponseSchema,
   WriteSecretResponseSchema,
 } from "./schemas.js";
 import { tlsFetch } from "./tls-fetch.js";
@@ -35,6 +41,8 @@ export interface InfisicalClientOptions {
   caCert?: string | undefined;
   /** Clock in milliseconds (token expiry). */
   now?: () => number;
+  /** How a 429 is retried (after `Retry-After`, with jitter, bounded). */
+  rateLimit?: RateLimitPolicy;
 }
 
 /** Per-call options: `purpose` picks the timeout (lookup_timeout or setup_timeout). */
@@ -109,11 +117,37 @@ export function createInfisicalClient(options: InfisicalClientOptions) {
   const now = options.now ?? Date.now;
   const logger = options.logger;
   const apiUrl = config.api_url.replace(/\/+$/, "");
-  const send = createHttp({
+  const sendOnce = createHttp({
     baseUrl: apiUrl,
     service: "Infisical",
     fetch: options.fetch ?? configuredFetch(config.verify_ssl, config.ca_cert ?? options.caCert),
   });
+
+  /**
+   * Sends a request; a 429 is sent again after its `Retry-After` plus jitter, a bounded
+   * number of times, and only while the wait is short enough for the call's purpose (a
+   * lookup holds a container start). The last answer is returned, whatever it is.
+   */
+  async function send(request: HttpRequest, call: CallOptions = {}): Promise<HttpAnswer> {
+    const policy = options.rateLimit ?? {};
+    const retries = policy.retries ?? 3;
+    const maxWait = policy.maxWaitSeconds ?? (call.purpose === "lookup" ? 2 : 30);
+    for (let attempt = 0; ; attempt++) {
+      const answer = await sendOnce(request);
+      if (answer.status !== 429 || attempt >= retries) return answer;
+      const wait = rateLimitWaitMs(
+        retryAfterSeconds(answer.retryAfter, now()),
+        maxWait,
+        policy.random,
+      );
+      if (wait === undefined) return answer;
+      logger?.warn(
+        `Infisical is rate-limiting ${request.method} ${request.url}; retrying in ${wait / 1000} s`,
+        { event: "infisical.rate_limited", attempt: attempt + 1, wait_ms: wait },
+      );
+      await delay(wait, undefined, call.signal ? { signal: call.signal } : undefined);
+    }
+  }
   const files = createTokenFiles({ stateDir: options.stateDir, logger });
   const memory = new Map<string, CachedToken>();
   const inflight = new Map<string, Promise<CachedToken>>();
@@ -178,13 +212,18 @@ export function createInfisicalClient(options: InfisicalClientOptions) {
       }
       throw error;
     });
-    const answer = await send({
-      method: "POST",
-      url: `/api/v1/auth/${LOGIN_PATHS[method]}/login`,
-      body,
-      timeoutMs: timeoutMs(call),
-      signal: call.signal,
-    });
+    const answer = await send(
+      {
+        method: "POST",
+        url: `/api/v1/auth/${LOGIN_PATHS[method]}/login`,
+        body,
+        timeoutMs: timeoutMs(call),
+        signal: call.signal,
+      },
+      call,
+    );
+    if (answer.status === 429)
+      throw rateLimited(answer, "POST", `/api/v1/auth/${LOGIN_PATHS[method]}/login`);
     if (answer.status < 200 || answer.status >= 300) {
       if ([400, 401, 403, 404].includes(answer.status)) {
         throw infisicalError(
@@ -242,6 +281,49 @@ export function createInfisicalClient(options: InfisicalClientOptions) {
     }
   }
 
+  function rateLimited(answer: HttpAnswer, method: string, path: string) {
+    const after = retryAfterSeconds(answer.retryAfter, now());
+    return infisicalError(
+      "provider.rate_limited",
+      `Infisical is rate-limiting ${method} ${path} (HTTP 429${after === undefined ? "" : `, retry after ${after} s`})`,
+      {
+        status: 429,
+        hint: "too many requests from this host or fleet: PSI retried after Retry-After; spread the runs (refresh_randomized_delay) or raise the rate limit in Infisical",
+      },
+    );
+  }
+
+  /**
+   * Infisical's answer when `expandSecretReferences` meets a reference it cannot expand
+   * (the identity may not read the referenced folder): 403 with "... which is referenced by
+   * secret ..." (get) or "Failed to expand one or more secret references" and `details`
+   * (list). Undefined for any other answer.
+   */
+  function unexpandable(answer: HttpAnswer, target: ResolvedProject, method: string, path: string) {
+    if (answer.status !== 403) return undefined;
+    let body: { message?: unknown; details?: unknown } = {};
+    try {
+      body = JSON.parse(answer.body) as typeof body;
+    } catch {
+      return undefined;
+    }
+    const message = typeof body.message === "string" ? body.message : "";
+    if (!/referenced by secret|expand one or more secret references/.test(message))
+      return undefined;
+    const details = Array.isArray(body.details)
+      ? body.details.filter((item): item is string => typeof item === "string")
+      : [];
+    const why = (details.length > 0 ? details.join("; ") : message).slice(0, 400);
+    return infisicalError(
+      "provider.reference_unexpandable",
+      `Infisical cannot expand a secret reference for ${method} ${path} in project ${target.name}: ${why}`,
+      {
+        status: 403,
+        hint: `give the machine identity of project ${target.name} read access to the folder the reference points at, or fix the \${...} reference in Infisical`,
+      },
+    );
+  }
+
   function httpError(answer: HttpAnswer, method: string, path: string) {
     return infisicalError(
       answer.status === 404 ? "provider.not_found" : "provider.http_error",
@@ -260,13 +342,13 @@ export function createInfisicalClient(options: InfisicalClientOptions) {
     build: (token: string) => HttpRequest,
   ): Promise<HttpAnswer> {
     const token = await tokenFor(target, call);
-    const answer = await send(build(token));
+    const answer = await send(build(token), call);
     if (answer.status !== 401) return answer;
     logger?.debug("Infisical refused a cached token; logging in again", {
       event: "infisical.login",
       project: target.name,
     });
-    return send(build(await tokenFor(target, call, token)));
+    return send(build(await tokenFor(target, call, token)), call);
   }
 
   /** Throws the SPEC §8.1 error for a non-2xx answer. */
@@ -278,6 +360,9 @@ export function createInfisicalClient(options: InfisicalClientOptions) {
     notFound?: string,
   ): void {
     if (answer.status >= 200 && answer.status < 300) return;
+    if (answer.status === 429) throw rateLimited(answer, method, path);
+    const reference = unexpandable(answer, target, method, path);
+    if (reference) throw reference;
     if (answer.status === 401 || answer.status === 403) {
       throw infisicalError(
         "provider.auth_failed",
@@ -298,6 +383,64 @@ export function createInfisicalClient(options: InfisicalClientOptions) {
   }
 
   const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
+
+  /**
+   * Where the imports of a recursive listing at `root` are attached: for each imported
+   * `environment\0path`, the folders of the tree importing it, shallowest first. Walks
+   * the tree (`GET /api/v1/folders`) and reads each folder's imports
+   * (`GET /api/v2/secret-imports`); only recursive listings with imports pay for this.
+   */
+  async function importAttachments(
+    target: ResolvedProject,
+    root: string,
+    call: CallOptions,
+  ): Promise<Map<string, string[]>> {
+    const attached = new Map<string, string[]>();
+    const get = async (url: string, query: Record<string, string>) => {
+      const answer = await authed(target, call, (token) => ({
+        method: "GET",
+        url,
+        query,
+        headers: bearer(token),
+        timeoutMs: timeoutMs(call),
+        signal: call.signal,
+      }));
+      judge(
+        answer,
+        target,
+        "GET",
+        url,
+        `folder ${query["path"]} not found in project ${target.name}`,
+      );
+      return answer.body;
+    };
+    const scope = { projectId: target.id, environment: target.environment };
+    let level = [root];
+    while (level.length > 0) {
+      const next: string[] = [];
+      for (const folder of level) {
+        const [children, imports] = await Promise.all([
+          get("/api/v1/folders", { ...scope, workspaceId: target.id, path: folder }),
+          get("/api/v2/secret-imports", { ...scope, path: folder }),
+        ]);
+        for (const child of parseAnswer(FolderListResponseSchema, children, "GET /api/v1/folders")
+          .folders)
+          next.push(normalizeSecretPath(`${folder}/${child.name}`));
+        const listed = parseAnswer(
+          SecretImportListResponseSchema,
+          imports,
+          "GET /api/v2/secret-imports",
+        );
+        for (const entry of listed.secretImports) {
+          const id = `${entry.importEnv.slug}\u0000${normalizeSecretPath(entry.importPath)}`;
+          if (!attached.has(id)) attached.set(id, []);
+          attached.get(id)!.push(folder);
+        }
+      }
+      level = next.sort();
+    }
+    return attached;
+  }
 
   const client = {
     /** Logs in for `projectName` now (ignoring caches) and caches the token. */
@@ -340,26 +483,39 @@ export function createInfisicalClient(options: InfisicalClientOptions) {
       judge(answer, target, "GET", apiPath);
       const parsed = parseAnswer(ListSecretsResponseSchema, answer.body, `GET ${apiPath}`);
       const merged = new Map<string, ListedSecret>();
+      // Local keys per folder: an import attached to a folder that has the key itself is
+      // shadowed there (a lookup at that folder answers the local value).
+      const locals = new Map<string, Set<string>>();
       for (const secret of parsed.secrets) {
         if (secret.secretValueHidden === true)
           throw hidden(secret.secretKey, secret.secretPath ?? secretPath, target);
-        merged.set(secret.secretKey, {
-          key: secret.secretKey,
-          value: secret.secretValue,
-          path: normalizeSecretPath(secret.secretPath ?? secretPath),
-        });
+        const path = normalizeSecretPath(secret.secretPath ?? secretPath);
+        merged.set(secret.secretKey, { key: secret.secretKey, value: secret.secretValue, path });
+        if (!locals.has(path)) locals.set(path, new Set());
+        locals.get(path)!.add(secret.secretKey);
       }
       const imports = parsed.imports ?? [];
+      // A lookup finds an imported secret at the folder the import is attached to (through
+      // include_imports, which follows imports of imports and cross-project imports too).
+      // A plain listing is of that folder. A recursive one returns the imports of every
+      // folder of the tree without saying whose they are: ask Infisical where each is
+      // attached. Where that finds nothing, a same-environment import keeps its own path
+      // (its secrets are usually there) and any other the listed one; a lookup there may
+      // miss, and the value setup cached answers (README, "Imports").
+      const attached =
+        request.recursive && imports.length > 0
+          ? await importAttachments(target, secretPath, call)
+          : undefined;
       for (let index = imports.length - 1; index >= 0; index--) {
         const source = imports[index]!;
-        // Same environment: the secret's own path finds it directly. Another environment:
-        // only the importing folder finds it, through include_imports on the lookup.
-        const path =
-          source.environment === target.environment
-            ? normalizeSecretPath(source.secretPath)
-            : secretPath;
+        const from = normalizeSecretPath(source.secretPath);
+        const folders = attached?.get(`${source.environment}\u0000${from}`);
         for (const secret of source.secrets) {
           if (merged.has(secret.secretKey)) continue;
+          const path = !attached
+            ? secretPath
+            : (folders?.find((folder) => !locals.get(folder)?.has(secret.secretKey)) ??
+              (source.environment === target.environment ? from : secretPath));
           if (secret.secretValueHidden === true)
             throw hidden(secret.secretKey, source.secretPath, target);
           merged.set(secret.secretKey, {
@@ -502,18 +658,53 @@ export function createInfisicalClient(options: InfisicalClientOptions) {
       return "approval" in parsed ? "pending_approval" : "created";
     },
 
-    /** Creates folder `name` under `path`; 400/409 mean it exists (`created: false`). */
+    /**
+     * Creates folder `name` under `path` unless it exists (`created: false`). Infisical
+     * answers a create of an existing folder with 200 and that folder, so the parent is
+     * listed first to tell the two apart; `parentIsNew` (the parent was just created)
+     * skips the listing. A 400 is a real validation error and is thrown with Infisical's
+     * message.
+     */
     async createFolder(
-      request: { project: string; path: string; name: string },
+      request: { project: string; path: string; name: string; parentIsNew?: boolean },
       call: CallOptions = {},
     ): Promise<{ created: boolean }> {
       const target = project(request.project);
+      const parent = normalizeSecretPath(request.path);
+      if (!request.parentIsNew) {
+        const listed = await authed(target, call, (token) => ({
+          method: "GET",
+          url: "/api/v1/folders",
+          query: {
+            workspaceId: target.id,
+            projectId: target.id,
+            environment: target.environment,
+            path: parent,
+          },
+          headers: bearer(token),
+          timeoutMs: timeoutMs(call),
+          signal: call.signal,
+        }));
+        judge(
+          listed,
+          target,
+          "GET",
+          "/api/v1/folders",
+          `folder ${parent} not found in project ${target.name}`,
+        );
+        const { folders } = parseAnswer(
+          FolderListResponseSchema,
+          listed.body,
+          "GET /api/v1/folders",
+        );
+        if (folders.some((folder) => folder.name === request.name)) return { created: false };
+      }
       const answer = await authed(target, call, (token) => ({
         method: "POST",
         url: "/api/v1/folders",
         body: {
           name: request.name,
-          path: normalizeSecretPath(request.path),
+          path: parent,
           projectId: target.id,
           workspaceId: target.id,
           environment: target.environment,
@@ -522,7 +713,16 @@ export function createInfisicalClient(options: InfisicalClientOptions) {
         timeoutMs: timeoutMs(call),
         signal: call.signal,
       }));
-      if (answer.status === 400 || answer.status === 409) return { created: false };
+      if (answer.status === 400) {
+        throw infisicalError(
+          "provider.http_error",
+          `Infisical refused folder ${JSON.stringify(request.name)} under ${parent} in project ${target.name}: ${errorText(answer.body)}`,
+          {
+            status: 400,
+            hint: "folder names may hold letters, digits, dashes and underscores; check the path",
+          },
+        );
+      }
       judge(answer, target, "POST", "/api/v1/folders");
       parseAnswer(FolderResponseSchema, answer.body, "POST /api/v1/folders");
       return { created: true };
@@ -535,22 +735,41 @@ export function createInfisicalClient(options: InfisicalClientOptions) {
     ): Promise<string[]> {
       const parts = normalizeSecretPath(request.path).split("/").filter(Boolean);
       const created: string[] = [];
+      let parentIsNew = false;
       for (let depth = 0; depth < parts.length; depth++) {
         const parent = `/${parts.slice(0, depth).join("/")}`;
         const result = await client.createFolder(
-          { project: request.project, path: parent, name: parts[depth]! },
+          { project: request.project, path: parent, name: parts[depth]!, parentIsNew },
           call,
         );
+        parentIsNew = result.created;
         if (result.created) created.push(normalizeSecretPath(`${parent}/${parts[depth]}`));
       }
       return created;
     },
 
-    /** Issues a certificate from a profile (`POST /api/v1/cert-manager/certificates`). */
+    /** Issues a certificate from a profile; a request waiting for approval is an error. */
     async issueCertificate(
       request: CertificateRequest,
       call: CallOptions = {},
     ): Promise<IssuedCertificate> {
+      const answer = await client.requestCertificate(request, call);
+      if ("certificate" in answer) return answer.certificate;
+      throw infisicalError(
+        "provider.pending_approval",
+        `the certificate request for ${request.commonName} is ${answer.status} in Infisical (request ${answer.requestId})`,
+        { hint: "approve the request in Infisical, then run the command again" },
+      );
+    },
+
+    /**
+     * Requests a certificate from a profile (`POST /api/v1/cert-manager/certificates`): the
+     * certificate, or — under an approval policy — the request id and its status.
+     */
+    async requestCertificate(
+      request: CertificateRequest,
+      call: CallOptions = {},
+    ): Promise<{ certificate: IssuedCertificate } | { requestId: string; status: string }> {
       const target = project(request.project);
       const attributes: Record<string, unknown> = { commonName: request.commonName };
       if (request.altNames && request.altNames.length > 0)
@@ -568,14 +787,72 @@ export function createInfisicalClient(options: InfisicalClientOptions) {
       }));
       judge(answer, target, "POST", apiPath);
       const parsed = parseAnswer(IssueCertificateResponseSchema, answer.body, `POST ${apiPath}`);
-      if (!parsed.certificate) {
+      if (parsed.certificate) return { certificate: parsed.certificate };
+      if (!parsed.certificateRequestId) {
         throw infisicalError(
-          "provider.pending_approval",
-          `the certificate request for ${request.commonName} is ${parsed.status ?? "pending"} in Infisical`,
-          { hint: "approve the request in Infisical, then run the command again" },
+          "provider.bad_response",
+          `Infisical answered POST ${apiPath} with neither a certificate nor a request id`,
+          { hint: "check that api_url points at a supported Infisical version" },
         );
       }
-      return parsed.certificate;
+      return { requestId: parsed.certificateRequestId, status: parsed.status ?? "pending" };
+    },
+
+    /**
+     * A certificate request's status (`GET .../certificates/certificate-requests/{id}`) and,
+     * once issued, the certificate with its chain and key (`GET .../certificates/{id}/bundle`).
+     */
+    async certificateRequest(
+      request: { project: string; requestId: string },
+      call: CallOptions = {},
+    ): Promise<{ status: string; certificate?: IssuedCertificate; error?: string }> {
+      const target = project(request.project);
+      const statusPath = "/api/v1/cert-manager/certificates/certificate-requests/{id}";
+      const answer = await authed(target, call, (token) => ({
+        method: "GET",
+        url: `/api/v1/cert-manager/certificates/certificate-requests/${encodeURIComponent(request.requestId)}`,
+        headers: bearer(token),
+        timeoutMs: timeoutMs(call),
+        signal: call.signal,
+      }));
+      judge(
+        answer,
+        target,
+        "GET",
+        statusPath,
+        `certificate request ${request.requestId} not found in project ${target.name}`,
+      );
+      const state = parseAnswer(CertificateRequestResponseSchema, answer.body, `GET ${statusPath}`);
+      if (state.status !== "issued" || !state.certificateId) {
+        return {
+          status: state.status,
+          ...(state.errorMessage ? { error: state.errorMessage } : {}),
+        };
+      }
+      const bundlePath = "/api/v1/cert-manager/certificates/{id}/bundle";
+      const bundle = await authed(target, call, (token) => ({
+        method: "GET",
+        url: `/api/v1/cert-manager/certificates/${encodeURIComponent(state.certificateId!)}/bundle`,
+        headers: bearer(token),
+        timeoutMs: timeoutMs(call),
+        signal: call.signal,
+      }));
+      judge(bundle, target, "GET", bundlePath);
+      const parsed = parseAnswer(CertificateBundleResponseSchema, bundle.body, `GET ${bundlePath}`);
+      const chain = parsed.certificateChain ?? "";
+      // The bundle has no issuingCaCertificate: it is the first certificate of the chain.
+      const issuing = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/.exec(chain);
+      return {
+        status: state.status,
+        certificate: {
+          certificate: parsed.certificate,
+          certificateChain: chain,
+          issuingCaCertificate: issuing?.[0] ?? "",
+          serialNumber: parsed.serialNumber,
+          certificateId: state.certificateId,
+          ...(parsed.privateKey ? { privateKey: parsed.privateKey } : {}),
+        },
+      };
     },
 
     /** Renews a certificate (`POST /api/v1/cert-manager/certificates/{id}/renew`). */
@@ -643,6 +920,17 @@ function configuredFetch(verify: boolean, caFile: string | undefined): FetchFn |
     })();
     return (await ready)(input, init);
   };
+}
+
+/** Infisical's error `message` (its error body is `{ reqId, statusCode, message, error }`), else the body's start. */
+function errorText(body: string): string {
+  try {
+    const parsed = JSON.parse(body) as { message?: unknown };
+    if (typeof parsed.message === "string") return parsed.message.slice(0, 200);
+  } catch {
+    // not JSON: the raw start below
+  }
+  return body.slice(0, 200);
 }
 
 function hidden(key: string, path: string, target: ResolvedProject) {

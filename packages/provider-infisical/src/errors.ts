@@ -13,6 +13,8 @@ export type InfisicalErrorCode =
   | "provider.bad_response"
   | "provider.value_hidden"
   | "provider.pending_approval"
+  | "provider.rate_limited"
+  | "provider.reference_unexpandable"
   | "provider.unknown_project"
   | "provider.not_configured"
   | "provider.bad_mapping"

@@ -9,6 +9,8 @@ export type FetchFn = typeof globalThis.fetch;
 export interface HttpAnswer {
   status: number;
   body: string;
+  /** The `Retry-After` header, when the answer has one (429, 503). */
+  retryAfter?: string | undefined;
 }
 
 /** A request to one base URL (Infisical, or a cloud metadata service). */
@@ -52,9 +54,11 @@ export function createHttp(options: {
         ...(request.headers ? { headers: request.headers } : {}),
         signal,
       });
+      const retryAfter = response.headers.get("retry-after") ?? undefined;
       return {
         status: response.status,
         body: typeof response._data === "string" ? response._data : "",
+        ...(retryAfter === undefined ? {} : { retryAfter }),
       };
     } catch (error) {
       if (request.signal?.aborted) throw request.signal.reason ?? error;

@@ -25,8 +25,12 @@ export {
 } from "./provider.js";
 export {
   isRetryableInfisicalError,
+  jitteredSeconds,
+  type RateLimitPolicy,
   RETRYABLE_STATUSES,
   type RetryOptions,
+  rateLimitWaitMs,
+  retryAfterSeconds,
   withInfisicalRetry,
 } from "./retry.js";
 export {

@@ -59,6 +59,16 @@ export const BatchResponseSchema = v.union([
   v.object({ approval: v.looseObject({}) }),
 ]);
 
+/** `GET /api/v1/folders?workspaceId&environment&path` → `{folders: [{id, name, ...}]}` (the children of path). */
+export const FolderListResponseSchema = v.object({
+  folders: v.array(v.object({ id: text, name: text })),
+});
+
+/** `GET /api/v2/secret-imports?projectId&environment&path` → the imports attached to that folder. */
+export const SecretImportListResponseSchema = v.object({
+  secretImports: v.array(v.object({ importPath: text, importEnv: v.object({ slug: text }) })),
+});
+
 /** `POST /api/v1/folders` → `{folder: {id, name, ...}}`. */
 export const FolderResponseSchema = v.object({ folder: v.object({ id: text, name: text }) });
 
@@ -87,6 +97,21 @@ export const RenewCertificateResponseSchema = v.union([
   IssuedCertificateSchema,
   v.object({ certificate: IssuedCertificateSchema }),
 ]);
+
+/** `GET /api/v1/cert-manager/certificates/certificate-requests/{id}` (fields null until issued). */
+export const CertificateRequestResponseSchema = v.object({
+  status: text,
+  certificateId: v.nullish(text),
+  errorMessage: v.nullish(v.string()),
+});
+
+/** `GET /api/v1/cert-manager/certificates/{id}/bundle` → `{certificate, certificateChain, privateKey, serialNumber}`. */
+export const CertificateBundleResponseSchema = v.object({
+  certificate: text,
+  certificateChain: v.nullish(v.string()),
+  privateKey: v.nullish(v.string()),
+  serialNumber: text,
+});
 
 /** A certificate as Infisical issues or renews it (PEM strings). */
 export type IssuedCertificate = v.InferOutput<typeof IssuedCertificateSchema>;

@@ -1,7 +1,13 @@
 import { createHash } from "node:crypto";
-import { readFile, unlink } from "node:fs/promises";
+import { unlink } from "node:fs/promises";
 import { join } from "node:path";
-import { type AuthConfig, ensureDir, type Logger, writeFileAtomic } from "@psi/core";
+import {
+  type AuthConfig,
+  ensureDir,
+  type Logger,
+  readRegularFile,
+  writeFileAtomic,
+} from "@psi/core";
 import * as v from "valibot";
 
 /** A usable access token and when it stops being used (unix seconds). */
@@ -39,6 +45,9 @@ export function encodeTokenFile(token: CachedToken): string {
   return `{"access_token": ${JSON.stringify(token.accessToken)}, "expires_at": ${pythonFloat(token.expiresAt)}}`;
 }
 
+/** A token file holds one JWT and its expiry: a few KiB at most. */
+const TOKEN_FILE_MAX_BYTES = 64 * 1024;
+
 /** Reads and writes token cache files in `stateDir`; every failure degrades to "log in again". */
 export function createTokenFiles(options: { stateDir: string; logger?: Logger | undefined }) {
   const pathOf = (auth: AuthConfig) => join(options.stateDir, tokenCacheFileName(auth));
@@ -49,7 +58,10 @@ export function createTokenFiles(options: { stateDir: string; logger?: Logger | 
     async read(auth: AuthConfig): Promise<CachedToken | undefined> {
       let text: string;
       try {
-        text = await readFile(pathOf(auth), "utf8");
+        // In state_dir: never follow a symlink nor wait on a FIFO; a token file is tiny.
+        text = (await readRegularFile(pathOf(auth), { maxBytes: TOKEN_FILE_MAX_BYTES })).toString(
+          "utf8",
+        );
       } catch {
         return undefined;
       }

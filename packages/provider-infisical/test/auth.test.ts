@@ -1,5 +1,6 @@
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type FakeCloudMetadata, startFakeCloudMetadata } from "@psi/testkit/fake-infisical";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -110,6 +111,26 @@ describe("universal-auth and the token cache", () => {
     await world.client().token("app");
     expect(world.fake.logins()).toBe(1);
     expect(await readFile(file, "utf8")).toMatch(/^\{"access_token": /);
+  });
+
+  it("logs in again, without blocking, when a FIFO or a symlink is in place of the token file", async () => {
+    const file = join(world.stateDir, expectedCacheName("universal-auth::ua-client-id"));
+    execFileSync("mkfifo", [file]);
+    // before, reading the FIFO waited for a writer that never came
+    await world.client().token("app");
+    expect(world.fake.logins()).toBe(1);
+    const elsewhere = join(world.stateDir, "elsewhere.json");
+    await writeFile(
+      elsewhere,
+      JSON.stringify({
+        access_token: world.fake.issueToken("ua-identity"),
+        expires_at: Math.floor(Date.now() / 1000) + 60,
+      }),
+    );
+    await rm(file);
+    await symlink(elsewhere, file);
+    await world.client().token("app");
+    expect(world.fake.logins()).toBe(2);
   });
 
   it("logs in once more when Infisical refuses the cached token with 401", async () => {

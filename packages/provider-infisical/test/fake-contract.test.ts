@@ -1,7 +1,7 @@
 // Contract tests of the fake Infisical: they pin the request and response shapes taken
 // from Infisical's API reference (sources are in the fake's comments), with plain fetch,
 // so the provider's own tests run against a fake that is known to speak Infisical.
-import { X509Certificate } from "node:crypto";
+import { createPrivateKey, X509Certificate } from "node:crypto";
 import { type FakeInfisical, startFakeInfisical } from "@psi/testkit/fake-infisical";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { signGetCallerIdentity } from "../src/index.js";
@@ -26,6 +26,7 @@ async function call(
   });
   return {
     status: response.status,
+    headers: response.headers,
     json: (await response.json()) as Record<string, unknown> & { [key: string]: never },
   };
 }
@@ -304,14 +305,240 @@ describe("fake Infisical: secrets", () => {
     expect(clash.status).toBe(400);
   });
 
-  it("creates folders with {name, path, workspaceId, environment}; an existing one is 400", async () => {
+  it("creates folders with {name, path, workspaceId, environment}; an existing one answers 200 with it", async () => {
     const token = await login();
     const body = { workspaceId: P, environment: "prod", name: "db", path: "/app" };
     const created = await call("POST", "/api/v1/folders", { token, body });
     expect(created.status).toBe(200);
-    expect(created.json["folder"]).toMatchObject({ name: "db", path: "/app/db" });
-    expect((await call("POST", "/api/v1/folders", { token, body })).status).toBe(400);
+    const folder = created.json["folder"] as unknown as Record<string, unknown>;
+    expect(folder).toMatchObject({ name: "db", path: "/app/db" });
+    const again = await call("POST", "/api/v1/folders", { token, body });
+    expect(again.status).toBe(200);
+    expect(again.json["folder"]).toMatchObject({ id: folder["id"], name: "db" });
+    const bad = await call("POST", "/api/v1/folders", { token, body: { ...body, name: "a b" } });
+    expect(bad.status).toBe(400);
+    expect(String(bad.json["message"])).toContain("Folder name");
     expect(fake.folders(P, "prod")).toEqual(["/", "/app", "/app/db"]);
+    const listed = await call("GET", "/api/v1/folders", {
+      token,
+      query: { workspaceId: P, environment: "prod", path: "/app" },
+    });
+    expect(listed.json["folders"]).toEqual([expect.objectContaining({ name: "db" })]);
+    const missing = await call("GET", "/api/v1/folders", {
+      token,
+      query: { workspaceId: P, environment: "prod", path: "/nope" },
+    });
+    expect(missing.status).toBe(404);
+  });
+});
+
+describe("fake Infisical: imports as Infisical resolves them", () => {
+  const list = (token: string, query: Record<string, string>) =>
+    call("GET", "/api/v4/secrets", {
+      token,
+      query: { projectId: P, environment: "prod", include_imports: "true", ...query },
+    });
+  type Imported = {
+    secretPath: string;
+    environment: string;
+    secrets: Array<{ secretKey: string }>;
+  };
+
+  it("a recursive listing returns the imports of every folder of the tree", async () => {
+    fake.setSecret({ projectId: P, environment: "prod", path: "/app", key: "A", value: "a" });
+    fake.setSecret({ projectId: P, environment: "staging", path: "/s", key: "S", value: "s" });
+    fake.setSecret({ projectId: P, environment: "prod", path: "/shared", key: "R", value: "r" });
+    fake.addFolder({ projectId: P, environment: "prod", path: "/app/sub" });
+    fake.addImport({
+      projectId: P,
+      environment: "prod",
+      path: "/app/sub",
+      from: { environment: "staging", path: "/s" },
+    });
+    fake.addImport({
+      projectId: P,
+      environment: "prod",
+      path: "/app",
+      from: { environment: "prod", path: "/shared" },
+    });
+    const token = await login();
+    const flat = await list(token, { secretPath: "/app", recursive: "false" });
+    expect((flat.json["imports"] as unknown as Imported[]).map((i) => i.secretPath)).toEqual([
+      "/shared",
+    ]);
+    const deep = await list(token, { secretPath: "/app", recursive: "true" });
+    const imports = deep.json["imports"] as unknown as Imported[];
+    expect(imports.map((i) => [i.environment, i.secretPath])).toEqual([
+      ["prod", "/shared"],
+      ["staging", "/s"],
+    ]);
+    // Nothing in an entry says which folder imports it (the v4 response schema has no such field).
+    expect(Object.keys(imports[1]!).sort()).toEqual([
+      "environment",
+      "folderId",
+      "secretPath",
+      "secrets",
+    ]);
+    const attached = await call("GET", "/api/v2/secret-imports", {
+      token,
+      query: { projectId: P, environment: "prod", path: "/app/sub" },
+    });
+    expect(attached.json["secretImports"]).toEqual([
+      expect.objectContaining({
+        importPath: "/s",
+        importEnv: expect.objectContaining({ slug: "staging" }),
+      }),
+    ]);
+  });
+
+  it("follows imports of imports up to 10 levels, cross-project ones too, and stops at cycles", async () => {
+    // /l0 imports /l1 imports ... /l12; each /lN holds K<N>.
+    for (let level = 0; level <= 12; level++) {
+      fake.setSecret({
+        projectId: P,
+        environment: "prod",
+        path: `/l${level}`,
+        key: `K${level}`,
+        value: `${level}`,
+      });
+      if (level < 12)
+        fake.addImport({
+          projectId: P,
+          environment: "prod",
+          path: `/l${level}`,
+          from: { environment: "prod", path: `/l${level + 1}` },
+        });
+    }
+    fake.addImport({
+      projectId: P,
+      environment: "prod",
+      path: "/l12",
+      from: { environment: "prod", path: "/l0" },
+    });
+    fake.setSecret({
+      projectId: "other",
+      environment: "prod",
+      path: "/x",
+      key: "OTHER",
+      value: "o",
+    });
+    fake.addFolder({ projectId: P, environment: "prod", path: "/app" });
+    fake.addImport({
+      projectId: P,
+      environment: "prod",
+      path: "/app",
+      from: { environment: "prod", path: "/l0" },
+    });
+    fake.addImport({
+      projectId: P,
+      environment: "prod",
+      path: "/app",
+      from: { projectId: "other", environment: "prod", path: "/x" },
+    });
+    const token = await login();
+    const answer = await list(token, { secretPath: "/app" });
+    const imports = answer.json["imports"] as unknown as Imported[];
+    expect(imports.map((i) => i.secretPath)).toEqual(["/l0", "/x"]);
+    const keys = imports[0]!.secrets.map((secret) => secret.secretKey);
+    // /l0 itself plus ten levels of imports below it: /l11 and deeper are cut off.
+    expect(keys).toEqual(Array.from({ length: 11 }, (_, level) => `K${level}`));
+    expect(imports[1]!.secrets.map((secret) => secret.secretKey)).toEqual(["OTHER"]);
+    const get = await call("GET", "/api/v4/secrets/K7", {
+      token,
+      query: { projectId: P, environment: "prod", secretPath: "/app", include_imports: "true" },
+    });
+    expect(get.json["secret"]).toMatchObject({ secretValue: "7", secretPath: "/l7" });
+  });
+});
+
+// Infisical's reference syntax, built so that no literal looks like a mistyped template.
+const ref = (name: string) => ["$", "{", name, "}"].join("");
+
+describe("fake Infisical: secret references", () => {
+  it("expands references (KEY and env.path.KEY); one it may not read is 403, never a silent value", async () => {
+    const at = { projectId: P, environment: "prod" };
+    fake.setSecret({ ...at, path: "/app", key: "HOST", value: "db" });
+    fake.setSecret({
+      ...at,
+      path: "/app",
+      key: "URL",
+      value: `pg://${ref("HOST")}/${ref("staging.cfg.NAME")}`,
+    });
+    fake.setSecret({
+      projectId: P,
+      environment: "staging",
+      path: "/cfg",
+      key: "NAME",
+      value: `n-${ref("X")}`,
+    });
+    fake.setSecret({ projectId: P, environment: "staging", path: "/cfg", key: "X", value: "1" });
+    fake.setSecret({ ...at, path: "/app", key: "LOOSE", value: ref("MISSING") });
+    const token = await login();
+    const query = { projectId: P, environment: "prod", secretPath: "/app" };
+    const expanded = await call("GET", "/api/v4/secrets/URL", {
+      token,
+      query: { ...query, expandSecretReferences: "true" },
+    });
+    expect(expanded.json["secret"]).toMatchObject({ secretValue: "pg://db/n-1" });
+    const raw = await call("GET", "/api/v4/secrets/URL", { token, query });
+    expect(raw.json["secret"]).toMatchObject({
+      secretValue: `pg://${ref("HOST")}/${ref("staging.cfg.NAME")}`,
+    });
+    const loose = await call("GET", "/api/v4/secrets/LOOSE", {
+      token,
+      query: { ...query, expandSecretReferences: "true" },
+    });
+    expect(loose.json["secret"]).toMatchObject({ secretValue: ref("MISSING") });
+
+    fake.denyRead({ projectId: P, environment: "staging", path: "/cfg" });
+    const denied = await call("GET", "/api/v4/secrets/URL", {
+      token,
+      query: { ...query, expandSecretReferences: "true" },
+    });
+    expect(denied.status).toBe(403);
+    expect(String(denied.json["message"])).toMatch(
+      /permission to read secret 'NAME' in environment 'staging' at path '\/cfg', which is referenced by secret 'URL'/,
+    );
+    const listed = await call("GET", "/api/v4/secrets", {
+      token,
+      query: { ...query, expandSecretReferences: "true" },
+    });
+    expect(listed.status).toBe(403);
+    expect(listed.json).toMatchObject({
+      message: "Failed to expand one or more secret references",
+      details: [expect.stringContaining("referenced by secret 'URL'")],
+    });
+  });
+});
+
+describe("fake Infisical: answers of some deployments", () => {
+  it("rate limits with 429 and Retry-After on demand", async () => {
+    fake.rateLimit(1, 7);
+    const limited = await call("POST", "/api/v1/auth/universal-auth/login", {
+      body: { clientId: "cid", clientSecret: "csecret" },
+    });
+    expect(limited.status).toBe(429);
+    expect(limited.headers.get("retry-after")).toBe("7");
+    expect(limited.json).toMatchObject({ statusCode: 429, error: "Too Many Requests" });
+    const next = await call("POST", "/api/v1/auth/universal-auth/login", {
+      body: { clientId: "cid", clientSecret: "csecret" },
+    });
+    expect(next.status).toBe(200);
+  });
+
+  it("answers a missing folder with an empty 200 when switched to, 404 otherwise", async () => {
+    const token = await login();
+    const query = {
+      projectId: P,
+      environment: "prod",
+      secretPath: "/typo",
+      include_imports: "true",
+    };
+    expect((await call("GET", "/api/v4/secrets", { token, query })).status).toBe(404);
+    fake.emptyForMissingFolder(true);
+    const empty = await call("GET", "/api/v4/secrets", { token, query });
+    expect(empty.status).toBe(200);
+    expect(empty.json).toEqual({ secrets: [], imports: [] });
   });
 });
 
@@ -357,6 +584,50 @@ describe("fake Infisical: certificates", () => {
       (await call("POST", "/api/v1/cert-manager/certificates/unknown/renew", { token, body: {} }))
         .status,
     ).toBe(404);
+  });
+
+  it("answers pending_approval without a certificate, then issues on approval", async () => {
+    fake.addCertificateProfile({ profileId: "profile-1", projectId: P });
+    fake.requireCertificateApproval(true);
+    const token = await login();
+    const body = { profileId: "profile-1", attributes: { commonName: "svc.example" } };
+    const pending = await call("POST", "/api/v1/cert-manager/certificates", { token, body });
+    expect(pending.status).toBe(200);
+    expect(pending.json["certificate"]).toBeUndefined();
+    expect(pending.json).toMatchObject({ status: "pending_approval" });
+    const id = pending.json["certificateRequestId"] as unknown as string;
+    const requestPath = `/api/v1/cert-manager/certificates/certificate-requests/${id}`;
+    expect((await call("GET", requestPath, { token })).json).toMatchObject({
+      status: "pending_approval",
+      certificate: null,
+      privateKey: null,
+    });
+    await fake.approveCertificates();
+    const issued = (await call("GET", requestPath, { token })).json;
+    expect(issued).toMatchObject({ status: "issued" });
+    expect(new X509Certificate(issued["certificate"] as unknown as string).subject).toContain(
+      "CN=svc.example",
+    );
+  });
+
+  it("renews without privateKey when switched to: the renewed certificate keeps the key", async () => {
+    fake.addCertificateProfile({ profileId: "profile-1", projectId: P });
+    const token = await login();
+    const issued = await call("POST", "/api/v1/cert-manager/certificates", {
+      token,
+      body: { profileId: "profile-1", attributes: { commonName: "svc.example" } },
+    });
+    const cert = issued.json["certificate"] as unknown as Record<string, string>;
+    fake.renewWithoutPrivateKey(true);
+    const renewed = await call(
+      "POST",
+      `/api/v1/cert-manager/certificates/${cert["certificateId"]}/renew`,
+      { token, body: {} },
+    );
+    expect(renewed.status).toBe(200);
+    expect(renewed.json["privateKey"]).toBeUndefined();
+    const x509 = new X509Certificate(renewed.json["certificate"] as unknown as string);
+    expect(x509.checkPrivateKey(createPrivateKey(cert["privateKey"]!))).toBe(true);
   });
 });
 

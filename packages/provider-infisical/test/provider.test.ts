@@ -91,7 +91,8 @@ describe("the infisical provider", () => {
       '{"provider": "infisical", "project": "app", "path": "/app/sub", "key": "NESTED"}',
     );
     expect(Buffer.from(nested.value).toString("utf8")).toBe("n");
-    expect(byKey.get("IMPORTED")!.mapping).toMatchObject({ path: "/common" });
+    // Mapped to the folder that imports it: a lookup there finds it through include_imports.
+    expect(byKey.get("IMPORTED")!.mapping).toMatchObject({ path: "/app" });
     for (const secret of fetched) {
       expect(Buffer.from(await provider.lookup(secret.mapping)).toString("utf8")).toBe(
         Buffer.from(secret.value).toString("utf8"),

@@ -77,7 +77,7 @@ describe("listSecrets", () => {
       {
         key: "FROM_COMMON",
         value: "c",
-        path: "/common",
+        path: "/app",
         importedFrom: { environment: "prod", path: "/common" },
       },
       { key: "ONLY_LOCAL", value: "l", path: "/app" },
@@ -109,6 +109,113 @@ describe("listSecrets", () => {
         secret.value,
       );
     }
+  });
+
+  it("maps imports of a recursive listing to the folder that imports them, so a lookup finds them", async () => {
+    world.put("/app", "LOCAL", "l");
+    world.put("/app/api/v1", "DEEP", "d");
+    world.put("/", "OTHER_ENV", "staging-value", "staging");
+    world.put("/shared", "SAME_ENV", "s");
+    world.put("/shared", "SHADOWED", "from-shared");
+    world.put("/app/api", "SHADOWED", "local-api");
+    world.fake.addFolder({ projectId: PROJECT_ID, environment: "prod", path: "/app/only-imports" });
+    world.fake.addImport({
+      projectId: PROJECT_ID,
+      environment: "prod",
+      path: "/app/only-imports",
+      from: { environment: "staging", path: "/" },
+    });
+    world.fake.addImport({
+      projectId: PROJECT_ID,
+      environment: "prod",
+      path: "/app/api",
+      from: { environment: "prod", path: "/shared" },
+    });
+    const client = world.client();
+    const listed = byKey(
+      await client.listSecrets({ project: "app", path: "/app", recursive: true }),
+    );
+    expect(listed.map(({ key, path }) => [key, path])).toEqual([
+      ["DEEP", "/app/api/v1"],
+      ["LOCAL", "/app"],
+      ["OTHER_ENV", "/app/only-imports"],
+      ["SAME_ENV", "/app/api"],
+      ["SHADOWED", "/app/api"],
+    ]);
+    for (const secret of listed) {
+      expect(await client.getSecret({ project: "app", path: secret.path, key: secret.key })).toBe(
+        secret.value,
+      );
+    }
+    // Without imports a recursive listing costs one request, as before.
+    const before = world.fake.requests.length;
+    world.fake.addFolder({ projectId: PROJECT_ID, environment: "prod", path: "/plain" });
+    world.put("/plain", "P", "p");
+    await client.listSecrets({ project: "app", path: "/plain", recursive: true });
+    expect(world.fake.requests.length - before).toBe(1);
+  });
+
+  it("follows imports of imports and cross-project imports to a path where a lookup finds them", async () => {
+    world.put("/base", "BASE", "b");
+    world.fake.setSecret({
+      projectId: "other-project",
+      environment: "prod",
+      path: "/x",
+      key: "FOREIGN",
+      value: "f",
+    });
+    world.fake.addImport({
+      projectId: PROJECT_ID,
+      environment: "prod",
+      path: "/mid",
+      from: { environment: "prod", path: "/base" },
+    });
+    world.fake.addImport({
+      projectId: PROJECT_ID,
+      environment: "prod",
+      path: "/app",
+      from: { environment: "prod", path: "/mid" },
+    });
+    world.fake.addImport({
+      projectId: PROJECT_ID,
+      environment: "prod",
+      path: "/app",
+      from: { projectId: "other-project", environment: "prod", path: "/x" },
+    });
+    const client = world.client();
+    const listed = byKey(await client.listSecrets({ project: "app", path: "/app" }));
+    expect(listed.map(({ key, path, value }) => [key, path, value])).toEqual([
+      ["BASE", "/app", "b"],
+      ["FOREIGN", "/app", "f"],
+    ]);
+    for (const secret of listed) {
+      expect(await client.getSecret({ project: "app", path: secret.path, key: secret.key })).toBe(
+        secret.value,
+      );
+    }
+  });
+
+  it("reports a reference Infisical cannot expand as such, not as failed auth", async () => {
+    world.put("/app", "URL", ["pg://", "$", "{staging.cfg.PASSWORD}"].join(""));
+    world.put("/cfg", "PASSWORD", "pw", "staging");
+    world.fake.denyRead({ projectId: PROJECT_ID, environment: "staging", path: "/cfg" });
+    const client = world.client();
+    const listing = await client
+      .listSecrets({ project: "app", path: "/app" })
+      .catch((error: unknown) => error);
+    expect(listing).toMatchObject({ code: "provider.reference_unexpandable", status: 403 });
+    expect((listing as Error).message).toContain("secret 'PASSWORD' in environment 'staging'");
+    expect((listing as Error).message).not.toContain("auth failed");
+    const lookup = await client
+      .getSecret({ project: "app", path: "/app", key: "URL" })
+      .catch((error: unknown) => error);
+    expect(lookup).toMatchObject({ code: "provider.reference_unexpandable" });
+    expect((lookup as { hint: string }).hint).toContain("read access");
+    // A plain 403 is still failed auth.
+    world.fake.denyRead({ projectId: PROJECT_ID, environment: "prod", path: "/app" });
+    await expect(client.listSecrets({ project: "app", path: "/app" })).rejects.toMatchObject({
+      code: "provider.auth_failed",
+    });
   });
 
   it("fails with the path when the folder does not exist", async () => {

@@ -1,4 +1,4 @@
-import { X509Certificate } from "node:crypto";
+import { createPrivateKey, X509Certificate } from "node:crypto";
 import { mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type CertificateConfig, CertificateSchema } from "@psi/core";
@@ -240,5 +240,64 @@ describe("tls renew", () => {
     await writeFile(join(out, "cert.pem"), "garbage");
     expect((await tls.status(["web"]))[0]).toMatchObject({ renewDue: true, present: true });
     expect((await tls.status(["web"]))[0]?.error).toContain("no valid PEM");
+  });
+});
+
+describe("certificates that wait for approval, and renewals that keep the key", () => {
+  it("reports a pending request, keeps waiting on renew, deploys it once approved", async () => {
+    world.fake.requireCertificateApproval(true);
+    const tls = manager({ web: certificate() });
+    const [first] = await tls.issue(["web"]);
+    expect(first).toMatchObject({ name: "web", action: "pending" });
+    expect(first?.requestId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(first?.reason).toContain("psi infisical tls renew web");
+    await expect(stat(join(out, "cert.pem"))).rejects.toMatchObject({ code: "ENOENT" });
+    const pendingFile = join(world.stateDir, ".tls.web.pending.json");
+    expect(await mode(pendingFile)).toBe(0o600);
+
+    // Still waiting: renew asks about the same request and makes no new one.
+    const [waiting] = await tls.renew(["web"]);
+    expect(waiting).toMatchObject({ action: "pending", requestId: first?.requestId });
+    expect(world.fake.count("POST", "/api/v1/cert-manager/certificates")).toBe(1);
+
+    await world.fake.approveCertificates();
+    const [deployed] = await tls.renew(["web"]);
+    expect(deployed).toMatchObject({ action: "issued" });
+    const cert = new X509Certificate(await readFile(join(out, "cert.pem"), "utf8"));
+    expect(cert.subject).toContain("CN=web.example.test");
+    expect(cert.checkIssued(new X509Certificate(await readFile(join(out, "ca.pem"), "utf8")))).toBe(
+      true,
+    );
+    expect(
+      cert.checkPrivateKey(createPrivateKey(await readFile(join(out, "key.pem"), "utf8"))),
+    ).toBe(true);
+    await expect(stat(pendingFile)).rejects.toMatchObject({ code: "ENOENT" });
+    expect(world.fake.count("POST", "/api/v1/cert-manager/certificates")).toBe(1);
+  });
+
+  it("keeps the deployed key when a renewal comes without one, and refuses a key that does not fit", async () => {
+    let clock = Date.now();
+    const tls = manager({ web: certificate() }, { now: () => clock });
+    await tls.issue(["web"]);
+    const key = await readFile(join(out, "key.pem"), "utf8");
+    world.fake.renewWithoutPrivateKey(true);
+    const [renewed] = await tls.renew(["web"], { force: true });
+    expect(renewed).toMatchObject({ action: "renewed" });
+    expect(await readFile(join(out, "key.pem"), "utf8")).toBe(key);
+    const cert = new X509Certificate(await readFile(join(out, "cert.pem"), "utf8"));
+    expect(cert.serialNumber.toLowerCase()).toBe(renewed?.serialNumber);
+    expect(cert.checkPrivateKey(createPrivateKey(key))).toBe(true);
+
+    // The key on disk was replaced by another one: the key-less renewal cannot be used.
+    world.fake.renewWithoutPrivateKey(false);
+    const other = await tls.issue(["web"]);
+    expect(other[0]?.action).toBe("issued");
+    await writeFile(join(out, "key.pem"), key);
+    world.fake.renewWithoutPrivateKey(true);
+    clock += DAY;
+    const before = await readFile(join(out, "cert.pem"), "utf8");
+    const [refused] = await tls.renew(["web"], { force: true });
+    expect(refused).toMatchObject({ action: "failed", error: { code: "tls.no_private_key" } });
+    expect(await readFile(join(out, "cert.pem"), "utf8")).toBe(before);
   });
 });

@@ -76,7 +76,7 @@ describe("secret writes", () => {
 });
 
 describe("folders", () => {
-  it("creates a folder and reports an existing one (400) as not created", async () => {
+  it("creates a folder and reports an existing one (Infisical answers 200) as not created", async () => {
     const client = world.client();
     expect(await client.createFolder({ project: "app", path: "/app", name: "db" })).toEqual({
       created: true,
@@ -84,31 +84,37 @@ describe("folders", () => {
     expect(await client.createFolder({ project: "app", path: "/app", name: "db" })).toEqual({
       created: false,
     });
-    const body = world.fake.requests.find((r) => r.path === "/api/v1/folders")?.body;
-    expect(body).toEqual({
-      name: "db",
-      path: "/app",
-      projectId: PROJECT_ID,
-      workspaceId: PROJECT_ID,
-      environment: "prod",
-    });
+    const posts = world.fake.requests.filter(
+      (r) => r.method === "POST" && r.path === "/api/v1/folders",
+    );
+    expect(posts.map((r) => r.body)).toEqual([
+      {
+        name: "db",
+        path: "/app",
+        projectId: PROJECT_ID,
+        workspaceId: PROJECT_ID,
+        environment: "prod",
+      },
+    ]);
   });
 
-  it("treats 409 as exists too", async () => {
-    const client = world.client({
-      fetch: async (input, init) =>
-        String(input).includes("/api/v1/folders")
-          ? new Response('{"message":"exists"}', { status: 409 })
-          : fetch(input, init),
-    });
-    expect(await client.createFolder({ project: "app", path: "/", name: "x" })).toEqual({
-      created: false,
-    });
+  it("shows a 400 as the validation error it is, with Infisical's message", async () => {
+    const error = await world
+      .client()
+      .createFolder({ project: "app", path: "/", name: "bad name" })
+      .catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: "provider.http_error", status: 400 });
+    expect((error as Error).message).toContain('Infisical refused folder "bad name" under /');
+    expect((error as Error).message).toContain("Folder name can only contain");
+    expect(world.fake.folders(PROJECT_ID, "prod")).not.toContain("/bad name");
   });
 
   it("ensureFolderPath creates the missing levels only", async () => {
+    world.fake.addFolder({ projectId: PROJECT_ID, environment: "prod", path: "/app" });
     const created = await world.client().ensureFolderPath({ project: "app", path: "/app/api/v2" });
     expect(created).toEqual(["/app/api", "/app/api/v2"]);
+    // Levels below a folder just created are not listed first: they cannot exist yet.
+    expect(world.fake.count("GET", "/api/v1/folders")).toBe(2);
     expect(world.fake.folders(PROJECT_ID, "prod")).toEqual([
       "/",
       "/app",

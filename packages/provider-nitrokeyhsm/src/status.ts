@@ -1,4 +1,4 @@
-import { readdir, readFile } from "node:fs/promises";
+import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import {
   type HsmSessionInfo,
@@ -12,11 +12,15 @@ import {
   resolveHsmPin,
 } from "@psi/cache-hsm";
 import type { Env, NitrokeyHsmConfig } from "@psi/core";
-import { errorMessage, isPsiError, isReservedStateFile, PsiError } from "@psi/core";
+import {
+  errorMessage,
+  isPsiError,
+  isReservedStateFile,
+  MAX_MAPPING_BYTES,
+  PsiError,
+  readRegularFile,
+} from "@psi/core";
 import { NITROKEYHSM_PROVIDER } from "./blob.js";
-
-// Mappings are small JSON objects; anything bigger is not one and is not read whole.
-const MAX_MAPPING_BYTES = 1024 * 1024;
 
 /** How many mapping files in state_dir belong to the nitrokeyhsm provider. */
 export interface MappingCount {
@@ -49,8 +53,8 @@ export async function countNitrokeyHsmMappings(stateDir: string): Promise<Mappin
     if (isReservedStateFile(name)) continue;
     count.total += 1;
     try {
-      const bytes = await readFile(join(stateDir, name));
-      if (bytes.length > MAX_MAPPING_BYTES) throw new Error("too large");
+      // Mappings are small JSON objects; anything bigger, a FIFO or a symlink is not one.
+      const bytes = await readRegularFile(join(stateDir, name), { maxBytes: MAX_MAPPING_BYTES });
       const value: unknown = JSON.parse(bytes.toString("utf8"));
       if (
         typeof value === "object" &&

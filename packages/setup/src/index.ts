@@ -1,6 +1,6 @@
 // @psi/setup: `psi setup` as a library (SPEC §9), so deployment scripts can run a setup
 // without the CLI: provider listing, Podman registration, drift, drop-ins, cache refresh,
-// daemon-reload, and the dry run.
+// daemon-reload, restarts of workloads whose values changed, and the dry run.
 export {
   type DaemonReloadOptions,
   type DaemonReloadOutcome,
@@ -19,6 +19,13 @@ export {
 export { createLimit, type Limit } from "./limit.js";
 export { keyProblem, ownerOf, podmanSecretName } from "./names.js";
 export {
+  isTemplateUnit,
+  type RestartOptions,
+  type RestartResult,
+  restartUnit,
+  restartUnitOf,
+} from "./restart.js";
+export {
   DEFAULT_CONCURRENCY,
   runSetup,
   type SetupCache,
@@ -31,5 +38,6 @@ export type {
   SetupIssue,
   SetupProgress,
   SetupResult,
+  WorkloadChanges,
   WorkloadOutcome,
 } from "./types.js";

@@ -1,8 +1,22 @@
-import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type PreparedCacheSave, prepareCacheSave, saveCache } from "@psi/cache";
-import type { FetchedSecret, Logger, Provider, PsiContext, WorkloadConfig } from "@psi/core";
-import { errorMessage, isPsiError, PsiError, secretIdProblem } from "@psi/core";
+import type {
+  FetchedSecret,
+  Logger,
+  Mapping,
+  Provider,
+  PsiContext,
+  WorkloadConfig,
+} from "@psi/core";
+import {
+  errorMessage,
+  isPsiError,
+  MAX_MAPPING_BYTES,
+  PsiError,
+  parseMapping,
+  readRegularFile,
+  secretIdProblem,
+} from "@psi/core";
 import type { CacheCipher } from "@psi/envelope";
 import type { PodmanClient, PodmanSecret } from "@psi/podman";
 import { providerFetchesRemotely } from "@psi/unitgen";
@@ -11,11 +25,13 @@ import { differingDriverOptions } from "./driver-options.js";
 import { writeDropIn } from "./drop-in.js";
 import { createLimit } from "./limit.js";
 import { keyProblem, ownerOf, podmanSecretName } from "./names.js";
+import { type RestartResult, restartUnit, restartUnitOf } from "./restart.js";
 import type {
   CacheOutcome,
   SetupIssue,
   SetupProgress,
   SetupResult,
+  WorkloadChanges,
   WorkloadOutcome,
 } from "./types.js";
 
@@ -66,9 +82,25 @@ export interface SetupOptions {
   expectedDriverOptions?: Readonly<Record<string, string>> | undefined;
   /** Delete and re-create every secret even when it is current (the reference's behaviour). */
   reregister?: boolean;
+  /**
+   * Let a source that lists no secrets remove what its workload had (`psi setup
+   * --allow-empty`; per workload: `allow_empty: true`). Otherwise those are kept and the
+   * workload fails.
+   */
+  allowEmpty?: boolean;
   signal?: AbortSignal;
   /** Clock in milliseconds (the cache's `written_at`). */
   now?: () => number;
+  /**
+   * Restarts for `on_change: restart` workloads: false turns them off; a function replaces
+   * systemd (it gets the unit to restart). Default: systemd through D-Bus or systemctl.
+   */
+  restart?: false | ((unit: string) => Promise<RestartResult[]>);
+  /**
+   * Called once before the first restart with the new file's `written_at`: the CLI waits
+   * there until the running serve has loaded it, so a restarted container gets the new value.
+   */
+  beforeRestart?: (writtenAt: number) => Promise<void>;
 }
 
 type Kind = "fetch" | "store" | "unavailable";
@@ -79,6 +111,8 @@ interface WorkloadState {
   kind: Kind;
   outcome: WorkloadOutcome;
   merged: Map<string, FetchedSecret>;
+  /** Mappings of secrets kept from earlier runs because a source listed nothing. */
+  kept: Mapping[];
 }
 
 function issueFrom(stage: SetupIssue["stage"], error: unknown, extra: Partial<SetupIssue> = {}) {
@@ -156,6 +190,7 @@ export async function runSetup(options: SetupOptions): Promise<SetupResult> {
       config: workload,
       kind: kindOf(workload.provider),
       merged: new Map(),
+      kept: [],
       outcome: {
         name,
         provider: workload.provider,
@@ -165,6 +200,7 @@ export async function runSetup(options: SetupOptions): Promise<SetupResult> {
         created: [],
         replaced: [],
         unchanged: [],
+        kept: [],
         drift: [],
         errors: [],
       },
@@ -240,7 +276,9 @@ export async function runSetup(options: SetupOptions): Promise<SetupResult> {
       return false;
     }
     if (secretIdProblem(existing.id) !== undefined) return false;
-    const stored = await readFile(join(stateDir, existing.id)).catch(() => undefined);
+    const stored = await readRegularFile(join(stateDir, existing.id), {
+      maxBytes: MAX_MAPPING_BYTES,
+    }).catch(() => undefined);
     return stored !== undefined && sameBytes(stored, bytes);
   };
 
@@ -269,6 +307,57 @@ export async function runSetup(options: SetupOptions): Promise<SetupResult> {
         return "replaced";
       }
     });
+  };
+
+  // A source that lists nothing while its workload still has secrets is more often a
+  // mistyped path, an emptied folder or a server answering a missing folder with an empty
+  // 200 than an intent: without the operator's word, pruning would leave the next outage
+  // with nothing. Keep the Podman secrets, the drop-in and the cached values; fail the
+  // workload with the fix.
+  const guardEmptySources = async (
+    state: WorkloadState,
+    empty: ReadonlyArray<Readonly<Record<string, unknown>>>,
+    secrets: readonly PodmanSecret[],
+    log: Logger,
+  ): Promise<void> => {
+    const { outcome } = state;
+    const held = secrets.filter((secret) => {
+      if (secret.driver !== "shell") return false;
+      const owner = ownerOf(secret.name, workloadNames);
+      return owner?.workload === state.name && !state.merged.has(owner.key);
+    });
+    if (held.length === 0) return;
+    const where = empty.map(describeSource).join("; ");
+    const keys = held.map((secret) => ownerOf(secret.name, workloadNames)!.key).sort();
+    if (options.allowEmpty === true || state.config.allow_empty === true) {
+      log.warn(
+        `source ${where} listed no secrets; workload ${state.name} loses ${keys.join(", ")} as allowed (allow_empty)`,
+        { event: "setup.empty_source", outcome: "allowed", keys },
+      );
+      return;
+    }
+    for (const secret of held) {
+      if (secretIdProblem(secret.id) !== undefined) continue;
+      const bytes = await readRegularFile(join(stateDir, secret.id), {
+        maxBytes: MAX_MAPPING_BYTES,
+      }).catch(() => undefined);
+      if (bytes === undefined) continue;
+      try {
+        state.kept.push(parseMapping(bytes, `mapping of ${secret.name}`));
+      } catch {
+        // An unreadable mapping has no cache entry to keep; the Podman secret stays anyway.
+      }
+    }
+    outcome.kept = keys;
+    const issue: SetupIssue = {
+      stage: "fetch",
+      code: "setup.empty_source",
+      message: `source ${where} listed no secrets, but workload ${state.name} has ${keys.join(", ")} from an earlier run; kept them (Podman secrets, drop-in, cache)`,
+      hint: `check the source's project and path (a mistyped path, an emptied folder, or an Infisical that answers a missing folder with an empty list); if ${state.name} is meant to lose them, run \`psi setup --allow-empty\` or set workloads.${state.name}.allow_empty: true`,
+      source: empty[0]!,
+    };
+    outcome.errors.push(issue);
+    log.warn(issue.message, { event: "setup.empty_source", outcome: "kept", fix: issue.hint });
   };
 
   const runWorkload = async (state: WorkloadState): Promise<void> => {
@@ -324,6 +413,11 @@ export async function runSetup(options: SetupOptions): Promise<SetupResult> {
       return;
     }
     const byName = new Map(podmanView.secrets.map((secret) => [secret.name, secret]));
+    const empty = state.config.secrets.filter((_, index) => {
+      const list = lists[index]!;
+      return list.status === "fulfilled" && list.value.length === 0;
+    });
+    if (empty.length > 0) await guardEmptySources(state, empty, podmanView.secrets, log);
     progress.secrets.total += outcome.keys.length;
     report();
     const registrations = await Promise.allSettled(
@@ -364,6 +458,7 @@ export async function runSetup(options: SetupOptions): Promise<SetupResult> {
       if (secret.driver !== "shell") continue;
       const owner = ownerOf(secret.name, workloadNames);
       if (owner?.workload !== state.name || state.merged.has(owner.key)) continue;
+      if (outcome.kept.includes(owner.key)) continue;
       outcome.drift.push({
         workload: state.name,
         secret: secret.name,
@@ -423,9 +518,12 @@ export async function runSetup(options: SetupOptions): Promise<SetupResult> {
   const podmanView = await listing;
   if (!podmanView.ok) errors.push(issueFrom("podman", podmanView.error));
 
+  if (preparing) await detectChanges(states, await preparing);
+  else for (const state of states) noteUnknownChanges(state, "no cache is configured");
   const cache = await refreshCache(options, preparing, states, allWorkloads, kindOf, logger);
   const written = states.some((state) => state.outcome.dropIn?.written === true);
   const reload = await reloadUnits(options, context, written, logger);
+  await restartChanged(options, context, states, cache, logger);
 
   const workloads = states.map((state) => state.outcome);
   const drift = workloads.flatMap((workload) => workload.drift);
@@ -433,7 +531,13 @@ export async function runSetup(options: SetupOptions): Promise<SetupResult> {
     errors.length === 0 &&
     drift.length === 0 &&
     cache.status !== "failed" &&
-    workloads.every((workload) => workload.status !== "failed");
+    workloads.every(
+      (workload) =>
+        workload.status !== "failed" &&
+        (workload.restarts ?? []).every(
+          (restart) => restart.status === "restarted" || restart.status === "not-running",
+        ),
+    );
   return {
     ok,
     ...(options.provider === undefined ? {} : { provider: options.provider }),
@@ -444,6 +548,116 @@ export async function runSetup(options: SetupOptions): Promise<SetupResult> {
     daemonReload: reload,
     errors,
   };
+}
+
+function noteUnknownChanges(state: WorkloadState, reason: string): void {
+  if (state.outcome.fetched && state.outcome.errors.length === 0)
+    state.outcome.changes = { known: false, reason };
+}
+
+/**
+ * Compares each fully fetched workload's values with the previous cache.enc (bytes in
+ * memory; only key names leave this function). Runs before the save, which builds the
+ * new file from the previous entries.
+ */
+async function detectChanges(states: WorkloadState[], ready: PreparedSave): Promise<void> {
+  if (!("prepared" in ready)) {
+    for (const state of states) noteUnknownChanges(state, "the cache backend is not available");
+    return;
+  }
+  const { previous, keyOf } = ready.prepared;
+  for (const state of states) {
+    if (!state.outcome.fetched || state.outcome.errors.length > 0) continue;
+    if (previous === null) {
+      noteUnknownChanges(state, "there is no previous cache.enc to compare with");
+      continue;
+    }
+    const changes: WorkloadChanges & { known: true } = { known: true, changed: [], added: [] };
+    for (const key of state.outcome.keys) {
+      const secret = state.merged.get(key)!;
+      const before = previous.entries.get(keyOf(secret.mapping as Record<string, unknown>));
+      if (before === undefined) changes.added.push(key);
+      else if (!sameBytes(before, secret.value)) changes.changed.push(key);
+    }
+    if (changes.added.length === state.outcome.keys.length && changes.added.length > 0) {
+      noteUnknownChanges(state, "the previous cache.enc held none of its values");
+    } else {
+      state.outcome.changes = changes;
+    }
+  }
+}
+
+/**
+ * `on_change: restart` (after the cache is written, never instead of it): restarts the
+ * unit of each workload whose values changed, one workload after the other.
+ */
+async function restartChanged(
+  options: SetupOptions,
+  context: PsiContext,
+  states: WorkloadState[],
+  cache: CacheOutcome,
+  logger: Logger,
+): Promise<void> {
+  if (options.restart === false) return;
+  for (const state of states) {
+    if (state.config.on_change === "restart")
+      state.outcome.restartUnit = restartUnitOf(state.name, state.config);
+  }
+  const due = states.filter((state) => {
+    const { changes } = state.outcome;
+    if (state.config.on_change !== "restart" || state.outcome.status === "failed") return false;
+    if (changes?.known !== true) {
+      if (changes)
+        logger.info(
+          `workload ${state.name}: cannot tell which values changed (${changes.reason}); nothing restarted`,
+          { event: "setup.restart", workload: state.name, outcome: "unknown" },
+        );
+      return false;
+    }
+    return changes.changed.length + changes.added.length > 0;
+  });
+  if (due.length === 0) return;
+  if (cache.status !== "written") {
+    // serve answers from its cache: a restart now would hand the container the old value.
+    for (const state of due) {
+      logger.warn(
+        `workload ${state.name}: values changed but the cache was not written; not restarted`,
+        { event: "setup.restart", workload: state.name, outcome: "not_written" },
+      );
+    }
+    return;
+  }
+  await options.beforeRestart?.(cache.writtenAt);
+  for (const state of due) {
+    const unit = state.outcome.restartUnit!;
+    const changes = state.outcome.changes as WorkloadChanges & { known: true };
+    const keys = [...changes.changed, ...changes.added].sort();
+    const results =
+      typeof options.restart === "function"
+        ? await options.restart(unit)
+        : await restartUnit(unit, { scope: context.scope, env: context.env });
+    state.outcome.restarts = results;
+    for (const result of results) {
+      const fields = {
+        event: "setup.restart",
+        workload: state.name,
+        unit: result.unit,
+        outcome: result.status,
+        keys,
+      };
+      if (result.status === "failed" || result.status === "skipped") {
+        logger.warn(
+          `workload ${state.name}: ${result.unit} ${result.status === "failed" ? "could not be restarted" : "was not restarted"}: ${result.detail}`,
+          fields,
+        );
+      } else {
+        logger.info(
+          `workload ${state.name}: ${result.unit} ${result.status === "restarted" ? "restarted" : "is not running; nothing to restart"} (changed: ${keys.join(", ")})`,
+          fields,
+        );
+      }
+    }
+  }
 }
 
 async function reloadUnits(
@@ -546,6 +760,14 @@ async function refreshCache(
   if ("disabled" in ready) return { status: "disabled", reason: "no cache backend is configured" };
   const { backend, prepared } = ready;
   const { previous } = prepared;
+  // Values kept because a source listed nothing (guardEmptySources) go back in unchanged.
+  for (const state of states) {
+    if (!state.outcome.fetched) continue;
+    for (const mapping of state.kept) {
+      const value = previous?.entries.get(prepared.keyOf(mapping));
+      if (value !== undefined) fetched.push({ mapping, value });
+    }
+  }
   const previousUnreadable = prepared.previousError?.message;
   if (prepared.previousError) {
     logger.warn(
@@ -601,6 +823,7 @@ async function refreshCache(
       unchanged: saved.unchanged,
       pruned: saved.pruned,
       pruneApplied: complete,
+      writtenAt: saved.writtenAt,
       ...(previousUnreadable === undefined ? {} : { previousUnreadable }),
     };
   } catch (error) {

@@ -1,4 +1,5 @@
 import type { DaemonReloadOutcome } from "./daemon-reload.js";
+import type { RestartResult } from "./restart.js";
 
 /** One problem setup met, with where it happened; never holds a secret value. */
 export interface SetupIssue {
@@ -41,13 +42,33 @@ export interface WorkloadOutcome {
   created: string[];
   replaced: string[];
   unchanged: string[];
+  /**
+   * Keys the workload had before, kept (Podman secret, drop-in, cached value) because a
+   * source listed no secrets and emptying was not allowed (`allow_empty`).
+   */
+  kept: string[];
   /** The drop-in, when it was written or found current. */
   dropIn?: { path: string; written: boolean };
   drift: DriftEntry[];
   errors: SetupIssue[];
   /** For store-only workloads: how their secrets are created. */
   note?: string;
+  /** Which keys' values differ from the previous cache.enc (names only), for fetched workloads. */
+  changes?: WorkloadChanges;
+  /** With `on_change: restart`: the unit restarted when values change. */
+  restartUnit?: string;
+  /** The units restarted because values changed (`on_change: restart`), in restart order. */
+  restarts?: RestartResult[];
 }
+
+/**
+ * What changed in a workload since the previous cache.enc: `changed` keys had another
+ * value, `added` keys had none. Unknown when there is nothing to compare with (no cache,
+ * no previous file, or a file that held none of the workload's values).
+ */
+export type WorkloadChanges =
+  | { known: true; changed: string[]; added: string[] }
+  | { known: false; reason: string };
 
 /** What setup did with the cache file (SPEC §6.5, §9). */
 export type CacheOutcome =
@@ -63,6 +84,8 @@ export type CacheOutcome =
       pruneApplied: boolean;
       /** Why the previous file could not be used (it was replaced by a fresh one). */
       previousUnreadable?: string;
+      /** The file's `written_at` (Unix seconds): serve has the new values once it loaded this one. */
+      writtenAt: number;
     }
   /** A partial run that fetched nothing new: the file is left as it was. */
   | { status: "unchanged"; path: string; reason: string }

@@ -1,7 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { readCacheFile } from "@psi/cache";
 import type { FetchedSecret, Provider, PsiContext } from "@psi/core";
 import { infisicalMappingBytes, makeContext, PsiError, parseConfig } from "@psi/core";
@@ -28,6 +27,8 @@ interface MemoryProvider extends Provider {
   calls: string[];
   failing: Set<string>;
   peak: number;
+  /** Listings wait until this many have run at once (makes the overlap certain, not timed). */
+  barrier: number;
 }
 
 function memoryProvider(folders: Record<string, Folder>): MemoryProvider {
@@ -38,6 +39,7 @@ function memoryProvider(folders: Record<string, Folder>): MemoryProvider {
     calls: [],
     failing: new Set(),
     peak: 0,
+    barrier: 1,
     async open() {},
     async close() {},
     async lookup() {
@@ -49,7 +51,9 @@ function memoryProvider(folders: Record<string, Folder>): MemoryProvider {
       running++;
       provider.peak = Math.max(provider.peak, running);
       try {
-        await sleep(10);
+        // Held until `barrier` listings ran at once (then none waits again): the overlap
+        // the concurrency test measures is certain, not a matter of timing.
+        while (provider.peak < provider.barrier) await new Promise(setImmediate);
         if (provider.failing.has(path))
           throw new PsiError("provider.unreachable", "cannot reach Infisical at test");
         const folder = provider.folders.get(path);
@@ -225,6 +229,7 @@ describe.skipIf(skip)("runSetup (real Podman)", () => {
       workloads[`w${String(i).padStart(2, "0")}`] = { secrets: [src(`/w${i}`)] };
     }
     const provider = memoryProvider(folders);
+    provider.barrier = 3;
     const result = await runSetup(options(provider, workloads, { concurrency: 3 }));
     expect(result.ok).toBe(true);
     expect(provider.peak).toBe(3);
@@ -316,6 +321,61 @@ describe.skipIf(skip)("runSetup (real Podman)", () => {
     expect(
       await cached({ provider: "infisical", project: "proj", path: "/a", key: "GONE" }),
     ).toBeUndefined();
+  });
+
+  it("an emptied source keeps the workload's secrets and fails until the operator allows it", async () => {
+    const provider = memoryProvider({ "/a": { ONE: "1", TWO: "2" }, "/b": { B: "b" } });
+    const workloads = {
+      app: { secrets: [src("/a"), src("/b")] },
+      web: { secrets: [src("/b")] },
+    };
+    await runSetup(options(provider, workloads));
+    const dropIn = join(systemdDir, "app.container.d", "50-secrets.conf");
+    const before = await readFile(dropIn, "utf8");
+    const one = { provider: "infisical", project: "proj", path: "/a", key: "ONE" };
+
+    // The folder was emptied (or the server answered a missing folder with an empty list).
+    provider.folders.set("/a", {});
+    const run = options(provider, workloads);
+    const guarded = await runSetup(run);
+    expect(guarded.ok).toBe(false);
+    const app = guarded.workloads[0]!;
+    expect(app).toMatchObject({ status: "failed", kept: ["ONE", "TWO"] });
+    expect(app.errors).toEqual([
+      expect.objectContaining({
+        code: "setup.empty_source",
+        source: { ...src("/a"), recursive: false },
+        hint: expect.stringContaining("allow_empty: true"),
+      }),
+    ]);
+    expect(app.errors[0]!.hint).toContain("psi setup --allow-empty");
+    expect(run.logs()).toContain("listed no secrets");
+    // Kept: not reported as drift, the drop-in still names them, the cache still holds them.
+    expect(guarded.drift).toEqual([]);
+    expect(await readFile(dropIn, "utf8")).toBe(before);
+    expect(guarded.cache).toMatchObject({ status: "written", pruneApplied: true, pruned: 0 });
+    expect(await cached(one)).toBe("1");
+    expect(guarded.workloads[1]).toMatchObject({ status: "ok" });
+
+    // Confirmed per workload: the emptied keys are pruned (and left to drift's fix).
+    const allowed = await runSetup(
+      options(provider, { ...workloads, app: { ...workloads.app, allow_empty: true } }),
+    );
+    expect(allowed.workloads[0]).toMatchObject({ kept: [], errors: [] });
+    expect(allowed.cache).toMatchObject({ status: "written", pruned: 2 });
+    expect(await cached(one)).toBeUndefined();
+    expect(await readFile(dropIn, "utf8")).not.toContain("ONE");
+  });
+
+  it("--allow-empty confirms for every workload; a source empty from the start is no problem", async () => {
+    const provider = memoryProvider({ "/a": { ONE: "1" }, "/new": {} });
+    const workloads = { app: { secrets: [src("/a")] }, fresh: { secrets: [src("/new")] } };
+    const first = await runSetup(options(provider, workloads));
+    expect(first.workloads.map((workload) => workload.status)).toEqual(["ok", "ok"]);
+    provider.folders.set("/a", {});
+    const allowed = await runSetup(options(provider, workloads, { allowEmpty: true }));
+    expect(allowed.workloads[0]).toMatchObject({ status: "ok", kept: [] });
+    expect(allowed.cache).toMatchObject({ status: "written", pruned: 1, entries: 0 });
   });
 
   it("warns and carries on when the backend cannot open, or the old file is unreadable", async () => {

@@ -1,6 +1,6 @@
-import { chmod, mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { accessSync, constants } from "node:fs";
+import { chmod, mkdir, readFile, stat, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import {
   createLimit,
   daemonReload,
@@ -11,7 +11,15 @@ import {
   readDropInSecrets,
   writeDropIn,
 } from "@psi/setup";
-import { tempDir } from "@psi/testkit/tmp";
+import {
+  busEnv,
+  commandOnPath,
+  dbusDaemonAvailable,
+  ownBusName,
+  type PrivateBus,
+  startPrivateBus,
+} from "@psi/testkit/dbus";
+import { requireTool, tempDir } from "@psi/testkit/tmp";
 import { renderDriverConf } from "@psi/unitgen";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -21,17 +29,31 @@ describe("createLimit", () => {
     let running = 0;
     let peak = 0;
     const started: number[] = [];
-    await Promise.all(
+    // Each task waits for its own gate; the test opens a gate only once the limit is full,
+    // so the overlap is certain rather than timed.
+    const gates = Array.from({ length: 12 }, () => {
+      let resolve!: () => void;
+      const promise = new Promise<void>((done) => {
+        resolve = done;
+      });
+      return { promise, resolve };
+    });
+    const all = Promise.all(
       Array.from({ length: 12 }, (_, index) =>
         limit(async () => {
           started.push(index);
           running++;
           peak = Math.max(peak, running);
-          await sleep(5);
+          await gates[index]!.promise;
           running--;
         }),
       ),
     );
+    for (let index = 0; index < 12; index++) {
+      while (started.length < Math.min(12, index + 3)) await new Promise(setImmediate);
+      gates[index]!.resolve();
+    }
+    await all;
     expect(peak).toBe(3);
     expect(started).toEqual([...Array(12).keys()]);
   });
@@ -112,8 +134,9 @@ describe("drop-ins", () => {
         "Secret=worker@--ZED,type=env,target=ZED\n",
     );
     expect((await stat(first.path)).mode & 0o777).toBe(0o644);
-    const mtime = (await stat(first.path)).mtimeMs;
-    await sleep(20);
+    // An atomic rewrite would be a new inode, and ctime moves with any write in place: no
+    // sleep is needed to tell "left alone" from "written again".
+    const before = await stat(first.path, { bigint: true });
     const again = await writeDropIn({
       systemdDir: dir.path,
       workload: "worker@",
@@ -121,7 +144,8 @@ describe("drop-ins", () => {
       dependsOn: ["db.service"],
     });
     expect(again.written).toBe(false);
-    expect((await stat(first.path)).mtimeMs).toBe(mtime);
+    const after = await stat(first.path, { bigint: true });
+    expect([after.ino, after.ctimeNs]).toEqual([before.ino, before.ctimeNs]);
     expect(await readDropInSecrets(first.path)).toEqual([
       "worker@--ALPHA",
       "worker@--MODE",
@@ -185,3 +209,93 @@ describe("daemonReload", () => {
     );
   });
 });
+
+const noBus =
+  requireTool(dbusDaemonAvailable(), "dbus-daemon", "dbus") ||
+  requireTool(commandOnPath("busctl"), "busctl", "systemd") ||
+  requireTool(commandOnPath("gdbus"), "gdbus", "libglib2.0-bin") ||
+  requireTool(commandOnPath("dbus-send"), "dbus-send", "dbus-bin");
+
+// The real clients on a real private bus: a stand-in owns org.freedesktop.systemd1 (no
+// systemd runs here) and records the Reload call; PSI finds the bus through
+// DBUS_SESSION_BUS_ADDRESS (user) and DBUS_SYSTEM_BUS_ADDRESS (system), as the clients do.
+describe.skipIf(noBus)("daemonReload on a private D-Bus", () => {
+  let dir: { path: string; cleanup: () => Promise<void> };
+  let bus: PrivateBus;
+
+  beforeAll(async () => {
+    dir = await tempDir("psi-dbus-");
+    bus = await startPrivateBus(dir.path);
+  });
+  afterAll(async () => {
+    await bus?.stop();
+    await dir?.cleanup();
+  });
+
+  /** A PATH holding only `names`, linked to the installed clients. */
+  async function onlyTools(label: string, names: string[]): Promise<string> {
+    const bin = join(dir.path, label);
+    await mkdir(bin, { recursive: true });
+    for (const name of names) {
+      const real = (process.env["PATH"] ?? "")
+        .split(":")
+        .map((entry) => join(entry, name))
+        .find(existsExecutable);
+      if (!real) throw new Error(`${name} not found`);
+      await symlink(real, join(bin, name));
+    }
+    return bin;
+  }
+
+  for (const [via, scope] of [
+    ["busctl", "user"],
+    ["busctl", "system"],
+    ["gdbus", "user"],
+    ["dbus-send", "system"],
+  ] as const) {
+    it(`calls org.freedesktop.systemd1.Manager.Reload through ${via} (${scope} bus)`, async () => {
+      const systemd = await ownBusName(bus.address, "org.freedesktop.systemd1");
+      try {
+        const PATH = await onlyTools(`${via}-${scope}`, [via]);
+        const address = busEnv(bus.address);
+        const env =
+          scope === "user"
+            ? { PATH, DBUS_SESSION_BUS_ADDRESS: address.DBUS_SESSION_BUS_ADDRESS }
+            : { PATH, DBUS_SYSTEM_BUS_ADDRESS: address.DBUS_SYSTEM_BUS_ADDRESS };
+        const outcome = await daemonReload({ scope, env, timeoutMs: 10_000 });
+        expect(outcome).toEqual({ status: "reloaded", via });
+        const call = await systemd.nextCall("Reload");
+        expect(call).toMatchObject({
+          path: "/org/freedesktop/systemd1",
+          interface: "org.freedesktop.systemd1.Manager",
+          member: "Reload",
+        });
+        expect(systemd.calls.filter((entry) => entry.member === "Reload")).toHaveLength(1);
+      } finally {
+        await systemd.close();
+      }
+    });
+  }
+
+  it("reports the bus's refusal when nobody owns org.freedesktop.systemd1, and no systemctl", async () => {
+    const PATH = await onlyTools("nobody", ["busctl"]);
+    const outcome = await daemonReload({
+      scope: "user",
+      env: { PATH, DBUS_SESSION_BUS_ADDRESS: bus.address },
+      timeoutMs: 10_000,
+    });
+    expect(outcome.status).toBe("unavailable");
+    const detail = outcome.status === "unavailable" ? outcome.detail : "";
+    expect(detail).toMatch(/^busctl failed: /);
+    expect(detail).toContain("systemctl is not installed");
+  });
+});
+
+function existsExecutable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -15,7 +15,7 @@ import {
   timingSafeEqual,
   X509Certificate,
 } from "node:crypto";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -88,8 +88,18 @@ export interface FakeInfisical {
   addFolder(at: FakeLocation): void;
   /** Folder paths of a project environment, sorted. */
   folders(projectId: string, environment: string): string[];
-  /** Makes the folder at `at` import the secrets of `from` (same project). */
-  addImport(at: FakeLocation & { from: { environment: string; path: string } }): void;
+  /**
+   * Makes the folder at `at` import the secrets of `from`: same project unless
+   * `from.projectId` names another (a cross-project import with its grant in place).
+   */
+  addImport(
+    at: FakeLocation & { from: { environment: string; path: string; projectId?: string } },
+  ): void;
+  /**
+   * Denies every identity read access to a folder: reads of it answer 403, and so does
+   * expanding a `${...}` reference that points into it (Infisical's canExpandValue).
+   */
+  denyRead(at: FakeLocation): void;
   addCertificateProfile(profile: { profileId: string; projectId: string }): void;
   certificates: FakeCertificate[];
   /** Issues a token directly (as a login would). */
@@ -105,6 +115,25 @@ export interface FakeInfisical {
   slow(ms: number): void;
   /** Answers the next `times` requests (default: all) with `status`; null turns it off. */
   fail5xx(status: number | null, times?: number): void;
+  /**
+   * Rate limiting: the next `times` requests (default: all) answer 429 with
+   * `Retry-After: retryAfterSeconds` (default 1); null turns it off.
+   */
+  rateLimit(times: number | null, retryAfterSeconds?: number): void;
+  /**
+   * Some self-hosted versions answer a listing of a missing folder with an empty 200
+   * (`{secrets: [], imports: []}`) instead of 404: true switches the fake to that.
+   */
+  emptyForMissingFolder(on: boolean): void;
+  /**
+   * Certificate issue waits for approval: answers `{certificateRequestId, status:
+   * "pending_approval", message}` without a certificate until {@link approveCertificates}.
+   */
+  requireCertificateApproval(on: boolean): void;
+  /** Issues every certificate request waiting for approval (its status becomes `issued`). */
+  approveCertificates(): Promise<void>;
+  /** Renewals answer without `privateKey` (the key stays the one of the renewed certificate). */
+  renewWithoutPrivateKey(on: boolean): void;
   requests: FakeRequest[];
   /** Requests with `method` whose path starts with `pathPrefix`. */
   count(method: string, pathPrefix: string): number;
@@ -125,9 +154,39 @@ interface Folder {
   name: string;
   parentId: string | null;
   secrets: Map<string, StoredSecret>;
-  imports: Array<{ environment: string; path: string }>;
+  imports: ImportEntry[];
   createdAt: string;
 }
+
+/** One secret import of a folder; `projectId` set for a cross-project import. */
+interface ImportEntry {
+  projectId: string | undefined;
+  environment: string;
+  path: string;
+}
+
+/** A certificate request: issued at once, or waiting for approval. */
+interface CertificateRequestRecord {
+  id: string;
+  profileId: string;
+  attributes: {
+    commonName: string;
+    altNames: Array<{ type: string; value: string }>;
+    ttl?: string;
+    keyAlgorithm?: string;
+  };
+  status: "pending_approval" | "issued";
+  issued?: { fields: Record<string, string>; record: FakeCertificate };
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** Infisical's LEVEL_BREAK (secret-import-fns.ts): imports of imports are followed this deep. */
+const IMPORT_DEPTH_LIMIT = 10;
+/** Infisical's MAX_SECRET_REFERENCE_DEPTH (secret-reference-fns.ts). */
+const REFERENCE_DEPTH_LIMIT = 10;
+/** Infisical's INTERPOLATION_PATTERN_STRING (secret-reference-fns.ts). */
+const REFERENCE = /\$\{([\w.-]+)\}/g;
 
 interface Identity {
   identityId: string;
@@ -142,6 +201,7 @@ class HttpProblem extends Error {
     readonly status: number,
     message: string,
     readonly error: string,
+    readonly details?: unknown,
   ) {
     super(message);
   }
@@ -152,6 +212,7 @@ const ERROR_NAMES: Record<number, string> = {
   401: "UnauthorizedError",
   403: "PermissionDenied",
   404: "NotFound",
+  429: "Too Many Requests",
   500: "InternalServerError",
   502: "BadGateway",
   503: "ServiceUnavailable",
@@ -324,7 +385,16 @@ export async function startFakeInfisical(
   const requests: FakeRequest[] = [];
   let delayMs = 0;
   let failure: { status: number; remaining: number } | null = null;
+  let limited: { remaining: number; retryAfter: number } | null = null;
+  let emptyForMissing = false;
+  let approvalRequired = false;
+  let renewKeyless = false;
+  const denied = new Set<string>();
+  const certificateRequests = new Map<string, CertificateRequestRecord>();
+  const privateKeys = new Map<string, string>();
   let certDir: string | undefined;
+  const locationKey = (projectId: string, environment: string, path: string) =>
+    `${projectId}\u0000${environment}\u0000${path}`;
 
   const storeKey = (projectId: string, environment: string) => `${projectId}\u0000${environment}`;
 
@@ -426,12 +496,124 @@ export async function startFakeInfisical(
     return folder;
   }
 
-  /** Imported folders, in import order; missing sources are skipped (as Infisical does). */
-  function importsOf(projectId: string, folder: Folder) {
-    return folder.imports.flatMap((entry) => {
-      const source = folderAt(projectId, entry.environment, entry.path, false);
-      return source ? [{ entry, source }] : [];
-    });
+  /**
+   * The imports of `folders` as Infisical resolves them (fnSecretsV2FromImports in
+   * backend/src/services/secret-import/secret-import-fns.ts): one entry per distinct
+   * imported folder, in order; missing folders skipped; each entry's secrets are the
+   * imported folder's own followed by those of its imports, and theirs, up to
+   * IMPORT_DEPTH_LIMIT levels, every folder visited once (cycles end there). A cross-project
+   * import reads the other project's folder.
+   */
+  function resolveImports(projectId: string, folders: Folder[]) {
+    type Resolved = { key: string; secret: StoredSecret; at: FakeLocation };
+    const seen = new Set<string>();
+    const visit = (entries: ImportEntry[], from: string, depth: number) => {
+      const out: Array<{
+        entry: ImportEntry;
+        at: FakeLocation;
+        source: Folder;
+        secrets: Resolved[];
+      }> = [];
+      if (depth > IMPORT_DEPTH_LIMIT) return out;
+      for (const entry of entries) {
+        const at = {
+          projectId: entry.projectId ?? from,
+          environment: entry.environment,
+          path: entry.path,
+        };
+        const id = locationKey(at.projectId, at.environment, at.path);
+        if (seen.has(id)) continue;
+        const source = folderAt(at.projectId, at.environment, at.path, false);
+        if (!source) continue;
+        seen.add(id);
+        const secrets: Resolved[] = [...source.secrets].map(([key, secret]) => ({
+          key,
+          secret,
+          at,
+        }));
+        for (const deeper of visit(source.imports, at.projectId, depth + 1))
+          secrets.push(...deeper.secrets);
+        const keys = new Set<string>();
+        out.push({
+          entry,
+          at,
+          source,
+          // The imported folder's own secrets win over those it imports in turn.
+          secrets: secrets.filter(({ key }) => !keys.has(key) && keys.add(key) !== undefined),
+        });
+      }
+      return out;
+    };
+    return visit(
+      folders.flatMap((folder) => folder.imports),
+      projectId,
+      0,
+    );
+  }
+
+  /** 403 for a folder {@link FakeInfisical.denyRead} closed (the permission check of every read route). */
+  function checkRead(at: FakeLocation): void {
+    if (denied.has(locationKey(at.projectId, at.environment, at.path)))
+      throw problem(
+        403,
+        `You do not have permission to read secrets in environment '${at.environment}' at path '${at.path}'`,
+      );
+  }
+
+  /**
+   * expandSecretReferences (backend/src/services/secret-v2-bridge/secret-reference-fns.ts;
+   * https://infisical.com/docs/documentation/platform/secret-reference): ${KEY} names a
+   * secret of the same folder, ${env.folder.sub.KEY} one elsewhere in the project; values
+   * are expanded again up to REFERENCE_DEPTH_LIMIT, a circular one is left as it is, a
+   * missing secret leaves the reference in place, and a reference into a folder the
+   * identity cannot read answers 403 naming both secrets.
+   */
+  function expandValue(value: string, at: FakeLocation, key: string): string {
+    const expand = (
+      text: string,
+      where: FakeLocation,
+      depth: number,
+      visited: Set<string>,
+    ): string => {
+      if (depth > REFERENCE_DEPTH_LIMIT) return text;
+      return text.replace(REFERENCE, (whole, name: string) => {
+        const parts = name.split(".");
+        const target =
+          parts.length === 1
+            ? { ...where, key: parts[0]! }
+            : {
+                projectId: where.projectId,
+                environment: parts[0]!,
+                path: normalizePath(parts.slice(1, -1).join("/")),
+                key: parts.at(-1)!,
+              };
+        if (denied.has(locationKey(target.projectId, target.environment, target.path)))
+          throw problem(
+            403,
+            `You do not have permission to read secret '${target.key}' in environment '${target.environment}' at path '${target.path}', which is referenced by secret '${key}' in environment '${at.environment}' at path '${at.path}'.`,
+          );
+        const id = locationKey(
+          target.projectId,
+          target.environment,
+          `${target.path}\u0000${target.key}`,
+        );
+        const found = folderAt(
+          target.projectId,
+          target.environment,
+          target.path,
+          false,
+        )?.secrets.get(target.key);
+        if (!found?.value) return whole;
+        if (visited.has(id)) return found.value;
+        return expand(found.value, target, depth + 1, new Set([...visited, id]));
+      });
+    };
+    return expand(
+      value,
+      at,
+      0,
+      new Set([locationKey(at.projectId, at.environment, `${at.path}\u0000${key}`)]),
+    );
   }
 
   function makeCertificate(
@@ -442,6 +624,8 @@ export async function startFakeInfisical(
       ttl?: string;
       keyAlgorithm?: string;
     },
+    /** The private key (PEM) to certify again, for a renewal that keeps the key. */
+    reuseKey?: string,
   ) {
     return (async () => {
       if (!certDir) {
@@ -452,6 +636,7 @@ export async function startFakeInfisical(
       const keyPath = join(certDir, `${id}.key`);
       const certPath = join(certDir, `${id}.pem`);
       const rsa = /^RSA_(\d+)$/.exec(attributes.keyAlgorithm ?? "");
+      if (reuseKey !== undefined) await writeFile(keyPath, reuseKey, { mode: 0o600 });
 
       const prefix: Record<string, string> = {
         dns_name: "DNS",
@@ -470,6 +655,7 @@ export async function startFakeInfisical(
         days: ttlDays(attributes.ttl),
         ...(san ? { subjectAltName: san } : {}),
         ...(rsa ? { newKey: ["-newkey", `rsa:${rsa[1]}`] } : {}),
+        ...(reuseKey === undefined ? {} : { keepKey: true }),
       });
       const [certificate, privateKey, ca] = await Promise.all([
         readFile(certPath, "utf8"),
@@ -487,6 +673,7 @@ export async function startFakeInfisical(
         certificate,
       };
       certificates.push(record);
+      privateKeys.set(id, privateKey);
       return {
         record,
         fields: {
@@ -574,8 +761,14 @@ export async function startFakeInfisical(
     // from Infisical/infisical backend/src/server/routes/v4/secret-router.ts (operationId
     // listSecretsV4; the API reference is generated from it), matching
     // https://infisical.com/docs/api-reference/endpoints/deprecated/secrets/list (v3 raw, same
-    // response) and @infisical/sdk ListSecretsResponse. Imports are those of
-    // the listed folder only. expandSecretReferences is accepted; values here hold no references.
+    // response) and @infisical/sdk ListSecretsResponse. As getSecrets in
+    // backend/src/services/secret-v2-bridge/secret-v2-bridge-service.ts does: a recursive
+    // listing returns the imports of every folder of the tree (nothing says which folder an
+    // import belongs to: the response schema has no such field), imports of imports are
+    // followed (resolveImports), and with expandSecretReferences=true every local value is
+    // expanded; one reference that cannot be expanded fails the listing with 403 "Failed to
+    // expand one or more secret references" and `details` (imported values that cannot be
+    // expanded stay as they are: their expansion runs under Promise.allSettled).
     if (method === "GET" && path === "/api/v4/secrets") {
       const projectId = query["projectId"];
       const environment = query["environment"];
@@ -583,7 +776,11 @@ export async function startFakeInfisical(
       authorize(identity, projectId);
       const secretPath = normalizePath(query["secretPath"]);
       const hide = query["viewSecretValue"] === "false";
+      const expand = query["expandSecretReferences"] === "true" && !hide;
+      if (emptyForMissing && !folderAt(projectId, environment, secretPath, false))
+        return query["include_imports"] === "true" ? { secrets: [], imports: [] } : { secrets: [] };
       const root = folderOrNotFound(projectId, environment, secretPath);
+      checkRead({ projectId, environment, path: secretPath });
       const store = stores.get(storeKey(projectId, environment))!;
       const paths =
         query["recursive"] === "true"
@@ -592,28 +789,52 @@ export async function startFakeInfisical(
                 (p) =>
                   p === secretPath || p.startsWith(secretPath === "/" ? "/" : `${secretPath}/`),
               )
+              .filter((p) => !denied.has(locationKey(projectId, environment, p)))
               .sort()
           : [secretPath];
+      const failures: string[] = [];
       const secrets = paths.flatMap((p) =>
-        [...store.get(p)!.secrets].map(([key, secret]) =>
-          rawSecret(key, secret, { projectId, environment, path: p }, hide),
-        ),
+        [...store.get(p)!.secrets].map(([key, secret]) => {
+          const at = { projectId, environment, path: p };
+          const raw = rawSecret(key, secret, at, hide);
+          if (expand) {
+            try {
+              raw.secretValue = expandValue(secret.value, at, key);
+            } catch (error) {
+              failures.push(error instanceof Error ? error.message : String(error));
+            }
+          }
+          return raw;
+        }),
       );
+      if (failures.length > 0)
+        throw new HttpProblem(
+          403,
+          "Failed to expand one or more secret references",
+          "PermissionDenied",
+          failures,
+        );
       const answer: Record<string, unknown> = { secrets };
       if (query["include_imports"] === "true") {
-        answer["imports"] = importsOf(projectId, root).map(({ entry, source }) => ({
-          secretPath: entry.path,
-          environment: entry.environment,
-          folderId: source.id,
-          secrets: [...source.secrets].map(([key, secret]) => {
-            const {
-              createdAt: _c,
-              updatedAt: _u,
-              ...rest
-            } = rawSecret(key, secret, { projectId, ...entry }, hide);
-            return rest;
+        const folders = paths.map((p) => (p === secretPath ? root : store.get(p)!));
+        answer["imports"] = resolveImports(projectId, folders).map(
+          ({ entry, source, secrets }) => ({
+            secretPath: entry.path,
+            environment: entry.environment,
+            folderId: source.id,
+            secrets: secrets.map(({ key, secret, at }) => {
+              const { createdAt: _c, updatedAt: _u, ...rest } = rawSecret(key, secret, at, hide);
+              if (expand) {
+                try {
+                  rest.secretValue = expandValue(secret.value, at, key);
+                } catch {
+                  // allSettled in fnSecretsV2FromImports: the value stays unexpanded.
+                }
+              }
+              return rest;
+            }),
           }),
-        }));
+        );
       }
       return answer;
     }
@@ -673,19 +894,35 @@ export async function startFakeInfisical(
         const environment = query["environment"];
         if (!projectId || !environment) throw problem(400, "Missing project id or environment");
         authorize(identity, projectId);
+        // getSecretByName (secret-v2-bridge-service.ts): imports only when the folder has no
+        // such key, the last import first, imports of imports included; the local value is
+        // expanded, and a reference that cannot be expanded answers 403 naming both secrets.
         const secretPath = normalizePath(query["secretPath"]);
         const hide = query["viewSecretValue"] === "false";
+        const expand = query["expandSecretReferences"] === "true" && !hide;
         const folder = folderOrNotFound(projectId, environment, secretPath);
+        const here = { projectId, environment, path: secretPath };
+        checkRead(here);
         const local = folder.secrets.get(key);
-        if (local)
-          return {
-            secret: rawSecret(key, local, { projectId, environment, path: secretPath }, hide),
-          };
+        if (local) {
+          const raw = rawSecret(key, local, here, hide);
+          if (expand) raw.secretValue = expandValue(local.value, here, key);
+          return { secret: raw };
+        }
         if (query["include_imports"] === "true") {
-          const imported = importsOf(projectId, folder).reverse();
-          for (const { entry, source } of imported) {
-            const secret = source.secrets.get(key);
-            if (secret) return { secret: rawSecret(key, secret, { projectId, ...entry }, hide) };
+          const imported = resolveImports(projectId, [folder]).reverse();
+          for (const { secrets } of imported) {
+            const found = secrets.find((secret) => secret.key === key);
+            if (!found) continue;
+            const raw = rawSecret(key, found.secret, found.at, hide);
+            if (expand) {
+              try {
+                raw.secretValue = expandValue(found.secret.value, found.at, key);
+              } catch {
+                // as in the listing: imported values that cannot be expanded stay as they are
+              }
+            }
+            return { secret: raw };
           }
         }
         throw problem(404, `Secret with name '${key}' not found`);
@@ -731,8 +968,68 @@ export async function startFakeInfisical(
       }
     }
 
+    // GET /api/v2/secret-imports?projectId&environment&path → { secretImports: [{ id, importPath,
+    // importEnv: { name, slug, id }, position, folderId, isReplication, isReserved, createdAt,
+    // updatedAt, version }] }, the imports attached to that folder in order.
+    // https://infisical.com/docs/api-reference/endpoints/secret-imports/list
+    if (method === "GET" && path === "/api/v2/secret-imports") {
+      const projectId = query["projectId"];
+      const environment = query["environment"];
+      if (!projectId || !environment) throw problem(400, "Missing project id or environment");
+      authorize(identity, projectId);
+      const at = normalizePath(query["path"]);
+      if (at === "/") folderAt(projectId, environment, "/", true);
+      const folder = folderOrNotFound(projectId, environment, at);
+      return {
+        secretImports: folder.imports.map((entry, index) => ({
+          id: `${folder.id}-${index}`,
+          importPath: entry.path,
+          importEnv: { name: entry.environment, slug: entry.environment, id: entry.environment },
+          position: index + 1,
+          folderId: folder.id,
+          isReplication: false,
+          isReserved: false,
+          createdAt: folder.createdAt,
+          updatedAt: folder.createdAt,
+          version: 1,
+        })),
+      };
+    }
+
+    // GET /api/v1/folders?workspaceId (or projectId)&environment&path → { folders: [{ id, name,
+    // createdAt, updatedAt, envId, parentId, ... }] }, the folders directly under path; 404 for
+    // a missing path. https://infisical.com/docs/api-reference/endpoints/folders/list
+    if (method === "GET" && path === "/api/v1/folders") {
+      const projectId = query["workspaceId"] ?? query["projectId"];
+      const environment = query["environment"];
+      if (!projectId || !environment) throw problem(400, "Missing project id or environment");
+      authorize(identity, projectId);
+      const parent = normalizePath(query["path"] ?? query["directory"]);
+      // Every environment has its root folder.
+      if (parent === "/") folderAt(projectId, environment, "/", true);
+      const folder = folderOrNotFound(projectId, environment, parent);
+      const store = stores.get(storeKey(projectId, environment))!;
+      return {
+        folders: [...store.values()]
+          .filter((child) => child.parentId === folder.id)
+          .map((child) => ({
+            id: child.id,
+            name: child.name,
+            createdAt: child.createdAt,
+            updatedAt: child.createdAt,
+            envId: `${projectId}:${environment}`,
+            parentId: child.parentId,
+            version: 1,
+            isReserved: false,
+            description: null,
+          })),
+      };
+    }
+
     // POST /api/v1/folders  body { workspaceId (or projectId), environment, name, path (default "/"),
-    // directory? (deprecated) } → { folder: {...} }; an existing name answers 400.
+    // directory? (deprecated) } → { folder: {...} }; a folder that exists answers 200 with that
+    // folder (createFolder in backend/src/services/secret-folder/secret-folder-service.ts returns
+    // the existing one instead of failing), a bad name answers 400.
     // https://infisical.com/docs/api-reference/endpoints/deprecated/folders/create (v2 with projectId:
     // https://infisical.com/docs/api-reference/endpoints/folders/create). Missing parents are created.
     if (method === "POST" && path === "/api/v1/folders") {
@@ -746,8 +1043,13 @@ export async function startFakeInfisical(
       if (name.includes("/")) throw problem(400, "name: Folder name cannot contain /");
       const parent = normalizePath(body["path"] ?? body["directory"]);
       const full = normalizePath(`${parent}/${name}`);
-      if (folderAt(projectId, environment, full, false))
-        throw problem(400, `Folder with name '${name}' already exists`);
+      // "Folder names can only contain alphabets, numbers, and dashes"
+      // (https://infisical.com/docs/documentation/platform/folder; the route also takes "_").
+      if (!/^[\w-]+$/.test(name))
+        throw problem(
+          400,
+          "name: Folder name can only contain alphanumeric, dashes and underscores",
+        );
       const folder = folderAt(projectId, environment, full, true)!;
       return {
         folder: {
@@ -782,20 +1084,85 @@ export async function startFakeInfisical(
       const altNames = Array.isArray(attrs["altNames"])
         ? (attrs["altNames"] as Array<{ type: string; value: string }>)
         : [];
-      const issued = await makeCertificate(profileId, {
-        commonName: requireString(attrs, "commonName"),
-        altNames,
-        ...(typeof attrs["ttl"] === "string" ? { ttl: attrs["ttl"] } : {}),
-        ...(typeof attrs["keyAlgorithm"] === "string"
-          ? { keyAlgorithm: attrs["keyAlgorithm"] }
-          : {}),
-      });
-      return { certificate: issued.fields, certificateRequestId: randomUUID() };
+      const stamp = new Date(now()).toISOString();
+      const request: CertificateRequestRecord = {
+        id: randomUUID(),
+        profileId,
+        attributes: {
+          commonName: requireString(attrs, "commonName"),
+          altNames,
+          ...(typeof attrs["ttl"] === "string" ? { ttl: attrs["ttl"] } : {}),
+          ...(typeof attrs["keyAlgorithm"] === "string"
+            ? { keyAlgorithm: attrs["keyAlgorithm"] }
+            : {}),
+        },
+        status: "pending_approval",
+        createdAt: stamp,
+        updatedAt: stamp,
+      };
+      certificateRequests.set(request.id, request);
+      // A profile with an approval policy answers without a certificate:
+      // { certificateRequestId, status: "pending_approval", message } (the `certificate`
+      // object is optional in the create-certificate response schema, same page).
+      if (approvalRequired) {
+        return {
+          certificateRequestId: request.id,
+          status: "pending_approval",
+          message: "Certificate request submitted and is pending approval",
+        };
+      }
+      request.issued = await makeCertificate(profileId, request.attributes);
+      request.status = "issued";
+      return { certificate: request.issued.fields, certificateRequestId: request.id };
+    }
+
+    // GET /api/v1/cert-manager/certificates/certificate-requests/{requestId} → { status,
+    // certificate, certificateId, privateKey, serialNumber, errorMessage, createdAt, updatedAt,
+    // commonName } (nullable until issued).
+    // https://infisical.com/docs/api-reference/endpoints/certificates/certificate-request
+    const requested = /^\/api\/v1\/cert-manager\/certificates\/certificate-requests\/([^/]+)$/.exec(
+      path,
+    );
+    if (method === "GET" && requested) {
+      const request = certificateRequests.get(decodeURIComponent(requested[1]!));
+      if (!request) throw problem(404, "Certificate request not found");
+      authorize(identity, profiles.get(request.profileId) ?? "");
+      const fields = request.issued?.fields;
+      return {
+        status: request.status,
+        certificate: fields?.["certificate"] ?? null,
+        certificateId: fields?.["certificateId"] ?? null,
+        privateKey: fields?.["privateKey"] ?? null,
+        serialNumber: fields?.["serialNumber"] ?? null,
+        errorMessage: null,
+        createdAt: request.createdAt,
+        updatedAt: request.updatedAt,
+        commonName: request.attributes.commonName,
+      };
+    }
+
+    // GET /api/v1/cert-manager/certificates/{id}/bundle → { certificate, certificateChain,
+    // privateKey, serialNumber }. https://infisical.com/docs/api-reference/endpoints/certificates/bundle
+    const bundle = /^\/api\/v1\/cert-manager\/certificates\/([^/]+)\/bundle$/.exec(path);
+    if (method === "GET" && bundle) {
+      const id = decodeURIComponent(bundle[1]!);
+      const record = certificates.find((entry) => entry.certificateId === id);
+      if (!record) throw problem(404, "Certificate not found");
+      authorize(identity, profiles.get(record.profileId) ?? "");
+      const ca = await readFile(join(certDir!, "ca.pem"), "utf8");
+      return {
+        certificate: record.certificate,
+        certificateChain: ca,
+        privateKey: privateKeys.get(id) ?? null,
+        serialNumber: new X509Certificate(record.certificate).serialNumber.toLowerCase(),
+      };
     }
 
     // POST /api/v1/cert-manager/certificates/{id}/renew  body { removeRootsFromChain? } →
     // { certificate, issuingCaCertificate, certificateChain, serialNumber, certificateId,
-    //   certificateRequestId, privateKey } (flat). https://infisical.com/docs/api-reference/endpoints/certificates/renew
+    //   certificateRequestId, privateKey? } (flat; privateKey is optional in the schema: a
+    //   certificate renewed for the same key has none).
+    //   https://infisical.com/docs/api-reference/endpoints/certificates/renew
     const renew = /^\/api\/v1\/cert-manager\/certificates\/([^/]+)\/renew$/.exec(path);
     if (method === "POST" && renew) {
       const previous = certificates.find(
@@ -803,13 +1170,21 @@ export async function startFakeInfisical(
       );
       if (!previous) throw problem(404, "Certificate not found");
       authorize(identity, profiles.get(previous.profileId) ?? "");
-      const issued = await makeCertificate(previous.profileId, {
-        commonName: previous.commonName,
-        altNames: previous.altNames,
-        ...(previous.ttl ? { ttl: previous.ttl } : {}),
-        ...(previous.keyAlgorithm ? { keyAlgorithm: previous.keyAlgorithm } : {}),
-      });
+      const issued = await makeCertificate(
+        previous.profileId,
+        {
+          commonName: previous.commonName,
+          altNames: previous.altNames,
+          ...(previous.ttl ? { ttl: previous.ttl } : {}),
+          ...(previous.keyAlgorithm ? { keyAlgorithm: previous.keyAlgorithm } : {}),
+        },
+        renewKeyless ? privateKeys.get(previous.certificateId) : undefined,
+      );
       issued.record.renewedFrom = previous.certificateId;
+      if (renewKeyless) {
+        const { privateKey: _key, ...fields } = issued.fields;
+        return { ...fields, certificateRequestId: randomUUID() };
+      }
       return { ...issued.fields, certificateRequestId: randomUUID() };
     }
 
@@ -830,6 +1205,7 @@ export async function startFakeInfisical(
       status: 0,
     };
     requests.push(entry);
+    const headers: Record<string, string> = {};
     let status = 200;
     let answer: unknown;
     try {
@@ -845,6 +1221,14 @@ export async function startFakeInfisical(
       if (failure && failure.remaining > 0) {
         failure.remaining -= 1;
         throw problem(failure.status, "fake failure");
+      }
+      // Rate limits (@fastify/rate-limit, backend/src/server/config/rateLimiter.ts): 429 with
+      // Retry-After seconds and { statusCode: 429, error: "Too Many Requests", message }.
+      // https://infisical.com/docs/api-reference/overview/introduction (rate limits)
+      if (limited && limited.remaining > 0) {
+        limited.remaining -= 1;
+        headers["retry-after"] = String(limited.retryAfter);
+        throw problem(429, `Rate limit exceeded, retry in ${limited.retryAfter} seconds`);
       }
       const body =
         typeof entry.body === "object" && entry.body !== null && !Array.isArray(entry.body)
@@ -864,11 +1248,12 @@ export async function startFakeInfisical(
         statusCode: known.status,
         message: known.message,
         error: known.error,
+        ...(known.details === undefined ? {} : { details: known.details }),
       };
     }
     entry.status = status;
     if (response.destroyed) return;
-    response.writeHead(status, { "content-type": "application/json; charset=utf-8" });
+    response.writeHead(status, { ...headers, "content-type": "application/json; charset=utf-8" });
     response.end(JSON.stringify(answer));
   }
 
@@ -933,9 +1318,13 @@ export async function startFakeInfisical(
     },
     addImport({ projectId, environment, path, from }) {
       folderAt(projectId, environment, normalizePath(path), true)!.imports.push({
+        projectId: from.projectId,
         environment: from.environment,
         path: normalizePath(from.path),
       });
+    },
+    denyRead({ projectId, environment, path }) {
+      denied.add(locationKey(projectId, environment, normalizePath(path)));
     },
     addCertificateProfile({ profileId, projectId }) {
       profiles.set(profileId, projectId);
@@ -966,6 +1355,26 @@ export async function startFakeInfisical(
     },
     fail5xx(status, times = Number.POSITIVE_INFINITY) {
       failure = status === null ? null : { status, remaining: times };
+    },
+    rateLimit(times, retryAfterSeconds = 1) {
+      limited = times === null ? null : { remaining: times, retryAfter: retryAfterSeconds };
+    },
+    emptyForMissingFolder(on) {
+      emptyForMissing = on;
+    },
+    requireCertificateApproval(on) {
+      approvalRequired = on;
+    },
+    async approveCertificates() {
+      for (const request of certificateRequests.values()) {
+        if (request.status !== "pending_approval") continue;
+        request.issued = await makeCertificate(request.profileId, request.attributes);
+        request.status = "issued";
+        request.updatedAt = new Date(now()).toISOString();
+      }
+    },
+    renewWithoutPrivateKey(on) {
+      renewKeyless = on;
     },
     requests,
     count(method, pathPrefix) {

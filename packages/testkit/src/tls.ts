@@ -50,14 +50,15 @@ export async function issueTestCertificate(options: {
   days?: number;
   subjectAltName?: string;
   newKey?: string[];
+  /** Certify the key already in `key` instead of making a new one (a renewal for the same key). */
+  keepKey?: boolean;
 }): Promise<void> {
   await run("openssl", [
     "req",
     "-x509",
-    ...(options.newKey ?? EC_P256),
-    "-nodes",
-    "-keyout",
-    options.key,
+    ...(options.keepKey
+      ? ["-key", options.key]
+      : [...(options.newKey ?? EC_P256), "-nodes", "-keyout", options.key]),
     "-out",
     options.cert,
     "-subj",

@@ -1,5 +1,4 @@
 import { randomBytes } from "node:crypto";
-import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { readCacheFile, readCacheStatus, writeCacheFile } from "@psi/cache";
 import type { CacheBackend, Mapping, ScopePaths } from "@psi/core";
@@ -7,8 +6,10 @@ import {
   defaultPaths,
   errorMessage,
   isPsiError,
+  MAX_MAPPING_BYTES,
   PsiError,
   parseMapping,
+  readRegularFile,
   scopeForUid,
   secretIdProblem,
 } from "@psi/core";
@@ -457,9 +458,12 @@ interface InvalidateTarget {
 async function readMappingFile(stateDir: string, id: string): Promise<Mapping | undefined> {
   let bytes: Buffer;
   try {
-    bytes = await readFile(join(stateDir, id));
+    bytes = await readRegularFile(join(stateDir, id), {
+      maxBytes: MAX_MAPPING_BYTES,
+      what: `the mapping of secret ${id}`,
+    });
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    if (isPsiError(error, "fs.not_found")) return undefined;
     throw error;
   }
   return parseMapping(bytes, `mapping ${join(stateDir, id)}`);

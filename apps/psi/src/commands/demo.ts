@@ -229,6 +229,8 @@ export function registerDemo(program: Command, app: App): void {
         closeProviders = async () => {
           await Promise.allSettled([...providers.values()].map((provider) => provider.close()));
           await cacheBackend?.close();
+          // stop watching cache.enc before the directory goes
+          cache?.close();
         };
         if (!providers.has("local")) {
           throw new PsiError(

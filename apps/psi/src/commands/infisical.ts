@@ -438,8 +438,8 @@ function renderTls(results: TlsResult[]): string {
   const width = Math.max(4, ...results.map((result) => result.name.length));
   for (const result of results) {
     const name = result.name.padEnd(width);
-    if (result.action === "skipped") {
-      lines.push(`${name}  skipped  ${result.reason ?? ""}`);
+    if (result.action === "skipped" || result.action === "pending") {
+      lines.push(`${name}  ${result.action.padEnd(7)}  ${result.reason ?? ""}`);
       continue;
     }
     const hooks = result.hooks.length
@@ -493,7 +493,9 @@ async function tls(
   }
   const results =
     verb === "issue" ? await manager.issue(names) : await manager.renew(names, { force });
-  if (results.some((result) => result.action === "failed")) app.exitCode = 1;
+  // A request waiting for approval deployed nothing: scripts must not go on as if it had.
+  if (results.some((result) => result.action === "failed" || result.action === "pending"))
+    app.exitCode = 1;
   if (wantsJson(app)) app.printJson(results);
   else app.print(renderTls(results));
 }

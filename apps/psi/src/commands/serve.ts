@@ -68,7 +68,10 @@ export async function openServeCache(
   }
   if (backend === undefined) return memoryOnly();
   // inotify tells the store when setup replaced the file; a stat per second is the safety net.
-  const cache = createCacheStore({ path, backend, logger, watch: true });
+  // After a key change (psi cache init --force, then setup) the store re-reads the key
+  // where the backend can (keyfile, tpm credential file) before calling itself degraded.
+  const reloadKey = backend.reloadKey?.bind(backend);
+  const cache = createCacheStore({ path, backend, logger, watch: true, reloadKey });
   try {
     const stats = await cache.load();
     logger.info(

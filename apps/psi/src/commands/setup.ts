@@ -1,15 +1,24 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Provider, PsiContext } from "@psi/core";
 import { cachePath, errorMessage } from "@psi/core";
-import type { DryRunReport, SetupIssue, SetupProgress, SetupResult, SetupRetry } from "@psi/setup";
+import type {
+  DryRunReport,
+  SetupIssue,
+  SetupProgress,
+  SetupResult,
+  SetupRetry,
+  WorkloadOutcome,
+} from "@psi/setup";
 import type { Command } from "commander";
 import type { App } from "../app.js";
-import { planDriverInstall } from "./install.js";
+import { lookupSocketPath, planDriverInstall } from "./install.js";
 
 /** Options of `psi setup` (and `psi cache refresh`, which is setup for every provider). */
 export interface SetupCommandOptions {
   provider?: string;
   dryRun?: boolean;
   podmanSocket?: string;
+  allowEmpty?: boolean;
 }
 
 /** Machine output with `--json`, or whenever stdout is not a terminal (SPEC §9, §11). */
@@ -85,6 +94,51 @@ async function retryFor(app: App, context: PsiContext): Promise<SetupRetry> {
   };
 }
 
+/** How long setup waits for serve to load a new cache.enc before restarting workloads. */
+const SERVE_LOAD_WAIT_MS = 10_000;
+
+/**
+ * Before `on_change: restart` restarts anything: waits until the running serve has loaded
+ * the cache.enc setup just wrote (its `/metrics` report the file's `written_at`), so the
+ * restarted container gets the new value, not the one serve still holds. When serve cannot
+ * be asked (a setup container without the socket mounted), waits past serve's own stat
+ * interval instead.
+ */
+async function waitForServeLoad(app: App, context: PsiContext, writtenAt: number): Promise<void> {
+  const { getOnSocket, parsePrometheus } = await import("./status.js");
+  const { resolveSocketToken } = await import("@psi/lookup-server");
+  const socket = lookupSocketPath(undefined, app.env, context.paths);
+  const { token } = await resolveSocketToken({
+    env: app.env,
+    configToken: context.config.socket_token,
+  }).catch(() => ({ token: undefined }));
+  const deadline = Date.now() + SERVE_LOAD_WAIT_MS;
+  while (Date.now() < deadline) {
+    let answer: { status: number; body: string };
+    try {
+      answer = await getOnSocket(socket, "/metrics", token);
+    } catch {
+      app.logger().debug(`cannot ask psi serve at ${socket}; waiting 2 s for it to reload`, {
+        event: "setup.restart_wait",
+      });
+      await sleep(2_000);
+      return;
+    }
+    if (answer.status !== 200) return;
+    const loaded = parsePrometheus(answer.body).find(
+      (sample) => sample.name === "psi_cache_written_timestamp_seconds",
+    )?.value;
+    if (loaded !== undefined && loaded >= writtenAt) return;
+    await sleep(100);
+  }
+  app
+    .logger()
+    .warn(
+      `psi serve at ${socket} has not loaded the new cache.enc after ${SERVE_LOAD_WAIT_MS / 1000} s; restarting anyway`,
+      { event: "setup.restart_wait" },
+    );
+}
+
 /** Opens the providers setup fetches from (those of the selected workloads). */
 async function openFetchingProviders(
   app: App,
@@ -150,8 +204,10 @@ export async function runSetupCommand(app: App, options: SetupCommandOptions): P
       cache,
       provider: options.provider,
       retry: await retryFor(app, context),
+      allowEmpty: options.allowEmpty === true,
       expectedDriverOptions: await expectedOptions(app, false),
       onProgress: progress.update,
+      beforeRestart: (writtenAt) => waitForServeLoad(app, context, writtenAt),
     });
     progress.done();
     if (!result.ok) app.exitCode = 1;
@@ -171,6 +227,32 @@ function issueLine(issue: SetupIssue): string {
 
 function plural(count: number, word: string): string {
   return `${count} ${word}${count === 1 ? "" : "s"}`;
+}
+
+/** Changed keys (names only) and the restarts they caused, under a workload's line. */
+function renderChanges(workload: WorkloadOutcome): string[] {
+  const { changes, restarts } = workload;
+  if (!changes) return [];
+  if (!changes.known) {
+    return workload.restartUnit === undefined
+      ? []
+      : [
+          `    cannot tell which values changed (${changes.reason}); ${workload.restartUnit} not restarted`,
+        ];
+  }
+  const keys = [...changes.changed, ...changes.added].sort();
+  if (keys.length === 0) return [];
+  const lines = [`    changed: ${keys.join(", ")}`];
+  for (const restart of restarts ?? []) {
+    const what =
+      restart.status === "restarted"
+        ? "restarted"
+        : restart.status === "not-running"
+          ? "not running, nothing to restart"
+          : `${restart.status.toUpperCase()}: ${restart.detail ?? ""}`;
+    lines.push(`    restart ${restart.unit}: ${what}`);
+  }
+  return lines;
 }
 
 /** The human summary of a setup run. */
@@ -196,6 +278,7 @@ export function renderSetup(result: SetupResult): string {
         `${workload.replaced.length} re-created, ${workload.unchanged.length} current), drop-in ` +
         `${workload.dropIn?.written ? "written" : "unchanged"}`,
     );
+    lines.push(...renderChanges(workload));
   }
   for (const issue of result.errors) lines.push(`error: ${issueLine(issue)}`);
   if (result.drift.length > 0) {
@@ -234,6 +317,9 @@ export function renderSetup(result: SetupResult): string {
   if (reload.status === "reloaded") lines.push(`systemd: reloaded (${reload.via})`);
   else if (reload.status === "unavailable") lines.push(`systemd: not reloaded: ${reload.detail}`);
   const failed = result.workloads.filter((workload) => workload.status === "failed").length;
+  const failedRestarts = result.workloads
+    .flatMap((workload) => workload.restarts ?? [])
+    .filter((restart) => restart.status === "failed" || restart.status === "skipped").length;
   if (result.ok) {
     lines.push(
       `setup done: ${plural(result.workloads.length, "workload")}, ${plural(result.sources.listed, "source")} listed`,
@@ -244,6 +330,7 @@ export function renderSetup(result: SetupResult): string {
       result.drift.length ? plural(result.drift.length, "drifted secret") : "",
       result.errors.length ? plural(result.errors.length, "error") : "",
       cache.status === "failed" ? "cache not written" : "",
+      failedRestarts ? plural(failedRestarts, "failed restart") : "",
     ].filter(Boolean);
     lines.push(`setup finished with ${parts.join(", ")}`);
   }
@@ -332,6 +419,10 @@ export function registerSetup(program: Command, app: App): void {
     .option(
       "--podman-socket <path>",
       "Podman API socket (env PSI_PODMAN_SOCKET; default: the scope's)",
+    )
+    .option(
+      "--allow-empty",
+      "let a source that lists no secrets remove the workload's existing ones (cache included)",
     )
     .action(async (options: SetupCommandOptions) => {
       await runSetupCommand(app, options);

@@ -40,6 +40,8 @@ export interface ServeMetrics {
   cacheEntries: { file: number; memory: number };
   /** Age of the cache file serve has loaded (from its written_at), seconds. */
   cacheAgeSeconds?: number;
+  /** Why serve cannot decrypt the cache file on disk (its `psi_cache_degraded` gauge is 1). */
+  cacheDegraded?: string;
   /** Provider lookups on cache misses: count and mean latency. */
   providerLatency: Record<string, { count: number; meanMs: number }>;
 }
@@ -108,7 +110,12 @@ interface SocketAnswer {
   ms: number;
 }
 
-function getOnSocket(socketPath: string, path: string, token?: string): Promise<SocketAnswer> {
+/** One GET on the lookup socket (bounded by a short timeout). */
+export function getOnSocket(
+  socketPath: string,
+  path: string,
+  token?: string,
+): Promise<SocketAnswer> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
     const req = request(
@@ -192,6 +199,8 @@ function summarizeMetrics(samples: Sample[]): ServeMetrics {
       if (labels["origin"] === "memory") metrics.cacheEntries.memory = value;
     } else if (name === "psi_cache_age_seconds") {
       metrics.cacheAgeSeconds = value;
+    } else if (name === "psi_cache_degraded" && value > 0) {
+      metrics.cacheDegraded = labels["reason"] ?? "unknown";
     } else if (name.startsWith("psi_provider_lookup_duration_seconds_")) {
       const provider = labels["provider"] ?? "?";
       const entry = latency[provider] ?? { count: 0, sum: 0 };
@@ -441,6 +450,16 @@ export async function collectStatus(
       hint: `run psi setup (or psi cache init --backend ${cache.backend}) to rewrite it`,
     });
   }
+  if (serve.metrics?.cacheDegraded !== undefined) {
+    problems.push({
+      component: "cache",
+      code: "cache.degraded",
+      message: "cache.enc on disk cannot be decrypted by the running serve; restart it",
+      hint:
+        `serve answers from the values it loaded before (${serve.metrics.cacheDegraded}); ` +
+        "if a restart does not help, the file was written with another key: psi setup rewrites it",
+    });
+  }
   if (cache.stale === true) {
     problems.push({
       component: "cache",
@@ -514,6 +533,7 @@ export function statusJson(report: StatusReport): Record<string, unknown> {
               },
               cache_entries: serve.metrics.cacheEntries,
               cache_age_seconds: serve.metrics.cacheAgeSeconds ?? null,
+              cache_degraded: serve.metrics.cacheDegraded ?? null,
               provider_latency: Object.fromEntries(
                 Object.entries(serve.metrics.providerLatency).map(([name, l]) => [
                   name,
@@ -598,11 +618,13 @@ export function renderStatus(report: StatusReport): string {
     const state =
       cache.stale === true
         ? "STALE"
-        : cache.mismatch || cache.file.error
-          ? "UNREADABLE"
-          : cache.backend === undefined
-            ? "NO BACKEND"
-            : "ok";
+        : serve.metrics?.cacheDegraded !== undefined
+          ? "DEGRADED"
+          : cache.mismatch || cache.file.error
+            ? "UNREADABLE"
+            : cache.backend === undefined
+              ? "NO BACKEND"
+              : "ok";
     rows.push(["cache", `${state}  ${cache.path}`]);
     const tag =
       cache.file.tag === undefined

@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
-import { X509Certificate } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { createPrivateKey, X509Certificate } from "node:crypto";
+import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import {
   type CertificateConfig,
@@ -41,6 +41,17 @@ export function tlsStateFileName(name: string): string {
   return `.tls.${name}.json`;
 }
 
+/** A certificate request waiting for approval in Infisical: `<state_dir>/.tls.<name>.pending.json`. */
+const PendingSchema = v.object({
+  request_id: v.string(),
+  requested_at: v.string(),
+  common_name: v.string(),
+  profile_id: v.string(),
+});
+
+/** Request states in which Infisical may still issue (the request API's status enum). */
+const WAITING = new Set(["pending_approval", "pending", "pending_validation"]);
+
 /** Runs one hook; rejects when it cannot start, fails or times out. */
 export type HookRunner = (
   argv: string[],
@@ -75,7 +86,10 @@ export interface HookResult {
 /** The outcome of issuing or renewing one certificate. */
 export interface TlsResult {
   name: string;
-  action: "issued" | "renewed" | "skipped" | "failed";
+  /** `pending`: the request waits for approval in Infisical; `renew` picks it up once issued. */
+  action: "issued" | "renewed" | "skipped" | "pending" | "failed";
+  /** The Infisical certificate request waiting for approval (action `pending`). */
+  requestId?: string;
   /** Why it was skipped, or what failed. */
   reason?: string;
   certificateId?: string;
@@ -188,6 +202,78 @@ export function createTlsManager(options: TlsManagerOptions) {
     return join(options.stateDir, tlsStateFileName(name));
   }
 
+  function pendingPath(name: string): string {
+    return statePath(name).replace(/\.json$/, ".pending.json");
+  }
+
+  /** The deployed key when `issued` certifies it; undefined when there is none or it differs. */
+  async function keptKey(
+    config: CertificateConfig,
+    issued: IssuedCertificate,
+  ): Promise<string | undefined> {
+    let pem: string;
+    try {
+      pem = await readFile(config.output.key, "utf8");
+    } catch {
+      return undefined;
+    }
+    try {
+      return new X509Certificate(issued.certificate).checkPrivateKey(createPrivateKey(pem))
+        ? pem
+        : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async function readPending(name: string) {
+    let text: string;
+    try {
+      text = await readFile(pendingPath(name), "utf8");
+    } catch {
+      return undefined;
+    }
+    const parsed = v.safeParse(PendingSchema, JSON.parse(text) as unknown);
+    return parsed.success ? parsed.output : undefined;
+  }
+
+  /** Records a request waiting for approval and reports it. */
+  async function pending(
+    name: string,
+    config: CertificateConfig,
+    requestId: string,
+    status: string,
+  ): Promise<TlsResult> {
+    await ensureDir(options.stateDir, 0o700);
+    const record = {
+      request_id: requestId,
+      requested_at: new Date(now()).toISOString(),
+      common_name: config.common_name,
+      profile_id: config.profile_id,
+    };
+    const previous = await readPending(name);
+    if (previous?.request_id !== requestId)
+      await writeFileAtomic(pendingPath(name), `${JSON.stringify(record)}\n`, { mode: 0o600 });
+    const reason = `request ${requestId} is ${status} in Infisical; approve it there, then \`psi infisical tls renew ${name}\` deploys it`;
+    logger?.warn(`certificate ${name}: ${reason}`, {
+      event: "tls.pending",
+      certificate: name,
+      request: requestId,
+    });
+    return { name, action: "pending", requestId, reason, hooks: [] };
+  }
+
+  /** Issues now, or records the request when it waits for approval. */
+  async function issueOrWait(
+    name: string,
+    config: CertificateConfig,
+    hooks: string[][],
+  ): Promise<TlsResult> {
+    const answer = await requestOne(config);
+    if ("certificate" in answer) return deploy(name, config, answer.certificate, hooks, "issued");
+    return pending(name, config, answer.requestId, answer.status);
+  }
+
   async function readState(name: string): Promise<TlsState | undefined> {
     const file = statePath(name);
     let text: string;
@@ -262,7 +348,13 @@ export function createTlsManager(options: TlsManagerOptions) {
     hooks: string[][],
     action: "issued" | "renewed",
   ): Promise<TlsResult> {
-    if (!issued.privateKey) {
+    let privateKey = issued.privateKey;
+    if (!privateKey && action === "renewed") {
+      // A renewal may keep the key (Infisical then sends none): use the deployed key, but
+      // only if the new certificate is really for it.
+      privateKey = await keptKey(config, issued);
+    }
+    if (!privateKey) {
       throw new PsiError(
         "tls.no_private_key",
         `Infisical returned certificate ${issued.certificateId} without its private key`,
@@ -283,7 +375,7 @@ export function createTlsManager(options: TlsManagerOptions) {
     // The private key is never wider than 0600; a stricter configured mode applies.
     const keyMode = mode & 0o600;
     const files: Array<[string, string, number]> = [
-      [config.output.key, issued.privateKey, keyMode],
+      [config.output.key, privateKey, keyMode],
       [config.output.chain, issued.certificateChain, mode],
     ];
     if (config.output.ca) files.push([config.output.ca, issued.issuingCaCertificate, mode]);
@@ -302,6 +394,7 @@ export function createTlsManager(options: TlsManagerOptions) {
       profile_id: config.profile_id,
     };
     await writeFileAtomic(statePath(name), `${JSON.stringify(state)}\n`, { mode: 0o600 });
+    await rm(pendingPath(name), { force: true });
     logger?.info(`${action} certificate ${name} (serial ${issued.serialNumber})`, {
       event: "tls.deployed",
       certificate: name,
@@ -356,8 +449,8 @@ export function createTlsManager(options: TlsManagerOptions) {
     return result;
   }
 
-  async function issueOne(config: CertificateConfig): Promise<IssuedCertificate> {
-    return options.client.issueCertificate(
+  async function requestOne(config: CertificateConfig) {
+    return options.client.requestCertificate(
       {
         project: config.project,
         profileId: config.profile_id,
@@ -392,8 +485,7 @@ export function createTlsManager(options: TlsManagerOptions) {
         results.push(
           await guarded(name, async () => {
             statePath(name);
-            const hooks = hooksOf(name, config);
-            return deploy(name, config, await issueOne(config), hooks, "issued");
+            return issueOrWait(name, config, hooksOf(name, config));
           }),
         );
       }
@@ -411,6 +503,25 @@ export function createTlsManager(options: TlsManagerOptions) {
           await guarded(name, async () => {
             const hooks = hooksOf(name, config);
             const window = renewWindowMs(name, config);
+            // A request that waited for approval: deploy it once issued, keep waiting while
+            // Infisical says so, request again when it was rejected or failed.
+            const waiting = await readPending(name);
+            if (waiting) {
+              const request = await options.client.certificateRequest(
+                { project: config.project, requestId: waiting.request_id },
+                call,
+              );
+              if (request.certificate)
+                return deploy(name, config, request.certificate, hooks, "issued");
+              if (WAITING.has(request.status))
+                return pending(name, config, waiting.request_id, request.status);
+              logger?.warn(
+                `certificate ${name}: request ${waiting.request_id} is ${request.status}${request.error ? ` (${request.error})` : ""}; requesting again`,
+                { event: "tls.pending", certificate: name, request: waiting.request_id },
+              );
+              await rm(pendingPath(name), { force: true });
+              return issueOrWait(name, config, hooks);
+            }
             const state = await readState(name);
             let notAfter: Date | undefined;
             try {
@@ -435,9 +546,7 @@ export function createTlsManager(options: TlsManagerOptions) {
                 };
               }
             }
-            if (!state) {
-              return deploy(name, config, await issueOne(config), hooks, "issued");
-            }
+            if (!state) return issueOrWait(name, config, hooks);
             let renewed: IssuedCertificate;
             try {
               renewed = await options.client.renewCertificate(
@@ -450,7 +559,7 @@ export function createTlsManager(options: TlsManagerOptions) {
                 `Infisical no longer knows certificate ${state.certificate_id} of ${name}; issuing a new one`,
                 { event: "tls.renew", certificate: name },
               );
-              return deploy(name, config, await issueOne(config), hooks, "issued");
+              return issueOrWait(name, config, hooks);
             }
             return deploy(name, config, renewed, hooks, "renewed");
           }),
