@@ -1,10 +1,11 @@
 import { defineConfig } from "tsup";
 
 export default defineConfig({
-  entry: ["src/index.ts"],
+  entry: ["src/index.ts", "src/errors.ts"],
   format: ["esm"],
   dts: { compilerOptions: { customConditions: [] } },
-  sourcemap: true,
   clean: true,
   target: "node22",
+  // Keep `node:` in the output (STYLE): some builtins exist only under it (node:sqlite).
+  removeNodeProtocol: false,
 });

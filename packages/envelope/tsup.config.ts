@@ -4,7 +4,8 @@ export default defineConfig({
   entry: ["src/index.ts"],
   format: ["esm"],
   dts: { compilerOptions: { customConditions: [] } },
-  sourcemap: true,
   clean: true,
   target: "node22",
+  // Keep `node:` in the output (STYLE): some builtins exist only under it (node:sqlite).
+  removeNodeProtocol: false,
 });

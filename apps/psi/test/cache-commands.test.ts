@@ -13,7 +13,7 @@ import { runPsi } from "./run-psi.js";
 // `psi cache status` and `psi cache invalidate` on a keyfile cache (tpm and hsm init are in
 // cache-init-tpm-hsm.test.ts), name resolution through a real Podman service.
 
-const vectors = join(import.meta.dirname, "..", "..", "..", "..", "shared", "vectors");
+const vectors = join(import.meta.dirname, "..", "..", "..", "vectors");
 
 type Run = Awaited<ReturnType<typeof psi>>;
 

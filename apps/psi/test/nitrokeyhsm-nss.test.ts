@@ -10,7 +10,7 @@ import { requireTool, tempDir } from "@psi/testkit/tmp";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { psi, writeHsmConfig } from "./nitrokeyhsm-helpers.js";
 
-const VECTORS = join(import.meta.dirname, "../../../../shared/vectors");
+const VECTORS = join(import.meta.dirname, "../../../vectors");
 
 // `psi nitrokeyhsm ...` in-process on NSS softokn (OAEP-SHA256, PSI's default).
 describe.skipIf(requireNss())("psi nitrokeyhsm on NSS softokn", () => {

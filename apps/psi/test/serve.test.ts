@@ -13,7 +13,7 @@ import { killRunning, requireBuiltCli, type Serve, spawnServe } from "./serve-he
 
 // These tests run the built CLI as a real process (signals, socket activation, process
 // hardening): `pnpm exec turbo run build --filter=@psi/cli...` first.
-const VECTORS = fileURLToPath(new URL("../../../../shared/vectors/", import.meta.url));
+const VECTORS = fileURLToPath(new URL("../../../vectors/", import.meta.url));
 const PROJECT_ID = "0f3c1a2b-1111-4222-8333-444455556666";
 const MAPPING = { provider: "infisical", project: "myproject", path: "/myapp", key: "DB_PASSWORD" };
 const LIVE_VALUE = "live-from-infisical";

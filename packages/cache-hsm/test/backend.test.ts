@@ -36,7 +36,7 @@ const TOKENS = [
     vectors: false,
   },
 ];
-const VECTORS = resolve(import.meta.dirname, "../../../../shared/vectors");
+const VECTORS = resolve(import.meta.dirname, "../../../vectors");
 
 interface Manifest {
   hmac_key_b64: string;

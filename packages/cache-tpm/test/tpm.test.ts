@@ -23,7 +23,7 @@ import {
   tpmCacheBackendFromKey,
 } from "../src/index.js";
 
-const vectors = join(import.meta.dirname, "..", "..", "..", "..", "shared", "vectors");
+const vectors = join(import.meta.dirname, "..", "..", "..", "vectors");
 const skip = requireTool(tpmToolsAvailable(), "swtpm, systemd-creds and tpm2-tools", TPM_PACKAGES);
 
 async function caught(promise: Promise<unknown>): Promise<PsiError> {

@@ -3,8 +3,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { aesGcmBackend, type CacheCipher } from "@psi/envelope";
 
-/** The shared vectors (`../shared/vectors` beside the project root). */
-export const VECTORS = fileURLToPath(new URL("../../../../shared/vectors/", import.meta.url));
+/** The repository's test vectors (`vectors/` at the root). */
+export const VECTORS = fileURLToPath(new URL("../../../vectors/", import.meta.url));
 
 export interface VectorEntry {
   mapping: Record<string, unknown>;

@@ -1,8 +1,8 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 
-/** Where the shared vectors live, relative to this file (packages/envelope/test). */
-export const VECTORS_DIR = resolve(import.meta.dirname, "../../../../shared/vectors");
+/** The repository's copy of the test vectors (`vectors/` at the root; see its README). */
+export const VECTORS_DIR = resolve(import.meta.dirname, "../../../vectors");
 
 /** One entry of manifest.json. */
 export interface ManifestEntry {
@@ -25,7 +25,7 @@ export interface Manifest {
 function requireVectors(): void {
   if (!existsSync(join(VECTORS_DIR, "manifest.json"))) {
     throw new Error(
-      `test vectors not found at ${VECTORS_DIR}: the shared/ directory must sit beside the checkout (../shared from the repository root)`,
+      `test vectors not found at ${VECTORS_DIR}: they are part of the repository (vectors/ at its root); restore them with git`,
     );
   }
 }

@@ -16,7 +16,7 @@ export async function tempDir(
  */
 export function requireTool(available: boolean, what: string, debianPackage: string): boolean {
   if (available) return false;
-  const message = `${what} is missing: install the Debian package "${debianPackage}" (TESTING.md)`;
+  const message = `${what} is missing: install the Debian package "${debianPackage}" (CONTRIBUTING.md lists them)`;
   if (process.env["CI"]) throw new Error(message);
   console.warn(`SKIPPING: ${message}`);
   return true;

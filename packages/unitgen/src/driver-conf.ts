@@ -1,4 +1,4 @@
-import { PsiError } from "@psi/core";
+import { PsiError } from "@psi/core/errors";
 
 /** Socket tokens are embedded in shell command lines, so only this alphabet is allowed (SPEC §4.2). */
 const TOKEN = /^[A-Za-z0-9._~+/=-]{8,}$/;

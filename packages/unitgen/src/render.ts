@@ -1,4 +1,4 @@
-import { PsiError } from "@psi/core";
+import { PsiError } from "@psi/core/errors";
 import {
   providerFetchesRemotely,
   quadletName,
