@@ -86,7 +86,9 @@ describe("psi systemd install", () => {
         "--output-dir",
         out,
         "--psi-path",
-        "/usr/local/bin/psi",
+        "/usr/local/lib/psi/dist/cli.js",
+        "--node-path",
+        "/usr/local/bin/node",
       ]);
       expect(result.err).toBe("");
       expect(result.code).toBe(0);
@@ -96,7 +98,8 @@ describe("psi systemd install", () => {
         {
           mode,
           image: "ghcr.io/example/psi:1",
-          psiPath: "/usr/local/bin/psi",
+          nodePath: "/usr/local/bin/node",
+          psiPath: "/usr/local/lib/psi/dist/cli.js",
         },
       );
       expect(await tree(out)).toEqual(expected.map((f) => f.path).sort());

@@ -1,6 +1,7 @@
 import { execFile } from "node:child_process";
+import { realpathSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { ensureDir, PsiError, type Scope, writeFileAtomic } from "@psi/core";
+import { defaultPaths, ensureDir, PsiError, type Scope, writeFileAtomic } from "@psi/core";
 import {
   type RenderedFile,
   renderUnits,
@@ -19,6 +20,7 @@ interface InstallOptions {
   outputDir?: string;
   socketActivation?: boolean;
   psiPath?: string;
+  nodePath?: string;
 }
 
 /** Runs `systemctl [--user] ...`; resolves with the failure instead of throwing. */
@@ -37,6 +39,16 @@ function systemctl(
   });
 }
 
+/** The real path of the script Node runs (`dist/cli.js`), resolving a bin symlink. */
+function runningScript(): string {
+  const script = process.argv[1] ?? "psi";
+  try {
+    return realpathSync(script);
+  } catch {
+    return script;
+  }
+}
+
 /** Where each file goes: quadlets to systemd_dir, plain units to the unit dir (or both under D). */
 function destination(file: RenderedFile, dirs: { quadlets: string; units: string }): string {
   return join(file.kind === "quadlet" ? dirs.quadlets : dirs.units, file.path);
@@ -50,12 +62,16 @@ async function install(app: App, options: InstallOptions): Promise<void> {
     throw new UsageError("--output-dir only writes files; it cannot be combined with --enable");
   }
   const loaded = await app.loadConfig();
-  const settings = unitSettingsFromConfig(loaded.config, loaded.paths, loaded.scope);
-  // The running psi: the path it was started by (a symlink such as /usr/local/bin/psi stays one).
-  const psiPath = resolve(options.psiPath ?? process.argv[1] ?? "psi");
+  const settings = unitSettingsFromConfig(loaded.config, loaded.paths, loaded.scope, {
+    defaultConfigFile: defaultPaths(loaded.scope, app.env, app.uid).config,
+  });
+  // Native units run Node on the CLI script itself: the bin on PATH may be a symlink
+  // (npm), a shell wrapper (the image) or missing under systemd's PATH.
+  const psiPath = resolve(options.psiPath ?? runningScript());
   const files = renderUnits(settings, {
     mode: options.mode,
     image: options.image,
+    nodePath: resolve(options.nodePath ?? process.execPath),
     psiPath,
     socketActivation: options.socketActivation === true,
   });
@@ -147,6 +163,10 @@ export function registerSystemd(program: Command, app: App): void {
       "--socket-activation",
       "also write psi-secrets.socket: systemd holds the socket while serve starts",
     )
-    .option("--psi-path <path>", "psi executable for native ExecStart= (default: the running psi)")
+    .option(
+      "--psi-path <path>",
+      "psi's cli.js for native ExecStart= (default: the script of the running psi)",
+    )
+    .option("--node-path <path>", "Node for native ExecStart= (default: the running Node)")
     .action((options: InstallOptions) => install(app, options));
 }
