@@ -7,6 +7,8 @@
 #   bash scripts/dev.sh bench         the benchmarks in bench/
 #   bash scripts/dev.sh psi [args]    build and run the CLI
 #   bash scripts/dev.sh env           print the PATH exports to use the toolchain by hand
+#   bash scripts/dev.sh image [--output FILE]
+#                                     build the container image (OCI archive; prints its path)
 # Nothing outside this checkout is touched, except Debian packages for `test` when run as
 # root and a tool the tests need is missing (TESTING.md lists them).
 set -euo pipefail
@@ -103,13 +105,17 @@ case "$cmd" in
     pnpm exec turbo run lint typecheck check-package --output-logs=errors-only
     node scripts/run-tests.mjs "$@"
     ;;
+  image)
+    ensure_toolchain; install_workspace
+    exec bash "$root/scripts/image.sh" "$@"
+    ;;
   bench)
     ensure_toolchain; install_workspace
     cd "$root"
     pnpm bench "$@"
     ;;
   *)
-    say "unknown command '$cmd'; use one of: demo, test, bench, psi, env"
+    say "unknown command '$cmd'; use one of: demo, test, bench, psi, image, env"
     exit 2
     ;;
 esac
