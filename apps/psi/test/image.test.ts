@@ -161,7 +161,8 @@ beforeAll(async () => {
   const state = join(tmp.path, "state");
   const run_ = join(tmp.path, "run-psi");
   const quadlets = join(tmp.path, "quadlets");
-  for (const dir of [etc, state, run_, quadlets]) await mkdir(dir, { recursive: true });
+  const units = join(tmp.path, "units");
+  for (const dir of [etc, state, run_, quadlets, units]) await mkdir(dir, { recursive: true });
   // What the quadlet's StateDirectory/RuntimeDirectoryMode=0700 would give.
   await chmod(state, 0o700);
   await chmod(run_, 0o700);
@@ -226,6 +227,7 @@ beforeAll(async () => {
   host.set(paths.systemdDir, quadlets);
   host.set(paths.podmanSocket, podman.socketPath);
   host.set(settings.dbusSocket, busSocket);
+  host.set(paths.unitDir, units);
 
   await run("podman", [...podman.flags, "load", "-q", "-i", archive], { env: podman.env });
   const [inspect] = JSON.parse(
@@ -249,6 +251,8 @@ beforeAll(async () => {
     await writeFile(join(mountpoint, "dev", device), "");
     await mount(["--bind", `/dev/${device}`], join(mountpoint, "dev", device));
   }
+  // docs/install.md runs `psi systemd install` through the image with the unit dir too.
+  await bind(units, paths.unitDir, false);
   for (const quadlet of [serveQuadlet, setupQuadlet]) {
     for (const [source, target, options] of volumes(quadlet)) {
       if (mounts.includes(join(mountpoint, target))) continue;
@@ -341,6 +345,22 @@ describe.skipIf(skip)("the PSI image", () => {
         env: imageEnv,
       }),
     ).rejects.toThrow();
+  });
+
+  it("psi systemd install --mode container through the image writes the quadlets these tests mount", async () => {
+    const out = await psiInImage(["systemd", "install", "--mode", "container", "--image", IMAGE]);
+    expect(out.code, out.stderr).toBe(0);
+    // No systemctl in the image: the host reloads (docs/install.md).
+    expect(out.stderr).toContain("systemctl not found");
+    const quadlets = host.get("/etc/containers/systemd")!;
+    expect(await readFile(join(quadlets, "psi-secrets.container"), "utf8")).toBe(serveQuadlet);
+    expect(await readFile(join(quadlets, "psi-infisical-setup.container"), "utf8")).toBe(
+      setupQuadlet,
+    );
+    expect((await readdir(host.get("/etc/systemd/system")!)).sort()).toEqual([
+      "psi-infisical-refresh.service",
+      "psi-infisical-refresh.timer",
+    ]);
   });
 
   it("psi install --stdout prints the shell driver's containers.conf for the system socket", {
