@@ -106,7 +106,8 @@ case "$cmd" in
     node scripts/run-tests.mjs "$@"
     ;;
   image)
-    ensure_toolchain; install_workspace
+    # stdout carries only the archive's path (CI captures it).
+    ensure_toolchain; install_workspace >&2
     exec bash "$root/scripts/image.sh" "$@"
     ;;
   bench)
