@@ -41,6 +41,27 @@ function which(command: string): string {
   }
 }
 const CHROOT = which("chroot");
+const PYTHON = "/usr/bin/python3";
+const STANDIN = join(dirname(new URL(import.meta.url).pathname), "systemd-manager-standin.py");
+
+function pythonDbus(): boolean {
+  try {
+    execFileSync(PYTHON, ["-c", "import dbus, gi"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The Manager calls the stand-in received since `from` (a line count). */
+async function managerCalls(from = 0): Promise<Array<{ method: string; args: unknown[] }>> {
+  const text = await readFile(managerLog, "utf8").catch(() => "");
+  return text
+    .split("\n")
+    .filter(Boolean)
+    .slice(from)
+    .map((line) => JSON.parse(line) as { method: string; args: unknown[] });
+}
 
 function rootOnly(): boolean {
   if (process.getuid?.() === 0) return false;
@@ -56,7 +77,8 @@ const skip =
   requireTool(podmanAvailable(), "podman", "podman") ||
   requireTool(which("mmdebstrap") !== "", "mmdebstrap", "mmdebstrap") ||
   requireTool(which("curl") !== "", "curl", "curl") ||
-  requireTool(which("dbus-daemon") !== "", "dbus-daemon", "dbus-daemon");
+  requireTool(which("dbus-daemon") !== "", "dbus-daemon", "dbus-daemon") ||
+  requireTool(pythonDbus(), "python3 with dbus and gi", "python3-dbus python3-gi");
 
 let tmp: { path: string; cleanup: () => Promise<void> };
 let podman: PodmanSandbox;
@@ -65,6 +87,8 @@ let imageEnv: Record<string, string> = {};
 let entrypoint: string[] = [];
 let fake: FakeInfisical;
 let bus: ChildProcess | undefined;
+let manager: ChildProcess | undefined;
+let managerLog = "";
 let serve: ChildProcess | undefined;
 let serveLog = "";
 const mounts: string[] = [];
@@ -221,6 +245,16 @@ beforeAll(async () => {
     bus!.stdout!.once("data", () => resolve());
     bus!.once("exit", (code) => reject(new Error(`dbus-daemon exited ${code}`)));
   });
+  // No systemd runs here: a stand-in owns org.freedesktop.systemd1 on that bus and logs
+  // the Manager calls that psi makes from inside the image.
+  managerLog = join(tmp.path, "manager.log");
+  manager = spawn(PYTHON, [STANDIN, `unix:path=${busSocket}`, managerLog], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  await new Promise<void>((resolve, reject) => {
+    manager!.stdout!.once("data", () => resolve());
+    manager!.once("exit", (code) => reject(new Error(`the systemd stand-in exited ${code}`)));
+  });
   host.set(paths.configDir, etc);
   host.set(paths.stateDir, state);
   host.set(dirname(paths.socket), run_);
@@ -266,6 +300,7 @@ beforeAll(async () => {
 afterAll(async () => {
   if (skip) return;
   serve?.kill("SIGTERM");
+  manager?.kill("SIGTERM");
   bus?.kill("SIGTERM");
   const unmounted: string[] = [];
   for (const target of mounts.reverse()) {
@@ -347,11 +382,27 @@ describe.skipIf(skip)("the PSI image", () => {
     ).rejects.toThrow();
   });
 
-  it("psi systemd install --mode container through the image writes the quadlets these tests mount", async () => {
-    const out = await psiInImage(["systemd", "install", "--mode", "container", "--image", IMAGE]);
+  it("psi systemd install --mode container --enable through the image: the quadlets these tests mount, enabled over D-Bus", async () => {
+    const before = (await managerCalls()).length;
+    const out = await psiInImage([
+      "systemd",
+      "install",
+      "--mode",
+      "container",
+      "--image",
+      IMAGE,
+      "--enable",
+    ]);
     expect(out.code, out.stderr).toBe(0);
-    // No systemctl in the image: the host reloads (docs/install.md).
-    expect(out.stderr).toContain("systemctl not found");
+    // No systemctl in the image: the image's dbus-send asks systemd over the mounted bus.
+    expect(await managerCalls(before)).toEqual([
+      { method: "Reload", args: [] },
+      { method: "EnableUnitFiles", args: [["psi-infisical-refresh.timer"], false, false] },
+      { method: "Reload", args: [] },
+      { method: "StartUnit", args: ["psi-infisical-refresh.timer", "replace"] },
+      { method: "StartUnit", args: ["psi-secrets.service", "replace"] },
+      { method: "StartUnit", args: ["psi-infisical-setup.service", "replace"] },
+    ]);
     const quadlets = host.get("/etc/containers/systemd")!;
     expect(await readFile(join(quadlets, "psi-secrets.container"), "utf8")).toBe(serveQuadlet);
     expect(await readFile(join(quadlets, "psi-infisical-setup.container"), "utf8")).toBe(
@@ -383,10 +434,9 @@ describe.skipIf(skip)("the PSI image", () => {
       expect((await podman.createWithSecret(`web--${key}`)).toString()).toBe(value);
     // The drop-in went to systemd_dir (the quadlet dir volume).
     expect(await readdir(host.get("/etc/containers/systemd")!)).toContain("web.container.d");
-    // daemon-reload went over the mounted system bus with the image's dbus-send; the bus
-    // has no systemd, so the answer is ServiceUnknown (a warning, not an error).
-    expect(setup.stderr).toContain("dbus-send failed");
-    expect(setup.stderr).toContain("org.freedesktop.systemd1");
+    // daemon-reload went over the mounted system bus with the image's dbus-send.
+    expect(setup.stderr).toContain("systemd reloaded (dbus-send)");
+    expect((await managerCalls()).at(-1)).toEqual({ method: "Reload", args: [] });
   });
 
   it("psi nitrokeyhsm preflight loads the image's OpenSC from the default pkcs11_module path", {

@@ -188,7 +188,7 @@ describe("psi systemd install", () => {
       },
     );
     expect(result.code).toBe(0);
-    expect(result.err).toContain("systemctl not found");
+    expect(result.err).toContain("neither systemctl nor dbus-send found");
     expect(await tree(join(dir.path, "home/.config/systemd/user"))).toContain(
       "psi-secrets.service",
     );

@@ -39,6 +39,70 @@ function systemctl(
   });
 }
 
+type SystemdResult = { ok: boolean; missing: boolean; detail: string };
+
+/** One `dbus-send` call to systemd's Manager; resolves with the failure instead of throwing. */
+function managerCall(
+  app: App,
+  scope: Scope,
+  method: string,
+  args: string[],
+): Promise<SystemdResult> {
+  const argv = [
+    scope === "user" ? "--session" : "--system",
+    "--print-reply",
+    "--dest=org.freedesktop.systemd1",
+    "/org/freedesktop/systemd1",
+    `org.freedesktop.systemd1.Manager.${method}`,
+    ...args,
+  ];
+  return new Promise((done) => {
+    execFile("dbus-send", argv, { env: { ...app.env } }, (error, _stdout, stderr) => {
+      if (!error) return done({ ok: true, missing: false, detail: "" });
+      const missing = (error as NodeJS.ErrnoException).code === "ENOENT";
+      done({ ok: false, missing, detail: (stderr || error.message).trim() });
+    });
+  });
+}
+
+/**
+ * `systemctl [--user] daemon-reload | enable --now U... | start U...`; where there is no
+ * systemctl (the PSI image), the same through D-Bus with dbus-send over the bus socket
+ * the container mounts: Reload, EnableUnitFiles + Reload + StartUnit, StartUnit.
+ */
+async function systemd(app: App, scope: Scope, args: string[]): Promise<SystemdResult> {
+  const viaSystemctl = await systemctl(app, scope, args);
+  if (!viaSystemctl.missing) return viaSystemctl;
+  const [verb, ...rest] = args;
+  const units = rest.filter((arg) => !arg.startsWith("--"));
+  const calls: Array<[string, string[]]> =
+    verb === "daemon-reload"
+      ? [["Reload", []]]
+      : [
+          ...(verb === "enable"
+            ? ([
+                [
+                  "EnableUnitFiles",
+                  [`array:string:${units.join(",")}`, "boolean:false", "boolean:false"],
+                ],
+                ["Reload", []],
+              ] as Array<[string, string[]]>)
+            : []),
+          ...units.map((unit): [string, string[]] => [
+            "StartUnit",
+            [`string:${unit}`, "string:replace"],
+          ]),
+        ];
+  for (const [method, callArgs] of calls) {
+    const result = await managerCall(app, scope, method, callArgs);
+    if (result.missing) {
+      return { ok: false, missing: true, detail: "neither systemctl nor dbus-send is installed" };
+    }
+    if (!result.ok) return result;
+  }
+  return { ok: true, missing: false, detail: "" };
+}
+
 /** The real path of the script Node runs (`dist/cli.js`), resolving a bin symlink. */
 function runningScript(): string {
   const script = process.argv[1] ?? "psi";
@@ -94,14 +158,14 @@ async function install(app: App, options: InstallOptions): Promise<void> {
     files: written,
   };
   if (options.outputDir === undefined) {
-    const reload = await systemctl(app, loaded.scope, ["daemon-reload"]);
+    const reload = await systemd(app, loaded.scope, ["daemon-reload"]);
     report.reloaded = reload.ok;
     if (!reload.ok) {
       app
         .logger()
         .warn(
           reload.missing
-            ? "systemctl not found: run `systemctl daemon-reload` where systemd runs to load the units"
+            ? "neither systemctl nor dbus-send found: run `systemctl daemon-reload` where systemd runs to load the units"
             : `systemctl daemon-reload failed (${reload.detail}); run it once systemd is up to load the units`,
           { event: "systemd.reload_failed" },
         );
@@ -113,7 +177,7 @@ async function install(app: App, options: InstallOptions): Promise<void> {
         [["start"], start],
       ] as const) {
         if (units.length === 0) continue;
-        const result = await systemctl(app, loaded.scope, [...verb, ...units]);
+        const result = await systemd(app, loaded.scope, [...verb, ...units]);
         if (!result.ok) {
           throw new PsiError(
             "systemd.enable_failed",
