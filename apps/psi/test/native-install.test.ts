@@ -7,11 +7,11 @@ import { execFile, execFileSync } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
+import { packWorkspace, serveTarballs, type TarballRegistry } from "@psi/testkit/pack";
 import { createSoftHsmToken, requireSoftHsm, type TestToken } from "@psi/testkit/pkcs11";
 import { requireTool, tempDir } from "@psi/testkit/tmp";
 import { NODE_FLAGS } from "@psi/unitgen";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type LocalRegistry, packWorkspace, startLocalRegistry } from "./local-registry.js";
 
 const execFileP = promisify(execFile);
 const ROOT = join(dirname(new URL(import.meta.url).pathname), "..", "..", "..");
@@ -37,7 +37,7 @@ const skip =
   requireSoftHsm();
 
 let tmp: { path: string; cleanup: () => Promise<void> };
-let registry: LocalRegistry;
+let registry: TarballRegistry;
 let token: TestToken;
 let hsmConfig = "";
 
@@ -98,7 +98,7 @@ beforeAll(async () => {
   tmp = await tempDir("psi-native-install-");
   const packs = join(tmp.path, "packs");
   await execFileP("mkdir", ["-p", packs]);
-  registry = await startLocalRegistry(await packWorkspace(ROOT, packs));
+  registry = await serveTarballs(await packWorkspace(packs));
   token = await createSoftHsmToken(tmp.path);
   hsmConfig = join(tmp.path, "hsm.yaml");
   await writeFile(
@@ -110,7 +110,7 @@ beforeAll(async () => {
 afterAll(async () => {
   if (skip) return;
   await token?.cleanup();
-  await registry?.stop();
+  await registry?.close();
   await tmp?.cleanup();
 });
 
