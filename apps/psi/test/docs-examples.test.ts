@@ -212,7 +212,6 @@ function slug(heading: string): string {
     .replaceAll(" ", "-");
 }
 
-
 describe("links between the docs", () => {
   it("point at files that exist, and at headings that exist in them", async () => {
     const broken: string[] = [];
