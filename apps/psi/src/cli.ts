@@ -1,15 +1,25 @@
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { runCli } from "./main.js";
+import { enablePsiCompileCache } from "./compile-cache.js";
+import { VERSION } from "./version.js";
 
 // Entry point of the `psi` binary: everything else is in main.ts so tests can run the
-// CLI in-process with their own streams and environment.
+// CLI in-process with their own streams and environment. This file loads only Node
+// built-ins: `psi --version` answers from here, every other command loads main.js (and
+// through it commander and only its own command group) on demand.
 const self = fileURLToPath(import.meta.url);
 if (process.argv[1] && realpathSync(process.argv[1]) === realpathSync(self)) {
-  const code = await runCli(process.argv.slice(2), {
-    io: { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin },
-    env: process.env,
-    uid: process.getuid?.() ?? 1000,
-  });
-  process.exitCode = code;
+  const argv = process.argv.slice(2);
+  const uid = process.getuid?.() ?? 1000;
+  if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
+    process.stdout.write(`${VERSION}\n`);
+  } else {
+    enablePsiCompileCache(process.env, uid);
+    const { runCli } = await import("./main.js");
+    process.exitCode = await runCli(argv, {
+      io: { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin },
+      env: process.env,
+      uid,
+    });
+  }
 }
