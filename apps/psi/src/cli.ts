@@ -17,7 +17,18 @@ if (process.argv[1] && realpathSync(process.argv[1]) === realpathSync(self)) {
     enablePsiCompileCache(process.env, uid);
     const { runCli } = await import("./main.js");
     process.exitCode = await runCli(argv, {
-      io: { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin },
+      // Getters: Node builds each stdio stream on first use, and serve never reads stdin.
+      io: {
+        get stdout() {
+          return process.stdout;
+        },
+        get stderr() {
+          return process.stderr;
+        },
+        get stdin() {
+          return process.stdin;
+        },
+      },
       env: process.env,
       uid,
     });
