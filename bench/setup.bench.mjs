@@ -18,7 +18,7 @@ import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { median, startServe } from "./psi-fixture.mjs";
+import { goal, median, startServe } from "./psi-fixture.mjs";
 
 const WORKLOADS = 50;
 const SECRETS = 10;
@@ -257,6 +257,14 @@ export default async function setupBench({ root, log }) {
     );
     await provider.close();
     await backend.close();
+    summary.goals = [
+      goal(
+        `setup, ${WORKLOADS} workloads × ${SECRETS} secrets, Infisical at ${DELAY_MS} ms (refresh)`,
+        "≥ 5× one request at a time",
+        `${summary.refresh_ratio}× (${summary.refresh_parallel_ms} ms vs ${summary.refresh_sequential_ms} ms)`,
+        summary.refresh_ratio >= 5,
+      ),
+    ];
     return summary;
   } finally {
     await sandbox?.stop().catch(() => {});

@@ -16,7 +16,6 @@ import { HMAC_KEY_LENGTH } from "@psi/envelope";
 import { type Command, Option } from "commander";
 import type { App } from "../app.js";
 import { UsageError } from "../errors.js";
-import { addCacheRefresh } from "./setup.js";
 
 /** Where `psi cache` works: the cache file, the config's directory and cache settings. */
 export interface CacheLocations {
@@ -203,7 +202,24 @@ export function registerCache(program: Command, app: App): void {
     });
   registerCacheStatus(cache, app);
   registerCacheInvalidate(cache, app);
-  addCacheRefresh(cache, app);
+  registerCacheRefresh(cache, app);
+}
+
+/** `psi cache refresh`: setup for every provider; setup's code loads only when it runs. */
+function registerCacheRefresh(cache: Command, app: App): void {
+  cache
+    .command("refresh")
+    .description(
+      "re-fetch every provider's secrets into the cache (= psi setup for every provider)",
+    )
+    .option("--podman-socket <path>", "Podman API socket (env PSI_PODMAN_SOCKET)")
+    .action(async (options: { podmanSocket?: string }) => {
+      const { runSetupCommand } = await import("./setup.js");
+      await runSetupCommand(
+        app,
+        options.podmanSocket === undefined ? {} : { podmanSocket: options.podmanSocket },
+      );
+    });
 }
 
 // ---------------------------------------------------------------------------------------
