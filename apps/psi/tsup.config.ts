@@ -1,4 +1,7 @@
+import { readFileSync } from "node:fs";
 import { defineConfig } from "tsup";
+
+const { version } = JSON.parse(readFileSync("package.json", "utf8")) as { version: string };
 
 // One bundle for the CLI: the workspace packages and the pure-JS dependencies are
 // compiled in (an ESM graph of ~120 files costs more to load than the code itself), split
@@ -14,12 +17,14 @@ export default defineConfig({
   target: "node22",
   noExternal: [/^@psi\//, "commander", "yaml", "valibot"],
   external: ["graphene-pk11", "koffi", "ofetch", "aws4"],
+  // `psi --version` answers without reading package.json (see src/version.ts)
+  define: { PSI_BUILD_VERSION: JSON.stringify(version) },
   banner: {
     js: [
       "#!/usr/bin/env node",
-      // bundled CommonJS (commander, yaml, aws4) calls require() for Node built-ins
-      'import { createRequire as __psiCreateRequire } from "node:module";',
-      "const require = __psiCreateRequire(import.meta.url);",
+      // Bundled CommonJS (commander, yaml) calls require() for Node built-ins. No static
+      // import: that would load node:module's ESM facade in every chunk, cli.js included.
+      'const require = process.getBuiltinModule("node:module").createRequire(import.meta.url);',
     ].join("\n"),
   },
 });

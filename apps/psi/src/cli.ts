@@ -1,19 +1,20 @@
-import { realpathSync } from "node:fs";
-import { fileURLToPath } from "node:url";
-import { enablePsiCompileCache } from "./compile-cache.js";
 import { VERSION } from "./version.js";
 
 // Entry point of the `psi` binary: everything else is in main.ts so tests can run the
-// CLI in-process with their own streams and environment. This file loads only Node
-// built-ins: `psi --version` answers from here, every other command loads main.js (and
-// through it commander and only its own command group) on demand.
-const self = fileURLToPath(import.meta.url);
-if (process.argv[1] && realpathSync(process.argv[1]) === realpathSync(self)) {
+// CLI in-process with their own streams and environment. This file imports nothing at
+// load time (process.getBuiltinModule is synchronous and skips the ESM facades): `psi
+// --version` answers from here, every other command loads main.js (and through it
+// commander and only its own command group) on demand.
+const self = import.meta.filename;
+const invoked = process.argv[1];
+const realpath = (path: string) => process.getBuiltinModule("node:fs").realpathSync(path);
+if (invoked && (invoked === self || realpath(invoked) === realpath(self))) {
   const argv = process.argv.slice(2);
-  const uid = process.getuid?.() ?? 1000;
   if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
     process.stdout.write(`${VERSION}\n`);
   } else {
+    const uid = process.getuid?.() ?? 1000;
+    const { enablePsiCompileCache } = await import("./compile-cache.js");
     enablePsiCompileCache(process.env, uid);
     const { runCli } = await import("./main.js");
     process.exitCode = await runCli(argv, {
