@@ -140,7 +140,7 @@ async function rssMbOf(pid) {
 export async function startServe(
   root,
   host,
-  { socket, env = {}, nodeFlags = SERVE_NODE_FLAGS } = {},
+  { socket, env = {}, nodeFlags = SERVE_NODE_FLAGS, cli = "apps/psi/dist/cli.js" } = {},
 ) {
   const sock = socket ?? join(host.dir, "psi.sock");
   const started = performance.now();
@@ -148,7 +148,7 @@ export async function startServe(
     process.execPath,
     [
       ...nodeFlags,
-      join(root, "apps/psi/dist/cli.js"),
+      join(root, cli),
       "serve",
       "-c",
       host.config,

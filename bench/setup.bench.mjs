@@ -30,7 +30,20 @@ const FIRST_RUN_ROUNDS = 1;
 async function startFake(root) {
   const source = pathToFileURL(join(root, "packages/testkit/src/fake-infisical.ts")).href;
   const script = `
-    import { startFakeInfisical } from ${JSON.stringify(source)};
+    // The testkit's sources import each other as "./x.js" (TypeScript's convention);
+    // Node's type stripping does not map those to ".ts", so this hook does.
+    import { registerHooks } from "node:module";
+    registerHooks({
+      resolve(specifier, context, next) {
+        try {
+          return next(specifier, context);
+        } catch (error) {
+          if (!specifier.startsWith(".") || !specifier.endsWith(".js")) throw error;
+          return next(specifier.slice(0, -3) + ".ts", context);
+        }
+      },
+    });
+    const { startFakeInfisical } = await import(${JSON.stringify(source)});
     const fake = await startFakeInfisical();
     fake.addUniversalAuth({ clientId: "bench-client", clientSecret: "bench-secret-0123", identityId: "bench" });
     for (let w = 0; w < ${WORKLOADS}; w++) {
