@@ -1,4 +1,5 @@
-import { VERSION } from "./version.js";
+// Replaced with the package's version by the build (tsup `define`); undefined from source.
+declare const PSI_BUILD_VERSION: string | undefined;
 
 // Entry point of the `psi` binary: everything else is in main.ts so tests can run the
 // CLI in-process with their own streams and environment. This file imports nothing at
@@ -11,7 +12,12 @@ const realpath = (path: string) => process.getBuiltinModule("node:fs").realpathS
 if (invoked && (invoked === self || realpath(invoked) === realpath(self))) {
   const argv = process.argv.slice(2);
   if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
-    process.stdout.write(`${VERSION}\n`);
+    // The build inlines the version, so the bundle's cli.js loads no other file for this.
+    const version =
+      typeof PSI_BUILD_VERSION === "string"
+        ? PSI_BUILD_VERSION
+        : (await import("./version.js")).VERSION;
+    process.stdout.write(`${version}\n`);
   } else {
     const uid = process.getuid?.() ?? 1000;
     const { enablePsiCompileCache } = await import("./compile-cache.js");
