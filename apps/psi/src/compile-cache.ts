@@ -1,5 +1,5 @@
 import { mkdirSync, statSync } from "node:fs";
-import { enableCompileCache } from "node:module";
+import { constants, enableCompileCache } from "node:module";
 import { homedir } from "node:os";
 import { join } from "node:path";
 
@@ -18,8 +18,7 @@ export function compileCacheDir(
 
 /**
  * Turns on Node's on-disk compile cache so a command skips parsing and compiling the
- * bundle it ran last time. Best effort: an unwritable or foreign directory (another
- * owner, writable by group or others — V8 would load code from it) leaves it off.
+ * bundle it ran last time. Best effort, never throws.
  */
 export function enablePsiCompileCache(
   env: Readonly<Record<string, string | undefined>>,
@@ -27,13 +26,23 @@ export function enablePsiCompileCache(
 ): void {
   // NODE_COMPILE_CACHE: Node enabled it already, in the directory the operator chose.
   if (env["NODE_DISABLE_COMPILE_CACHE"] || env["NODE_COMPILE_CACHE"]) return;
+  enableCompileCacheIn(compileCacheDir(env, uid), uid);
+}
+
+/**
+ * Enables the compile cache in `dir` (created 0700) and says whether it did: an
+ * unwritable directory, or one owned by someone else or writable by group or others
+ * (V8 would load code from it), leaves it off.
+ */
+export function enableCompileCacheIn(dir: string, uid: number): boolean {
   try {
-    const dir = compileCacheDir(env, uid);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const stats = statSync(dir);
-    if (stats.uid !== uid || (stats.mode & 0o022) !== 0) return;
-    enableCompileCache(dir);
+    if (stats.uid !== uid || (stats.mode & 0o022) !== 0) return false;
+    const { status } = enableCompileCache(dir);
+    return status === constants.compileCacheStatus.ENABLED;
   } catch {
     // read-only file system, no home directory, ...: start without the cache
+    return false;
   }
 }
