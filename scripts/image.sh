@@ -107,10 +107,17 @@ else
   cp "$node_bin" "$stage/usr/local/bin/node"
 fi
 chmod 0755 "$stage/usr/local/bin/node"
-# The entrypoint: Node with the inspector's SIGUSR1 switch off, whatever the bin's shebang.
-cat > "$stage/usr/local/bin/psi" <<'EOF'
+# The entrypoint: Node with the inspector's SIGUSR1 switch off, whatever the bin's shebang;
+# serve (the quadlet's Exec=serve) with the same flags the native units pass, from the one
+# list in @psi/unitgen (NODE_FLAGS), so it never pays the CLI's re-exec.
+serve_flags=$(cd "$root" && node --input-type=module \
+  -e 'const { NODE_FLAGS } = await import("@psi/unitgen"); console.log(NODE_FLAGS.serve.join(" "))')
+cat > "$stage/usr/local/bin/psi" <<EOF
 #!/bin/sh
-exec /usr/local/bin/node --disable-sigusr1 /usr/local/lib/psi/dist/cli.js "$@"
+if [ "\$1" = serve ]; then
+  exec /usr/local/bin/node $serve_flags /usr/local/lib/psi/dist/cli.js "\$@"
+fi
+exec /usr/local/bin/node --disable-sigusr1 /usr/local/lib/psi/dist/cli.js "\$@"
 EOF
 chmod 0755 "$stage/usr/local/bin/psi"
 ln -s ../../lib/x86_64-linux-gnu/opensc-pkcs11.so "$stage/usr/lib64/pkcs11/opensc-pkcs11.so"

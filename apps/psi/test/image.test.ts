@@ -16,7 +16,7 @@ import { type FakeInfisical, startFakeInfisical } from "@psi/testkit/fake-infisi
 import { type PodmanSandbox, podmanAvailable, podmanSandbox } from "@psi/testkit/podman";
 import { requireTool, tempDir } from "@psi/testkit/tmp";
 import { unixRequest } from "@psi/testkit/unix-http";
-import { renderDriverConf, renderUnits, unitSettingsFromConfig } from "@psi/unitgen";
+import { NODE_FLAGS, renderDriverConf, renderUnits, unitSettingsFromConfig } from "@psi/unitgen";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const run = promisify(execFile);
@@ -337,6 +337,10 @@ describe.skipIf(skip)("the PSI image", () => {
   it("runs Node with the inspector's SIGUSR1 switch off", { timeout: 180_000 }, async () => {
     const wrapper = await readFile(join(mountpoint, "usr/local/bin/psi"), "utf8");
     expect(wrapper).toMatch(/^exec \/usr\/local\/bin\/node --disable-sigusr1 \S+cli\.js "\$@"$/m);
+    // serve (the quadlet's Exec=serve) starts with the native units' flags: no re-exec.
+    expect(wrapper).toContain(
+      `exec /usr/local/bin/node ${NODE_FLAGS.serve.join(" ")} /usr/local/lib/psi/dist/cli.js "$@"`,
+    );
   });
 
   it("psi serve answers a lookup from the keyfile cache on the mounted socket; HealthCmd passes", {

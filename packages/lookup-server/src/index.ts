@@ -13,6 +13,7 @@ export { createMetrics, type LookupOutcome, type LookupSource, type Metrics } fr
 export {
   createLookupServer,
   type ListenTarget,
+  type LookupBackends,
   type LookupServer,
   type LookupServerOptions,
   MAX_STORE_BYTES,

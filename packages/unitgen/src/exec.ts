@@ -4,9 +4,17 @@ import type { UnitSettings } from "./settings.js";
  * Node's flags for PSI's processes, by command: `serve` (the long-running lookup service)
  * and everything else (setup, TLS renewal). `--disable-sigusr1` keeps SIGUSR1 from
  * opening the inspector, which would let any process of the same user read secrets.
+ * serve's V8 flags keep its memory small under load (a 1 MB young generation, no V8
+ * helper threads, size over speed): measured in docs/performance.md. The CLI re-executes
+ * `psi serve` with this same list when it was started without it.
  */
 export const NODE_FLAGS = {
-  serve: ["--disable-sigusr1"],
+  serve: [
+    "--disable-sigusr1",
+    "--max-semi-space-size=1",
+    "--single-threaded",
+    "--optimize-for-size",
+  ],
   other: ["--disable-sigusr1"],
 } as const satisfies Record<string, readonly string[]>;
 

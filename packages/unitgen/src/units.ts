@@ -77,6 +77,8 @@ export function renderServeUnit(
         "Restart=on-failure",
         ...runtimeDirectoryLines(settings, socketActivation),
         "StateDirectory=psi",
+        // Node's compile cache (/var/cache/psi, ~/.cache/psi): writable under ProtectSystem=strict.
+        "CacheDirectory=psi",
         ...cache.service,
         ...nativeCaLines(settings),
         nativeExecStart(settings, options, "serve", ["serve"]),

@@ -20,7 +20,6 @@ import { type Command, Option } from "commander";
 import type { App } from "../app.js";
 import { UsageError } from "../errors.js";
 import { plural } from "../text.js";
-import { addCacheRefresh } from "./setup.js";
 
 /** Where `psi cache` works: the cache file, the config's directory and cache settings. */
 export interface CacheLocations {
@@ -234,7 +233,28 @@ export function registerCache(program: Command, app: App): void {
     });
   registerCacheStatus(cache, app);
   registerCacheInvalidate(cache, app);
-  addCacheRefresh(cache, app);
+  registerCacheRefresh(cache, app);
+}
+
+/** `psi cache refresh`: setup for every provider; setup's code loads only when it runs. */
+function registerCacheRefresh(cache: Command, app: App): void {
+  cache
+    .command("refresh")
+    .description(
+      "re-fetch every provider's secrets into the cache (= psi setup for every provider)",
+    )
+    .option("--podman-socket <path>", "Podman API socket (env PSI_PODMAN_SOCKET)")
+    .option(
+      "--socket <path>",
+      "PSI's lookup socket, as given to psi install (env PSI_SOCKET; default: what the installed psi.conf names)",
+    )
+    .action(async (options: { podmanSocket?: string; socket?: string }) => {
+      const { runSetupCommand } = await import("./setup.js");
+      await runSetupCommand(app, {
+        ...(options.podmanSocket === undefined ? {} : { podmanSocket: options.podmanSocket }),
+        ...(options.socket === undefined ? {} : { socket: options.socket }),
+      });
+    });
 }
 
 // ---------------------------------------------------------------------------------------
