@@ -39,6 +39,7 @@ export const NOT_SANDBOXING = new Set([
   "RuntimeDirectoryMode",
   "RuntimeDirectoryPreserve",
   "StateDirectory",
+  "CacheDirectory",
   "LoadCredentialEncrypted",
   "Environment",
   "ExecStart",
