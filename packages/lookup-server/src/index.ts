@@ -9,7 +9,14 @@ export {
   type SwapExposureOptions,
   swapExposure,
 } from "./harden.js";
-export { createMetrics, type LookupOutcome, type LookupSource, type Metrics } from "./metrics.js";
+export {
+  createMetrics,
+  type LookupOutcome,
+  type LookupSource,
+  type MetricSample,
+  type Metrics,
+  parsePrometheus,
+} from "./metrics.js";
 export {
   createLookupServer,
   type ListenTarget,

@@ -1,22 +1,13 @@
 import { dirname, join } from "node:path";
-import type { Env, ScopePaths } from "@psi/core";
+import type { ScopePaths } from "@psi/core";
 import { defaultPaths, ensureDir, isPsiError, scopeForUid, writeFileAtomic } from "@psi/core";
 import { resolveSocketToken } from "@psi/lookup-server";
+import { lookupSocketPath } from "@psi/ops";
 import { DRIVER_CONF_NAME, driverConfMode, renderDriverConf } from "@psi/unitgen";
 import type { Command } from "commander";
 import type { App } from "../app.js";
 
-/** The lookup socket: `--socket` → `PSI_SOCKET` → the scope default (SPEC §11). */
-export function lookupSocketPath(
-  flag: string | undefined,
-  env: Env,
-  paths: Pick<ScopePaths, "socket">,
-): string {
-  if (flag) return flag;
-  const fromEnv = env["PSI_SOCKET"];
-  if (fromEnv) return fromEnv;
-  return paths.socket;
-}
+export { lookupSocketPath };
 
 /** What `psi install` renders: the driver conf text and where it goes. */
 export interface DriverInstall {

@@ -1,5 +1,4 @@
 import { readFile } from "node:fs/promises";
-import { setTimeout as sleep } from "node:timers/promises";
 import type { Provider, PsiContext } from "@psi/core";
 import { cachePath, errorMessage } from "@psi/core";
 import type {
@@ -103,49 +102,25 @@ async function retryFor(app: App, context: PsiContext): Promise<SetupRetry> {
   };
 }
 
-/** How long setup waits for serve to load a new cache.enc before restarting workloads. */
-const SERVE_LOAD_WAIT_MS = 10_000;
-
 /**
  * Before `on_change: restart` restarts anything: waits until the running serve has loaded
- * the cache.enc setup just wrote (its `/metrics` report the file's `written_at`), so the
- * restarted container gets the new value, not the one serve still holds. When serve cannot
- * be asked (a setup container without the socket mounted), waits past serve's own stat
- * interval instead.
+ * the cache.enc setup just wrote, so the restarted container gets the new value.
  */
 async function waitForServeLoad(app: App, context: PsiContext, writtenAt: number): Promise<void> {
-  const { getOnSocket, parsePrometheus } = await import("./status.js");
-  const { resolveSocketToken } = await import("@psi/lookup-server");
-  const socket = lookupSocketPath(undefined, app.env, context.paths);
+  const [{ waitForServeLoad: wait }, { resolveSocketToken }] = await Promise.all([
+    import("@psi/ops"),
+    import("@psi/lookup-server"),
+  ]);
   const { token } = await resolveSocketToken({
     env: app.env,
     configToken: context.config.socket_token,
   }).catch(() => ({ token: undefined }));
-  const deadline = Date.now() + SERVE_LOAD_WAIT_MS;
-  while (Date.now() < deadline) {
-    let answer: { status: number; body: string };
-    try {
-      answer = await getOnSocket(socket, "/metrics", token);
-    } catch {
-      app.logger().debug(`cannot ask psi serve at ${socket}; waiting 2 s for it to reload`, {
-        event: "setup.restart_wait",
-      });
-      await sleep(2_000);
-      return;
-    }
-    if (answer.status !== 200) return;
-    const loaded = parsePrometheus(answer.body).find(
-      (sample) => sample.name === "psi_cache_written_timestamp_seconds",
-    )?.value;
-    if (loaded !== undefined && loaded >= writtenAt) return;
-    await sleep(100);
-  }
-  app
-    .logger()
-    .warn(
-      `psi serve at ${socket} has not loaded the new cache.enc after ${SERVE_LOAD_WAIT_MS / 1000} s; restarting anyway`,
-      { event: "setup.restart_wait" },
-    );
+  await wait({
+    socket: lookupSocketPath(undefined, app.env, context.paths),
+    token,
+    writtenAt,
+    logger: app.logger(),
+  });
 }
 
 /** Opens the providers setup fetches from (those of the selected workloads). */
