@@ -1,6 +1,26 @@
 // @psi/ops: PSI's host-level operations as library functions with typed results. The CLI
 // (apps/psi) parses arguments, calls these and renders; a Cockpit plugin, an Ansible
 // module or a deployment script can call the same functions.
+
+export {
+  type CacheInitOptions,
+  type CacheInitResult,
+  type CacheLocations,
+  type CacheStatusReport,
+  type CacheVerifyReport,
+  cacheInitializers,
+  cacheLocations,
+  cacheStatus,
+  describeMapping,
+  type InvalidateResult,
+  type InvalidateTarget,
+  initCache,
+  invalidateCache,
+  listCacheBackends,
+  type ResolveTargetsOptions,
+  resolveInvalidateTargets,
+  verifyCache,
+} from "./cache.js";
 export {
   getOnSocket,
   lookupSocketPath,
