@@ -1,5 +1,5 @@
 import type { LoadedConfig } from "@psi/core";
-import { formatAge, isPsiError, PsiError } from "@psi/core";
+import { isPsiError, PsiError } from "@psi/core";
 import {
   type CacheLocations,
   cacheLocations,
@@ -13,7 +13,7 @@ import {
 import { type Command, Option } from "commander";
 import type { App } from "../app.js";
 import { UsageError } from "../errors.js";
-import { plural } from "../text.js";
+import { columnWidth, formatAge, padCells, plural } from "../text.js";
 import { addCacheRefresh } from "./setup.js";
 
 // `psi cache init / status / invalidate` (SPEC §11): @psi/ops does the work; this file
@@ -190,8 +190,8 @@ function registerCacheStatus(cache: Command, app: App): void {
         ]);
         if (!verify.ok && verify.error?.hint) lines.push(["", `hint: ${verify.error.hint}`]);
       }
-      const width = Math.max(...lines.map(([label]) => label.length));
-      for (const [label, value] of lines) app.print(`${label.padEnd(width)}  ${value}`);
+      const width = columnWidth(lines.map(([label]) => label));
+      for (const [label, value] of lines) app.print(`${padCells(label, width)}  ${value}`);
       if (mismatch) {
         app.print(
           `warning: the file was written by the ${tagName} backend (tag ${hex(file.tag ?? 0)}), but cache.backend is ${configured}: ` +

@@ -20,7 +20,7 @@ import type {
 import { type Command, Option } from "commander";
 import type { App } from "../app.js";
 import { UsageError } from "../errors.js";
-import { plural, table } from "../text.js";
+import { columnWidth, padCells, plural, progressLine, table } from "../text.js";
 
 // `psi infisical ...` (SPEC §12): argument parsing and output only; the work is done by
 // @psi/provider-infisical's tooling so deployment scripts can run it without the CLI.
@@ -196,11 +196,10 @@ function progress(app: App): {
   update: (p: { done: number; total: number }) => void;
   done: () => void;
 } {
-  const line = app.progress();
-  return {
-    update: ({ done, total }) => line.update(`import: ${done}/${total}`),
-    done: () => line.done(),
-  };
+  return progressLine(
+    app.progress(),
+    ({ done, total }: { done: number; total: number }) => `import: ${done}/${total}`,
+  );
 }
 
 const VERB: Record<string, [string, string]> = {
@@ -453,9 +452,12 @@ async function tlsManager(app: App) {
 
 function renderTls(results: TlsResult[]): string {
   const lines: string[] = [];
-  const width = Math.max(4, ...results.map((result) => result.name.length));
+  const width = columnWidth(
+    results.map((result) => result.name),
+    4,
+  );
   for (const result of results) {
-    const name = result.name.padEnd(width);
+    const name = padCells(result.name, width);
     if (result.action === "skipped" || result.action === "pending") {
       lines.push(`${name}  ${result.action.padEnd(7)}  ${result.reason ?? ""}`);
       continue;

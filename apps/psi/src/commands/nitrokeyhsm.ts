@@ -14,6 +14,7 @@ import { type Command, Option } from "commander";
 import type { App } from "../app.js";
 import { UsageError } from "../errors.js";
 import { publishMapping, readSecretInput } from "../store-secret.js";
+import { columnWidth, padCells } from "../text.js";
 
 // Loaded on use: the provider pulls in graphene-pk11 and its native addon, which every
 // other psi command (psi serve on each boot first of all) must not pay for.
@@ -70,9 +71,9 @@ export function registerNitrokeyHsm(program: Command, app: App): void {
         app.printJson(report);
         return;
       }
-      const width = Math.max(...report.steps.map((step) => step.title.length));
+      const width = columnWidth(report.steps.map((step) => step.title));
       const lines = report.steps.map((step) => {
-        let line = `${MARK[step.status]}  ${step.title.padEnd(width)}  ${step.detail}`;
+        let line = `${MARK[step.status]}  ${padCells(step.title, width)}  ${step.detail}`;
         if (step.fix) line += `\n${" ".repeat(width + 8)}fix: ${step.fix}`;
         return line;
       });

@@ -11,7 +11,7 @@ import type {
 } from "@psi/setup";
 import type { Command } from "commander";
 import type { App } from "../app.js";
-import { plural, table } from "../text.js";
+import { columnWidth, padCells, plural, progressLine, table } from "../text.js";
 import { lookupSocketPath, planDriverInstall } from "./install.js";
 
 /** Options of `psi setup` (and `psi cache refresh`, which is setup for every provider). */
@@ -25,22 +25,14 @@ export interface SetupCommandOptions {
 }
 
 /** One progress line on stderr, rewritten in place; only on a terminal. */
-function progressLine(app: App): { update: (p: SetupProgress) => void; done: () => void } {
-  const line = app.progress();
-  let last = 0;
-  return {
-    update(p) {
-      const now = Date.now();
-      const finished = p.workloads.done === p.workloads.total;
-      if (!finished && now - last < 80) return;
-      last = now;
-      line.update(
-        `setup: sources ${p.sources.done}/${p.sources.total} · ` +
-          `secrets ${p.secrets.done}/${p.secrets.total} · workloads ${p.workloads.done}/${p.workloads.total}`,
-      );
-    },
-    done: () => line.done(),
-  };
+function setupProgress(app: App): { update: (p: SetupProgress) => void; done: () => void } {
+  return progressLine(
+    app.progress(),
+    (p: SetupProgress) =>
+      `setup: sources ${p.sources.done}/${p.sources.total} · ` +
+      `secrets ${p.secrets.done}/${p.secrets.total} · workloads ${p.workloads.done}/${p.workloads.total}`,
+    { intervalMs: 80, final: (p) => p.workloads.done === p.workloads.total },
+  );
 }
 
 /**
@@ -168,7 +160,7 @@ export async function runSetupCommand(app: App, options: SetupCommandOptions): P
   }
 
   const providers = await openFetchingProviders(app, context, options.provider);
-  const progress = progressLine(app);
+  const progress = setupProgress(app);
   try {
     const settings = loaded.config.cache;
     const cache =
@@ -238,9 +230,12 @@ function renderChanges(workload: WorkloadOutcome): string[] {
 /** The human summary of a setup run. */
 export function renderSetup(result: SetupResult): string {
   const lines: string[] = [];
-  const width = Math.max(8, ...result.workloads.map((workload) => workload.name.length));
+  const width = columnWidth(
+    result.workloads.map((workload) => workload.name),
+    8,
+  );
   for (const workload of result.workloads) {
-    const name = workload.name.padEnd(width);
+    const name = padCells(workload.name, width);
     if (workload.status === "store-only") {
       lines.push(`${name}  store-only  ${workload.note ?? ""}`);
       continue;

@@ -1,8 +1,9 @@
 import type { LoadedConfig } from "@psi/core";
-import { formatAge, isPsiError } from "@psi/core";
+import { isPsiError } from "@psi/core";
 import { collectStatus, type StatusIssue, type StatusReport } from "@psi/ops";
 import type { Command } from "commander";
 import type { App } from "../app.js";
+import { columnWidth, formatAge, padCells } from "../text.js";
 
 // `psi status` (SPEC §11, §14): @psi/ops collects the report; this file renders it.
 
@@ -184,8 +185,8 @@ export function renderStatus(report: StatusReport): string {
       ]);
     }
   }
-  const width = Math.max(...rows.map(([label]) => label.length));
-  const lines = rows.map(([label, value]) => `${label.padEnd(width)}  ${value}`);
+  const width = columnWidth(rows.map(([label]) => label));
+  const lines = rows.map(([label, value]) => `${padCells(label, width)}  ${value}`);
   for (const [title, issues] of [
     ["problems", report.problems],
     ["warnings", report.warnings],
