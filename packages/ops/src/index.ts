@@ -41,3 +41,4 @@ export {
   type StatusOptions,
   type StatusReport,
 } from "./status.js";
+export { type TimerState, timerState } from "./systemd.js";
