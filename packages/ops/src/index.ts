@@ -22,6 +22,14 @@ export {
   verifyCache,
 } from "./cache.js";
 export {
+  DEMO_SAMPLES,
+  type DemoHost,
+  type DemoPodmanOptions,
+  demoSocketPath,
+  demoThroughPodman,
+  prepareDemoHost,
+} from "./demo.js";
+export {
   getOnSocket,
   lookupSocketPath,
   SOCKET_TIMEOUT_MS,
