@@ -30,6 +30,13 @@ export {
   prepareDemoHost,
 } from "./demo.js";
 export {
+  PCSCD_BUILD_DIR,
+  type PcscdSetupOptions,
+  type PcscdSetupResult,
+  type PlacedPcscdFile,
+  setupPcscd,
+} from "./pcscd.js";
+export {
   getOnSocket,
   lookupSocketPath,
   SOCKET_TIMEOUT_MS,
