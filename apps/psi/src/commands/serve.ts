@@ -1,8 +1,7 @@
 import { dirname, resolve } from "node:path";
-import { type CacheStore, createCacheStore } from "@psi/cache";
+import { type CacheStore, openServeCache as openCache, type ServeCache } from "@psi/cache";
 import type { CacheBackend, LoadedConfig, Logger, Provider } from "@psi/core";
 import { cachePath, ensureDir, errorMessage, isPsiError, loadConfig } from "@psi/core";
-import { formatTag } from "@psi/envelope";
 import {
   checkPrivateDir,
   createLookupServer,
@@ -17,98 +16,21 @@ import {
 import type { Command } from "commander";
 import type { App } from "../app.js";
 
-/** What serve opened for its cache: the store (memory-only without a backend) and the backend. */
-export interface ServeCache {
-  cache: CacheStore | undefined;
-  backend: CacheBackend | undefined;
-}
-
 /**
- * Opens the cache the way serve needs it (SPEC §4.4, §6.5): every failure is a warning
- * and lookups go live — a missing key never takes the host down. Off (`cache.enabled:
- * false`, or no cache block) → no cache at all; enabled without a backend, or a backend
- * that fails → a memory-only store (values fetched live are still kept).
+ * The cache as serve opens it (@psi/cache's openServeCache: every failure a warning, lookups
+ * go live), over this run's configuration and its one opened backend.
  */
-export async function openServeCache(
+export function openServeCache(
   app: App,
   loaded: LoadedConfig,
   logger: Logger,
 ): Promise<ServeCache> {
-  const settings = loaded.config.cache;
-  const path = cachePath(loaded);
-  if (settings === undefined || !settings.enabled) {
-    logger.info("cache is off: every lookup goes to its provider", {
-      event: "cache.open",
-      enabled: false,
-    });
-    return { cache: undefined, backend: undefined };
-  }
-  const memoryOnly = (): ServeCache => ({
-    cache: createCacheStore({ path, logger }),
-    backend: undefined,
+  return openCache({
+    settings: loaded.config.cache,
+    path: cachePath(loaded),
+    logger,
+    openBackend: async () => (await app.context()).openCacheBackend?.(),
   });
-  if (settings.backend === undefined) {
-    logger.warn(
-      "cache.enabled is true but cache.backend is not set: container starts hit the live providers " +
-        "(set cache.backend to tpm, hsm or keyfile and run psi cache init)",
-      { event: "cache.open", path },
-    );
-    return memoryOnly();
-  }
-  let backend: CacheBackend | undefined;
-  try {
-    backend = await (await app.context()).openCacheBackend?.();
-  } catch (error) {
-    logger.warn(
-      `cache backend ${settings.backend} failed to open: container starts hit the live providers`,
-      {
-        event: "cache.open",
-        backend: settings.backend,
-        error: errorMessage(error),
-        ...(isPsiError(error) && error.hint ? { hint: error.hint } : {}),
-      },
-    );
-    return memoryOnly();
-  }
-  if (backend === undefined) return memoryOnly();
-  // inotify tells the store when setup replaced the file; a stat per second is the safety net.
-  // After a key change (psi cache init --force, then setup) the store re-reads the key
-  // where the backend can (keyfile, tpm credential file) before calling itself degraded.
-  const reloadKey = backend.reloadKey?.bind(backend);
-  const cache = createCacheStore({ path, backend, logger, watch: true, reloadKey });
-  try {
-    const stats = await cache.load();
-    logger.info(
-      stats.fileExists
-        ? `cache loaded from ${path}: ${stats.fileEntries} entries`
-        : `no cache file at ${path} yet (setup writes it): lookups go live until then`,
-      {
-        event: "cache.load",
-        path,
-        backend: settings.backend,
-        entries: stats.fileEntries,
-        ...(stats.writtenAt === undefined ? {} : { written_at: stats.writtenAt }),
-        ...(stats.legacy ? { legacy: true } : {}),
-      },
-    );
-  } catch (error) {
-    const fields: Record<string, unknown> = {
-      event: "cache.load",
-      path,
-      backend: settings.backend,
-      error: errorMessage(error),
-    };
-    if (isPsiError(error)) {
-      fields["code"] = error.code;
-      if (error.hint) fields["hint"] = error.hint;
-    }
-    const what = isPsiError(error, "cache.tag_mismatch")
-      ? `cache file ${path} was written by another backend (configured: ${settings.backend}, tag ${formatTag(backend.tag)})`
-      : `cannot read the cache ${path}`;
-    // The store keeps watching the file: the next setup's rewrite is picked up.
-    logger.warn(`${what}; lookups go to the providers until setup rewrites it`, fields);
-  }
-  return { cache, backend };
 }
 
 /** Logs what hardening achieved; failing to harden is a warning, not a crash (SPEC §13). */
