@@ -30,6 +30,12 @@ export {
   prepareDemoHost,
 } from "./demo.js";
 export {
+  type DriverInstall,
+  type DriverInstallOptions,
+  expectedDriverOptions,
+  planDriverInstall,
+} from "./driver.js";
+export {
   PCSCD_BUILD_DIR,
   type PcscdSetupOptions,
   type PcscdSetupResult,

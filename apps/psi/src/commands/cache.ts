@@ -1,5 +1,4 @@
-import type { LoadedConfig } from "@psi/core";
-import { isPsiError, PsiError } from "@psi/core";
+import { PsiError } from "@psi/core";
 import {
   type CacheLocations,
   cacheLocations,
@@ -13,6 +12,7 @@ import {
 import { type Command, Option } from "commander";
 import type { App } from "../app.js";
 import { UsageError } from "../errors.js";
+import { optionalConfig } from "../optional-config.js";
 import { columnWidth, formatAge, padCells, plural } from "../text.js";
 import { addCacheRefresh } from "./setup.js";
 
@@ -21,13 +21,7 @@ import { addCacheRefresh } from "./setup.js";
 
 /** The cache's locations from the configuration, or the scope's defaults without one. */
 async function locations(app: App): Promise<CacheLocations> {
-  let loaded: LoadedConfig | undefined;
-  try {
-    loaded = await app.loadConfig();
-  } catch (error) {
-    if (!isPsiError(error, "config.missing")) throw error;
-  }
-  return cacheLocations(loaded, { env: app.env, uid: app.uid });
+  return cacheLocations(await optionalConfig(app), { env: app.env, uid: app.uid });
 }
 
 /** `psi cache init` flags, as commander parses them. */

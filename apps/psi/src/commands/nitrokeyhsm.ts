@@ -1,9 +1,10 @@
 import type { LoadedConfig, NitrokeyHsmConfig } from "@psi/core";
-import { isPsiError, PsiError } from "@psi/core";
+import { PsiError } from "@psi/core";
 import type { PcscdMode, sealForStore } from "@psi/provider-nitrokeyhsm";
 import { type Command, Option } from "commander";
 import type { App } from "../app.js";
 import { UsageError } from "../errors.js";
+import { optionalConfig } from "../optional-config.js";
 import { publishMapping, readSecretInput } from "../store-secret.js";
 import { columnWidth, padCells } from "../text.js";
 
@@ -320,12 +321,7 @@ async function setupPcscd(app: App, options: PcscdOptions): Promise<void> {
       "--build-dir, --systemd-dir and --build-only build the pcscd container; --mode host uses the host's pcscd",
     );
   }
-  let loaded: LoadedConfig | undefined;
-  try {
-    loaded = await app.loadConfig();
-  } catch (error) {
-    if (!isPsiError(error, "config.missing")) throw error;
-  }
+  const loaded = await optionalConfig(app);
   const { setupPcscd: run } = await import("@psi/ops");
   const result = await run({ ...options, loaded, env: app.env, uid: app.uid });
   const { files, builtFrom: built, daemonReload: reload, commands } = result;

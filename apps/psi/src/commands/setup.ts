@@ -1,4 +1,3 @@
-import { readFile } from "node:fs/promises";
 import type { Provider, PsiContext } from "@psi/core";
 import { cachePath, errorMessage } from "@psi/core";
 import type {
@@ -11,8 +10,9 @@ import type {
 } from "@psi/setup";
 import type { Command } from "commander";
 import type { App } from "../app.js";
+import { optionalConfig } from "../optional-config.js";
 import { columnWidth, padCells, plural, progressLine, table } from "../text.js";
-import { lookupSocketPath, planDriverInstall } from "./install.js";
+import { lookupSocketPath } from "./install.js";
 
 /** Options of `psi setup` (and `psi cache refresh`, which is setup for every provider). */
 export interface SetupCommandOptions {
@@ -47,17 +47,14 @@ async function expectedOptions(
   required: boolean,
   socket: string | undefined,
 ): Promise<Record<string, string> | undefined> {
-  const { parseDriverOptions } = await import("@psi/setup");
   try {
-    const plan = await planDriverInstall(app, socket);
-    if (socket === undefined && !app.env["PSI_SOCKET"]) {
-      const installed = await readFile(plan.path, "utf8").then(parseDriverOptions, (error) => {
-        if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-        throw error;
-      });
-      if (installed && Object.keys(installed).length > 0) return installed;
-    }
-    return parseDriverOptions(plan.text);
+    const { expectedDriverOptions } = await import("@psi/ops");
+    return await expectedDriverOptions({
+      loaded: await optionalConfig(app),
+      env: app.env,
+      uid: app.uid,
+      socket,
+    });
   } catch (error) {
     if (required) throw error;
     app

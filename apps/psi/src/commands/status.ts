@@ -1,21 +1,10 @@
-import type { LoadedConfig } from "@psi/core";
-import { isPsiError } from "@psi/core";
 import { collectStatus, type StatusIssue, type StatusReport } from "@psi/ops";
 import type { Command } from "commander";
 import type { App } from "../app.js";
+import { optionalConfig } from "../optional-config.js";
 import { columnWidth, formatAge, padCells } from "../text.js";
 
 // `psi status` (SPEC §11, §14): @psi/ops collects the report; this file renders it.
-
-/** The configuration, or undefined when the scope's default file is absent. */
-async function optionalConfig(app: App): Promise<LoadedConfig | undefined> {
-  try {
-    return await app.loadConfig();
-  } catch (error) {
-    if (!isPsiError(error, "config.missing")) throw error;
-    return undefined;
-  }
-}
 
 /** The report as JSON (snake_case, like the other commands' machine output). */
 export function statusJson(report: StatusReport): Record<string, unknown> {
