@@ -10,6 +10,13 @@ export {
   swapExposure,
 } from "./harden.js";
 export {
+  closeServe,
+  prepareServeDirs,
+  type ReloadServeOptions,
+  reloadServe,
+  type ServeDirsOptions,
+} from "./lifecycle.js";
+export {
   createMetrics,
   type LookupOutcome,
   type LookupSource,

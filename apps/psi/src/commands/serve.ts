@@ -1,14 +1,15 @@
-import { dirname, resolve } from "node:path";
-import { type CacheStore, openServeCache as openCache, type ServeCache } from "@psi/cache";
-import type { CacheBackend, LoadedConfig, Logger, Provider } from "@psi/core";
-import { cachePath, ensureDir, errorMessage, isPsiError, loadConfig } from "@psi/core";
+import { resolve } from "node:path";
+import { openServeCache as openCache, type ServeCache } from "@psi/cache";
+import type { LoadedConfig, Logger, Provider } from "@psi/core";
+import { cachePath } from "@psi/core";
 import {
-  checkPrivateDir,
+  closeServe,
   createLookupServer,
   type HardenResult,
   hardenProcess,
   type ListenTarget,
-  type LookupServer,
+  prepareServeDirs,
+  reloadServe,
   resolveSocketToken,
   socketActivation,
   swapExposure,
@@ -56,67 +57,6 @@ function waitForSignal(): Promise<NodeJS.Signals> {
     process.on("SIGTERM", stop);
     process.on("SIGINT", stop);
   });
-}
-
-/**
- * Creates the socket directory and state_dir (0700) when missing and refuses them when
- * another user could write them (issue 9: a writable socket directory lets anyone take
- * the socket over), unless `serve.allow_insecure_dirs` says so.
- */
-async function checkServeDirs(app: App, loaded: LoadedConfig, target: ListenTarget): Promise<void> {
-  const dirs: [string, string][] = [[loaded.paths.stateDir, "state_dir"]];
-  // Under socket activation systemd made the socket (SocketMode=0600) and its directory.
-  if ("path" in target) dirs.unshift([dirname(target.path), "socket directory"]);
-  for (const [dir, what] of dirs) {
-    await ensureDir(dir, 0o700);
-    if (loaded.config.serve?.allow_insecure_dirs === true) continue;
-    await checkPrivateDir(dir, { uid: app.uid, what, override: "serve.allow_insecure_dirs" });
-  }
-}
-
-/**
- * SIGHUP, as Vault Agent does: re-reads the socket token (credential file, then the
- * configuration file, then PSI_SOCKET_TOKEN) and the cache file. A token that cannot be
- * read keeps the current one; serve never dies of a hangup.
- */
-async function reload(
-  app: App,
-  loaded: LoadedConfig,
-  server: LookupServer,
-  cache: CacheStore | undefined,
-  logger: Logger,
-): Promise<void> {
-  logger.info("SIGHUP: re-reading the socket token and the cache file", { event: "reload" });
-  try {
-    const fresh = await loadConfig({ path: loaded.file, env: app.env, uid: app.uid });
-    const { token, source } = await resolveSocketToken({
-      env: app.env,
-      configToken: fresh.config.socket_token,
-    });
-    server.setToken(token);
-    logger.info(
-      token === undefined ? "socket token: none (auth off)" : `socket token from ${source}`,
-      {
-        event: "reload",
-        auth: token !== undefined,
-        ...(source === undefined ? {} : { source }),
-      },
-    );
-  } catch (error) {
-    logger.warn("SIGHUP: cannot re-read the socket token; keeping the current one", {
-      event: "reload",
-      error: errorMessage(error),
-      ...(isPsiError(error) && error.hint ? { hint: error.hint } : {}),
-    });
-  }
-  if (cache !== undefined) {
-    // reload(), not reloadIfChanged(): a hangup re-reads the file even when it looks the same.
-    const changed = await cache.reload();
-    logger.info(changed ? "cache file re-read" : "cache file unchanged", {
-      event: "reload",
-      cache_changed: changed,
-    });
-  }
 }
 
 /** `psi serve`: everything from config to the socket, then the lookup loop until SIGTERM/SIGINT. */
@@ -179,7 +119,12 @@ async function serveUntilSignal(
   const target: ListenTarget = activated ?? {
     path: resolve(options.socket || app.env["PSI_SOCKET"] || loaded.paths.socket),
   };
-  await checkServeDirs(app, loaded, target);
+  await prepareServeDirs({
+    stateDir: loaded.paths.stateDir,
+    target,
+    uid: app.uid,
+    allowInsecure: loaded.config.serve?.allow_insecure_dirs === true,
+  });
 
   const providers: Map<string, Provider> = await app.openProviders();
   const { cache, backend } = await openServeCache(app, loaded, logger);
@@ -197,13 +142,13 @@ async function serveUntilSignal(
       signal: stopRequested,
     });
     cache?.close();
-    await closeAll(providers, backend, logger);
+    await closeServe(providers, backend, logger);
     return;
   }
   try {
     await server.listen(target);
   } catch (error) {
-    await closeAll(providers, backend, logger);
+    await closeServe(providers, backend, logger);
     throw error;
   }
   const where =
@@ -215,7 +160,9 @@ async function serveUntilSignal(
     cache: cache === undefined ? "off" : backend === undefined ? "memory" : "file",
     auth: token !== undefined,
   });
-  onReload(() => reload(app, loaded, server, cache, logger));
+  onReload(() =>
+    reloadServe({ configFile: loaded.file, env: app.env, uid: app.uid, server, cache, logger }),
+  );
 
   const signal = await stopping;
   logger.info(`${signal}: finishing requests in flight, then stopping`, {
@@ -225,32 +172,8 @@ async function serveUntilSignal(
   });
   await server.close();
   cache?.close();
-  await closeAll(providers, backend, logger);
+  await closeServe(providers, backend, logger);
   logger.info("stopped", { event: "shutdown" });
-}
-
-async function closeAll(
-  providers: Map<string, Provider>,
-  backend: CacheBackend | undefined,
-  logger: Logger,
-): Promise<void> {
-  const closing = [...providers.values()].map(async (provider) => {
-    try {
-      await provider.close();
-    } catch (error) {
-      logger.warn(`provider ${provider.name} failed to close`, {
-        event: "shutdown",
-        provider: provider.name,
-        error: errorMessage(error),
-      });
-    }
-  });
-  await Promise.all(closing);
-  try {
-    await backend?.close();
-  } catch (error) {
-    logger.warn("cache backend failed to close", { event: "shutdown", error: errorMessage(error) });
-  }
 }
 
 /** `psi serve [--socket PATH]` (SPEC §4, §11). */
