@@ -62,4 +62,9 @@ export {
   type StatusOptions,
   type StatusReport,
 } from "./status.js";
+export {
+  type RegisteredSecret,
+  type RegisterSecretOptions,
+  registerSealedSecret,
+} from "./store.js";
 export { type TimerState, timerState } from "./systemd.js";
