@@ -153,15 +153,20 @@ async function assertWritableDir(dir: string): Promise<void> {
   }
 }
 
-/** `psi cache init`: provisions the backend's key, then writes an empty cache with it. */
-export async function initCache(options: CacheInitOptions): Promise<CacheInitResult> {
-  const entry = cacheInitializers[options.backend];
-  if (entry === undefined) {
+/** Throws `cache.unknown_backend` (listing the backends) unless `name` is one. */
+export function assertCacheBackend(name: string): void {
+  if (cacheInitializers[name] === undefined) {
     throw new PsiError(
       "cache.unknown_backend",
-      `unknown cache backend "${options.backend}"; the backends are:\n${listCacheBackends()}`,
+      `unknown cache backend "${name}"; the backends are:\n${listCacheBackends()}`,
     );
   }
+}
+
+/** `psi cache init`: provisions the backend's key, then writes an empty cache with it. */
+export async function initCache(options: CacheInitOptions): Promise<CacheInitResult> {
+  assertCacheBackend(options.backend);
+  const entry = cacheInitializers[options.backend] as (typeof cacheInitializers)[string];
   const { where } = options;
   // Check first, write last: a key written before the cache fails to write would make the
   // retry fail with "already exists".

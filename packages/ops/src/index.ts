@@ -3,6 +3,7 @@
 // module or a deployment script can call the same functions.
 
 export {
+  assertCacheBackend,
   type CacheInitOptions,
   type CacheInitResult,
   type CacheLocations,

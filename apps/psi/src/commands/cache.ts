@@ -1,5 +1,6 @@
 import { PsiError } from "@psi/core";
 import {
+  assertCacheBackend,
   type CacheLocations,
   cacheLocations,
   cacheStatus,
@@ -42,6 +43,8 @@ async function runCacheInit(app: App, options: InitFlags): Promise<void> {
       { hint: "for example: psi cache init --backend tpm" },
     );
   }
+  // Before the configuration is read: a typo is reported as such, whatever the config holds.
+  assertCacheBackend(options.backend);
   const where = await locations(app);
   const hsm =
     options.backend === "hsm" && where.configFile !== undefined
