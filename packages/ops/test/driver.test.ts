@@ -8,7 +8,9 @@ import { expectedDriverOptions, planDriverInstall } from "../src/index.js";
 
 let dir: { path: string; cleanup: () => Promise<void> };
 let env: Record<string, string>;
-const uid = process.getuid!();
+// User scope whatever runs the tests (root included): every path is under the temp HOME,
+// never /etc/containers.
+const uid = 1000;
 beforeEach(async () => {
   dir = await tempDir("psi-ops-driver-");
   env = {
@@ -40,6 +42,7 @@ describe("planDriverInstall", () => {
 describe("expectedDriverOptions", () => {
   it("prefers the installed conf unless a socket is named", async () => {
     const plan = await planDriverInstall({ loaded: undefined, env, uid });
+    expect(plan.path.startsWith(dir.path)).toBe(true);
     const fresh = await expectedDriverOptions({ loaded: undefined, env, uid });
     expect(Object.keys(fresh).length).toBeGreaterThan(0);
     // An installed conf for another socket (install --socket once) is what Podman holds.
