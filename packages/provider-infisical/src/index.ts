@@ -31,6 +31,7 @@ export {
   type RetryOptions,
   rateLimitWaitMs,
   retryAfterSeconds,
+  setupRetry,
   withInfisicalRetry,
 } from "./retry.js";
 export {

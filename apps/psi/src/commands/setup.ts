@@ -70,25 +70,8 @@ async function expectedOptions(
 async function retryFor(app: App, context: PsiContext): Promise<SetupRetry> {
   const delays = context.config.providers?.infisical?.retry_delays;
   if (!delays || delays.length === 0) return (operation) => operation();
-  const { withInfisicalRetry } = await import("@psi/provider-infisical");
-  const logger = app.logger();
-  return (operation, info) => {
-    if (info.provider !== "infisical") return operation();
-    return withInfisicalRetry(() => operation(), {
-      delays,
-      signal: info.signal,
-      onRetry: ({ attempt, delaySeconds, error }) =>
-        logger.warn(
-          `${errorMessage(error)}; retrying in ${delaySeconds} s (attempt ${attempt + 1} of ${delays.length + 1})`,
-          {
-            event: "setup.retry",
-            provider: info.provider,
-            attempt,
-            delay: delaySeconds,
-          },
-        ),
-    });
-  };
+  const { setupRetry } = await import("@psi/provider-infisical");
+  return setupRetry(delays, app.logger());
 }
 
 /**
