@@ -6,6 +6,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { NODE_FLAGS } from "@psi/unitgen";
 
 /** Creates the host; `entries` cached Infisical-style secrets with mapping files `id0..`. */
 export async function createHost(root, { entries }) {
@@ -72,16 +73,78 @@ export function getOnce(socket, path) {
   });
 }
 
+/**
+ * The Node flags `psi serve` runs with wherever it is started (bin, native unit, image):
+ * the benchmarks start it the same way, from the one list in @psi/unitgen.
+ */
+export const SERVE_NODE_FLAGS = NODE_FLAGS.serve;
+
+/** Polls `path` on `socket` with fresh connections until it answers 200 (1 ms apart). */
+async function waitFor200(socket, path, child, deadline, stderr) {
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`server exited ${child.exitCode}: ${stderr()}`);
+    if (performance.now() > deadline) {
+      child.kill("SIGKILL");
+      throw new Error(`server did not answer ${path} within 10 s: ${stderr()}`);
+    }
+    try {
+      const res = await getOnce(socket, path);
+      if (res.status === 200) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}
+
+/**
+ * The floor for serve: a bare node:http server answering a constant on a Unix socket,
+ * started and polled exactly as `startServe` is; resolves once it answers 200.
+ */
+export async function startBare(socket) {
+  await rm(socket, { force: true }); // a SIGTERMed server leaves its socket file behind
+  const started = performance.now();
+  const child = spawn(
+    process.execPath,
+    [
+      "-e",
+      `require("node:http").createServer((req, res) => res.end("constant-answer")).listen({ path: ${JSON.stringify(socket)}, backlog: 1024 });`,
+    ],
+    { stdio: "ignore" },
+  );
+  const exited = new Promise((resolve) => child.on("exit", resolve));
+  await waitFor200(socket, "/healthz", child, started + 10_000, () => "");
+  return {
+    readyMs: performance.now() - started,
+    child,
+    async rssMb() {
+      return rssMbOf(child.pid);
+    },
+    async stop() {
+      child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
+
+async function rssMbOf(pid) {
+  const status = await readFile(`/proc/${pid}/status`, "utf8");
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+}
+
 /** Starts `psi serve` from the build; resolves once /healthz answers 200. */
-export async function startServe(root, host, { socket, env = {} } = {}) {
+export async function startServe(
+  root,
+  host,
+  { socket, env = {}, nodeFlags = SERVE_NODE_FLAGS, cli = "apps/psi/dist/cli.js" } = {},
+) {
   const sock = socket ?? join(host.dir, "psi.sock");
   const started = performance.now();
   const child = spawn(
     process.execPath,
     [
-      // as the generated units start it: without the flag the entry re-executes itself
-      "--disable-sigusr1",
-      join(root, "apps/psi/dist/cli.js"),
+      ...nodeFlags,
+      join(root, cli),
       "serve",
       "-c",
       host.config,
@@ -102,30 +165,16 @@ export async function startServe(root, host, { socket, env = {} } = {}) {
   const exited = new Promise((resolve) =>
     child.on("exit", (code, signal) => resolve({ code, signal })),
   );
-  const deadline = started + 10_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`psi serve exited ${child.exitCode}: ${stderr}`);
-    if (performance.now() > deadline) {
-      child.kill("SIGKILL");
-      throw new Error(`psi serve did not answer /healthz within 10 s: ${stderr}`);
-    }
-    try {
-      const res = await getOnce(sock, "/healthz");
-      if (res.status === 200) break;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 1));
-  }
+  await waitFor200(sock, "/healthz", child, started + 10_000, () => stderr);
   const readyMs = performance.now() - started;
   return {
     child,
     socket: sock,
+    startedAt: started,
     readyMs,
     stderr: () => stderr,
     async rssMb() {
-      const status = await readFile(`/proc/${child.pid}/status`, "utf8");
-      return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+      return rssMbOf(child.pid);
     },
     async stop() {
       child.kill("SIGTERM");
@@ -140,6 +189,45 @@ export async function startServe(root, host, { socket, env = {} } = {}) {
       return result;
     },
   };
+}
+
+/**
+ * Requests per second for `total` requests (or until `untilMs` passes) with `concurrency`
+ * workers, each request on a fresh connection as curl does.
+ */
+export async function measure(socket, paths, concurrency, total, untilMs = Infinity) {
+  let next = 0;
+  let failures = 0;
+  let done = 0;
+  const started = performance.now();
+  const worker = async () => {
+    while (next < total && performance.now() < untilMs) {
+      const path = paths[next++ % paths.length];
+      try {
+        const res = await getOnce(socket, path);
+        if (res.status !== 200) failures++;
+      } catch {
+        failures++;
+      }
+      done++;
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const seconds = (performance.now() - started) / 1000;
+  return { rps: done / seconds, failures, requests: done };
+}
+
+/**
+ * A goal's verdict for the summary table bench/run.mjs prints: `measured` is the text
+ * shown (ratio and the absolute numbers it came from).
+ */
+export function goal(name, target, measured, pass) {
+  return { goal: name, target, measured, pass: Boolean(pass) };
+}
+
+/** Rounds to `digits` decimals for the summaries. */
+export function round(value, digits = 1) {
+  return Number(value.toFixed(digits));
 }
 
 export function median(values) {

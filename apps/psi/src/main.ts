@@ -2,7 +2,7 @@ import type { LogLevel } from "@psi/core";
 import { parseLogLevel } from "@psi/core";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { type App, createApp, envFlag, type GlobalOptions, type Io } from "./app.js";
-import { commandGroups } from "./commands/index.js";
+import { allCommandGroups, type CommandGroup, commandGroup } from "./commands/index.js";
 import { describeError, UsageError } from "./errors.js";
 import { addReferenceHelp } from "./reference.js";
 import { VERSION } from "./version.js";
@@ -12,8 +12,11 @@ export const EXIT_OK = 0;
 export const EXIT_ERROR = 1;
 export const EXIT_USAGE = 2;
 
-/** Builds the command tree for one run. */
-export function createProgram(app: App): Command {
+/**
+ * Builds the command tree for one run: the global options, then only the command group
+ * `argv` names (all of them for `--help`, no command or a name none registers).
+ */
+export async function createProgram(app: App, argv: readonly string[] = []): Promise<Command> {
   const program = new Command("psi")
     .description(
       "PSI: host-local secret broker for Podman's shell secret driver.\n" +
@@ -55,9 +58,26 @@ export function createProgram(app: App): Command {
       debug: options.debug === true,
     });
   });
-  for (const register of commandGroups) register(program, app);
+  const name = commandWord(program, argv);
+  const only = name === undefined ? undefined : await commandGroup(name);
+  const groups: CommandGroup[] = only ? [only] : await allCommandGroups();
+  for (const register of groups) register(program, app);
   addReferenceHelp(program);
   return program;
+}
+
+/** The first word of `argv` that is not a global option or an option's value. */
+function commandWord(program: Command, argv: readonly string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const word = argv[i] as string;
+    if (word === "--") return argv[i + 1];
+    if (!word.startsWith("-") || word === "-") return word;
+    if (word.includes("=")) continue;
+    const option = program.options.find((o) => o.short === word || o.long === word);
+    if (option === undefined) return undefined; // unknown here: let commander see every command
+    if (option.required || option.optional) i++;
+  }
+  return undefined;
 }
 
 function levelArgument(value: string): LogLevel {
@@ -86,7 +106,7 @@ export async function runCli(
   options: { io: Io; env: Readonly<Record<string, string | undefined>>; uid: number },
 ): Promise<number> {
   const app = createApp(options.io, options.env, options.uid);
-  const program = createProgram(app);
+  const program = await createProgram(app, argv);
   try {
     await program.parseAsync(argv, { from: "user" });
     return app.exitCode;

@@ -24,7 +24,7 @@ async function parse(argv: string[], env: Record<string, string> = {}): Promise<
     env,
     1000,
   );
-  const program = createProgram(app);
+  const program = await createProgram(app, argv);
   let parsed: Parsed | undefined;
   const record = (command: Command) => {
     for (const child of command.commands) {

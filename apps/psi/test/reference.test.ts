@@ -24,8 +24,8 @@ const program = () =>
 const env = { HOME: "/nonexistent-home", PATH: process.env["PATH"] ?? "/usr/bin:/bin" };
 
 describe("command reference", () => {
-  it("every command has an example and its environment; every entry is a command", () => {
-    const paths = leafCommands(program()).map(commandPath);
+  it("every command has an example and its environment; every entry is a command", async () => {
+    const paths = leafCommands(await program()).map(commandPath);
     expect(paths.filter((path) => !COMMAND_REFERENCE[path])).toEqual([]);
     expect(Object.keys(COMMAND_REFERENCE).filter((path) => !paths.includes(path))).toEqual([]);
   });
@@ -37,13 +37,13 @@ describe("command reference", () => {
     expect(committed, "docs/cli.md is stale: run `pnpm --filter @psi/cli cli-docs`").toBe(
       run.stdout,
     );
-    for (const path of leafCommands(program()).map(commandPath)) {
+    for (const path of leafCommands(await program()).map(commandPath)) {
       expect(committed).toContain(`## psi ${path}`);
     }
   });
 
   it("--help of each command shows one example and the environment variables it reads", async () => {
-    for (const path of leafCommands(program()).map(commandPath)) {
+    for (const path of leafCommands(await program()).map(commandPath)) {
       const run = await runPsi([...path.split(" "), "--help"], { env });
       expect(run.code, path).toBe(0);
       expect(run.stdout, path).toContain(`Example:\n  ${COMMAND_REFERENCE[path]!.example}\n`);

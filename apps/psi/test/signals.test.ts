@@ -5,8 +5,9 @@ import { saveCache } from "@psi/cache";
 import { createKeyfileCacheBackend, initKeyfile } from "@psi/cache-keyfile";
 import { requireTool } from "@psi/testkit/tmp";
 import { unixRequest } from "@psi/testkit/unix-http";
+import { NODE_FLAGS } from "@psi/unitgen";
 import { afterEach, describe, expect, it } from "vitest";
-import { commandOf } from "../src/no-inspector.js";
+import { commandOf } from "../src/node-flags.js";
 import { LIVE_VALUE, MAPPING, useServeFixture } from "./serve-fixture.js";
 import { CLI, killRunning, type Serve, spawnServe } from "./serve-helpers.js";
 
@@ -132,7 +133,10 @@ describe("SIGUSR1 never opens the inspector", () => {
     const serve = fx.start();
     await serve.waitFor((r) => r.event === "listen", "Listening on");
     // the PID the caller holds (systemd's LISTEN_PID, MAINPID) is the process serving
-    expect(cmdline(serve.child.pid!).slice(1, 3)).toEqual([FLAG, CLI]);
+    expect(cmdline(serve.child.pid!).slice(1, NODE_FLAGS.serve.length + 2)).toEqual([
+      ...NODE_FLAGS.serve,
+      CLI,
+    ]);
     await expectNoInspector(serve);
     serve.child.kill("SIGTERM");
     expect(await serve.exited).toEqual({ code: 0, signal: null });
@@ -171,14 +175,21 @@ describe("SIGUSR1 never opens the inspector", () => {
     const listening = await serve.waitFor((r) => r.event === "listen", "Listening on");
     expect(listening).toMatchObject({ fd: 3, activated: true });
     expect((await early).text).toBe(LIVE_VALUE);
-    expect(cmdline(serve.child.pid!).slice(1, 3)).toEqual([FLAG, CLI]);
+    expect(cmdline(serve.child.pid!).slice(1, NODE_FLAGS.serve.length + 2)).toEqual([
+      ...NODE_FLAGS.serve,
+      CLI,
+    ]);
     await expectNoInspector(serve);
   });
 
-  it("NODE_OPTIONS=--disable-sigusr1 is honoured without a re-exec", async () => {
+  it("NODE_OPTIONS=--disable-sigusr1 is honoured: the re-exec adds only serve's memory flags", async () => {
     const serve = fx.start({ env: { NODE_OPTIONS: FLAG } });
     await serve.waitFor((r) => r.event === "listen", "Listening on");
     expect(cmdline(serve.child.pid!)).not.toContain(FLAG);
+    expect(cmdline(serve.child.pid!).slice(1, NODE_FLAGS.serve.length + 1)).toEqual([
+      ...NODE_FLAGS.serve.filter((flag) => flag !== FLAG),
+      CLI,
+    ]);
     await expectNoInspector(serve);
   });
 

@@ -88,7 +88,9 @@ describe("psi systemd install", () => {
         "--output-dir",
         out,
         "--psi-path",
-        "/usr/local/bin/psi",
+        "/usr/local/lib/psi/dist/cli.js",
+        "--node-path",
+        "/usr/local/bin/node",
       ]);
       expect(result.err).toBe("");
       expect(result.code).toBe(0);
@@ -98,7 +100,8 @@ describe("psi systemd install", () => {
         {
           mode,
           image: "ghcr.io/example/psi:1",
-          psiPath: "/usr/local/bin/psi",
+          nodePath: "/usr/local/bin/node",
+          psiPath: "/usr/local/lib/psi/dist/cli.js",
         },
       );
       expect(await tree(out)).toEqual(expected.map((f) => f.path).sort());
@@ -187,7 +190,7 @@ describe("psi systemd install", () => {
       },
     );
     expect(result.code).toBe(0);
-    expect(result.err).toContain("systemctl not found");
+    expect(result.err).toContain("neither systemctl nor dbus-send found");
     expect(await tree(join(dir.path, "home/.config/systemd/user"))).toContain(
       "psi-secrets.service",
     );

@@ -1,7 +1,45 @@
 import { createPublicKey } from "node:crypto";
 import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
 import { errorMessage, PsiError } from "@psi/core";
-import graphene from "graphene-pk11";
+import type * as graphene from "graphene-pk11";
+
+let grapheneModule: typeof graphene | undefined;
+
+/** True for the errors Node gives when a native addon is missing or built for another Node. */
+function isMissingAddon(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return (
+    (code === "MODULE_NOT_FOUND" || code === "ERR_DLOPEN_FAILED") &&
+    /pkcs11\.node|NODE_MODULE_VERSION/.test(errorMessage(error))
+  );
+}
+
+/**
+ * graphene-pk11, loaded on first use rather than at import: its addon (pkcs11js) is
+ * compiled at install time, and an install that skipped the build must fail with the fix,
+ * not with `Cannot find module './build/Release/pkcs11.node'`, and only on the HSM paths.
+ */
+function loadGraphene(): typeof graphene {
+  if (grapheneModule) return grapheneModule;
+  try {
+    grapheneModule = createRequire(import.meta.url)("graphene-pk11") as typeof graphene;
+  } catch (error) {
+    if (!isMissingAddon(error)) throw error;
+    throw new PsiError(
+      "hsm.addon_missing",
+      `the PKCS#11 addon (pkcs11js) is not built for this Node (${process.version}): ${errorMessage(error).split("\n")[0]}`,
+      {
+        hint:
+          "reinstall allowing its build script, which needs a C++ compiler, make and python3: " +
+          "`npm install -g --allow-scripts=pkcs11js @psi/cli` or `pnpm add -g --allow-build=pkcs11js @psi/cli`; " +
+          "or run PSI from its container image",
+        cause: error,
+      },
+    );
+  }
+  return grapheneModule;
+}
 
 /** The OAEP digest (and MGF1 digest) the token uses; SPEC §2 `oaep_hash`. */
 export type OaepHash = "sha256" | "sha1";
@@ -81,9 +119,11 @@ function acquireModule(modulePath: string, initParams: string | undefined): grap
     loaded.sessions += 1;
     return loaded.module;
   }
+  // Outside the try: a missing addon is not a missing module.
+  const { Module } = loadGraphene();
   let module: graphene.Module;
   try {
-    module = graphene.Module.load(modulePath, "psi");
+    module = Module.load(modulePath, "psi");
   } catch (error) {
     if (!existsSync(modulePath)) {
       throw new PsiError("hsm.module_missing", `PKCS#11 module ${modulePath} does not exist`, {
@@ -185,13 +225,12 @@ export function listHsmSlots(options: {
 }
 
 function pinAttemptsNote(slot: graphene.Slot): string {
+  const { TokenFlag } = loadGraphene();
   try {
     const flags = slot.getToken().flags;
-    if (flags & graphene.TokenFlag.USER_PIN_LOCKED) return " The user PIN is now locked.";
-    if (flags & graphene.TokenFlag.USER_PIN_FINAL_TRY)
-      return " One attempt is left before the PIN locks.";
-    if (flags & graphene.TokenFlag.USER_PIN_COUNT_LOW)
-      return " The token reports few attempts left.";
+    if (flags & TokenFlag.USER_PIN_LOCKED) return " The user PIN is now locked.";
+    if (flags & TokenFlag.USER_PIN_FINAL_TRY) return " One attempt is left before the PIN locks.";
+    if (flags & TokenFlag.USER_PIN_COUNT_LOW) return " The token reports few attempts left.";
   } catch {
     // flags are advisory
   }
@@ -205,7 +244,7 @@ function login(
   where: string,
 ): void {
   try {
-    session.login(options.pin, graphene.UserType.USER);
+    session.login(options.pin, loadGraphene().UserType.USER);
   } catch (error) {
     const code = ckr(error);
     if (code === "CKR_USER_ALREADY_LOGGED_IN") return;
@@ -242,7 +281,8 @@ function findPrivateKey(
   keyId: string | undefined,
   keyLabel: string | undefined,
 ): { key: graphene.PrivateKey; matchedBy: "id" | "label" } | undefined {
-  const base = { class: graphene.ObjectClass.PRIVATE_KEY, keyType: graphene.KeyType.RSA };
+  const { ObjectClass, KeyType } = loadGraphene();
+  const base = { class: ObjectClass.PRIVATE_KEY, keyType: KeyType.RSA };
   if (keyId) {
     const found = session.find({ ...base, id: Buffer.from(keyId, "hex") });
     if (found.length > 0)
@@ -283,7 +323,7 @@ function exportPublicKey(
 ): Buffer | undefined {
   let parts = rsaComponents(key);
   if (!parts && keyId.length > 0) {
-    const found = session.find({ class: graphene.ObjectClass.PUBLIC_KEY, id: keyId });
+    const found = session.find({ class: loadGraphene().ObjectClass.PUBLIC_KEY, id: keyId });
     for (let i = 0; i < found.length && !parts; i++) parts = rsaComponents(found.items(i));
   }
   if (!parts) return undefined;
@@ -296,10 +336,11 @@ function exportPublicKey(
 }
 
 function oaepMechanism(hash: OaepHash): graphene.IAlgorithm {
+  const { RsaOaepParams, MechanismEnum, RsaMgf } = loadGraphene();
   const params =
     hash === "sha256"
-      ? new graphene.RsaOaepParams(graphene.MechanismEnum.SHA256, graphene.RsaMgf.MGF1_SHA256)
-      : new graphene.RsaOaepParams(graphene.MechanismEnum.SHA1, graphene.RsaMgf.MGF1_SHA1);
+      ? new RsaOaepParams(MechanismEnum.SHA256, RsaMgf.MGF1_SHA256)
+      : new RsaOaepParams(MechanismEnum.SHA1, RsaMgf.MGF1_SHA1);
   return { name: "RSA_PKCS_OAEP", params };
 }
 
@@ -354,7 +395,8 @@ export function openHsmSession(options: HsmSessionOptions): HsmSession {
     const token = slot.getToken();
     const where = `token "${token.label}" (slot ${options.slot} of ${modulePath})`;
     try {
-      session = slot.open(graphene.SessionFlag.SERIAL_SESSION | graphene.SessionFlag.RW_SESSION);
+      const { SessionFlag } = loadGraphene();
+      session = slot.open(SessionFlag.SERIAL_SESSION | SessionFlag.RW_SESSION);
     } catch (error) {
       throw new PsiError(
         "hsm.session_failed",

@@ -27,6 +27,7 @@ export {
 export {
   createLookupServer,
   type ListenTarget,
+  type LookupBackends,
   type LookupServer,
   type LookupServerOptions,
   MAX_STORE_BYTES,

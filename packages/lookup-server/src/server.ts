@@ -8,7 +8,12 @@ import type { CacheStore } from "@psi/cache";
 import type { Logger, Provider } from "@psi/core";
 import { ensureDir, errorMessage, isPsiError, PsiError, parseMapping } from "@psi/core";
 import { createMetrics, type LookupOutcome } from "./metrics.js";
-import { createLookupService, isLookupFailure, LookupFailure } from "./service.js";
+import {
+  createLookupService,
+  isLookupFailure,
+  LookupFailure,
+  type LookupService,
+} from "./service.js";
 
 // Node 24's ESM facade for node:http reads every export, and three of them (WebSocket,
 // CloseEvent, MessageEvent) are getters that load undici: ~30 ms at every `psi serve`
@@ -22,10 +27,19 @@ export const MAX_STORE_BYTES = 1024 * 1024;
 export interface LookupServerOptions {
   /** Where mapping files live. */
   stateDir: string;
-  /** The providers that opened (a provider missing here answers `unknown_provider` on a miss). */
-  providers: ReadonlyMap<string, Provider>;
+  /**
+   * The providers that opened (a provider missing here answers `unknown_provider` on a
+   * miss); none when omitted.
+   */
+  providers?: ReadonlyMap<string, Provider> | undefined;
   /** The cache; without one every lookup goes to the provider. */
   cache?: CacheStore | undefined;
+  /**
+   * Providers and cache that are still opening, given instead of `providers` and `cache`:
+   * the server can listen at once (a 10,000-entry cache takes a while to decrypt), answers
+   * `/healthz`, and holds every other request until this resolves.
+   */
+  opening?: Promise<LookupBackends> | undefined;
   /** Bearer token; without one auth is off (SPEC §4.2). */
   token?: string | undefined;
   logger: Logger;
@@ -41,6 +55,12 @@ export interface LookupServerOptions {
   now?: () => number;
   /** Remember parsed mappings, invalidated by inotify on state_dir (default true). */
   watchStateDir?: boolean;
+}
+
+/** What lookups are answered from: the opened providers and the cache. */
+export interface LookupBackends {
+  providers: ReadonlyMap<string, Provider>;
+  cache?: CacheStore | undefined;
 }
 
 /** Where to listen: a socket path, or a descriptor handed over by systemd. */
@@ -144,7 +164,7 @@ function probeSocket(path: string): Promise<string> {
  * ask the provider once for all concurrent misses of the same mapping.
  */
 export function createLookupServer(options: LookupServerOptions): LookupServer {
-  const { cache, logger } = options;
+  const { logger } = options;
   const maxStoreBytes = options.maxStoreBytes ?? MAX_STORE_BYTES;
   const drainTimeoutMs = options.drainTimeoutMs ?? 10_000;
   const wallClock = options.now ?? Date.now;
@@ -153,20 +173,34 @@ export function createLookupServer(options: LookupServerOptions): LookupServer {
     token === undefined || token === "" ? undefined : sha256(token);
   let tokenDigest = digestOf(options.token);
   const shutdown = new AbortController();
-  const service = createLookupService({
-    stateDir: options.stateDir,
-    providers: options.providers,
-    cache,
-    logger,
-    signal: shutdown.signal,
-    watchStateDir: options.watchStateDir ?? true,
-    onProviderLatency: metrics
-      ? (provider, seconds) => metrics.providerLatency(provider, seconds)
-      : undefined,
-  });
+  let closing = false;
+  let cache: CacheStore | undefined;
+  let service: LookupService | undefined;
+  function build(backends: LookupBackends): LookupService {
+    cache = backends.cache;
+    service = createLookupService({
+      stateDir: options.stateDir,
+      providers: backends.providers,
+      cache,
+      logger,
+      signal: shutdown.signal,
+      watchStateDir: options.watchStateDir ?? true,
+      onProviderLatency: metrics
+        ? (provider, seconds) => metrics.providerLatency(provider, seconds)
+        : undefined,
+    });
+    // Opened after close() began: nothing will use it, stop its watchers.
+    if (closing) service.close();
+    return service;
+  }
+  const opened: Promise<LookupService> =
+    options.opening === undefined
+      ? Promise.resolve(build({ providers: options.providers ?? new Map(), cache: options.cache }))
+      : options.opening.then(build);
+  // A failed opening is answered per request (and reported by whoever passed it).
+  opened.catch(() => {});
   let active = 0;
   const idle: Array<() => void> = [];
-  let closing = false;
   let boundPath: string | undefined;
   let boundIno: number | undefined;
   let closed: Promise<void> | undefined;
@@ -224,7 +258,7 @@ export function createLookupServer(options: LookupServerOptions): LookupServer {
     }
   }
 
-  async function lookup(rawId: string, res: ServerResponse): Promise<void> {
+  async function lookup(service: LookupService, rawId: string, res: ServerResponse): Promise<void> {
     try {
       const answer = await service.lookup(decodeId(rawId));
       send(res, 200, answer.value, "application/octet-stream");
@@ -293,7 +327,12 @@ export function createLookupServer(options: LookupServerOptions): LookupServer {
     }
   }
 
-  async function store(rawId: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function store(
+    service: LookupService,
+    rawId: string,
+    req: IncomingMessage,
+    res: ServerResponse,
+  ): Promise<void> {
     let id = rawId;
     try {
       id = decodeId(rawId);
@@ -324,7 +363,7 @@ export function createLookupServer(options: LookupServerOptions): LookupServer {
     }
   }
 
-  function remove(rawId: string, res: ServerResponse): void {
+  function remove(service: LookupService, rawId: string, res: ServerResponse): void {
     try {
       service.remove(decodeId(rawId));
       send(res, 200, OK_BODY, TEXT);
@@ -333,7 +372,7 @@ export function createLookupServer(options: LookupServerOptions): LookupServer {
     }
   }
 
-  function list(res: ServerResponse): void {
+  function list(service: LookupService, res: ServerResponse): void {
     try {
       const ids = service.list();
       send(res, 200, Buffer.from(ids.length === 0 ? "" : `${ids.join("\n")}\n`), TEXT);
@@ -384,18 +423,39 @@ export function createLookupServer(options: LookupServerOptions): LookupServer {
       send(res, 401, UNAUTHORIZED_BODY, JSON_TYPE);
       return;
     }
+    if (service === undefined) {
+      // Still opening (serve listens before the cache is loaded): answer once it is.
+      const waiting = endpoint;
+      track(
+        opened.then(
+          (ready) => answer(ready, waiting, rawId, req, res),
+          (error: unknown) => fail(res, failure(error, waiting)),
+        ),
+      );
+      return;
+    }
+    answer(service, endpoint, rawId, req, res);
+  }
+
+  function answer(
+    service: LookupService,
+    endpoint: "lookup" | "store" | "delete" | "list" | "metrics",
+    rawId: string,
+    req: IncomingMessage,
+    res: ServerResponse,
+  ): void {
     switch (endpoint) {
       case "lookup":
-        track(lookup(rawId, res));
+        track(lookup(service, rawId, res));
         return;
       case "store":
-        track(store(rawId, req, res));
+        track(store(service, rawId, req, res));
         return;
       case "delete":
-        remove(rawId, res);
+        remove(service, rawId, res);
         return;
       case "list":
-        list(res);
+        list(service, res);
         return;
       case "metrics":
         track(metricsAnswer(res));
@@ -581,7 +641,7 @@ export function createLookupServer(options: LookupServerOptions): LookupServer {
         timer.unref();
         const finish = () => {
           clearTimeout(timer);
-          service.close();
+          service?.close();
           if (boundPath !== undefined) {
             // libuv unlinks the path on close; remove it ourselves only if it is still ours.
             try {

@@ -8,6 +8,7 @@ import { PsiError } from "@psi/core";
 import { tempDir } from "@psi/testkit/tmp";
 import { captureLogger, unixRequest } from "@psi/testkit/unix-http";
 import { afterEach, describe, expect, it } from "vitest";
+import type { LookupBackends } from "../src/index.js";
 import { type Harness, mappingFor, startServer, tableProvider } from "./helpers.js";
 
 const ID = "a1b2c3d4e5f60718293a4b5c6";
@@ -94,6 +95,38 @@ describe("GET /lookup/<id>", () => {
     const hit = harness.log.records().find((r) => r.event === "lookup");
     expect(hit).toMatchObject({ level: "debug", source: "file", outcome: "ok", secret_id: ID });
     noValuesIn(harness.log.text());
+  });
+
+  it("while the cache is still opening, answers /healthz and holds lookups until it is loaded", async () => {
+    const provider = tableProvider("infisical", { DB: "live-value" });
+    const cacheFile = await keyfileCache(await cacheDir(), [{ key: "DB", value: "hunter2" }]);
+    const store = createCacheStore({
+      path: cacheFile.path,
+      backend: cacheFile.backend,
+      logger: silent,
+    });
+    let open: (backends: LookupBackends) => void = () => {};
+    const opening = new Promise<LookupBackends>((resolve) => {
+      open = resolve;
+    });
+    harness = await startServer({ opening });
+    await harness.writeMapping(ID, mappingFor("DB"));
+    expect((await harness.request({ path: "/healthz" })).status).toBe(200);
+    let answered = false;
+    const pending = harness.request({ path: `/lookup/${ID}` }).then((res) => {
+      answered = true;
+      return res;
+    });
+    const server = harness.server;
+    await expect.poll(() => server.inFlight()).toBe(1);
+    expect((await harness.request({ path: "/healthz" })).status).toBe(200);
+    expect(answered).toBe(false);
+    await store.load();
+    open({ providers: new Map([["infisical", provider]]), cache: store });
+    const res = await pending;
+    expect(res.status).toBe(200);
+    expect(res.text).toBe("hunter2");
+    expect(provider.calls).toBe(0);
   });
 
   it("asks the provider on a miss, keeps the value in memory, logs at info", async () => {

@@ -5,6 +5,13 @@ export { type CacheWiring, cacheWiring } from "./cache-wiring.js";
 export { DRIVER_CONF_NAME, driverConfMode, renderDriverConf } from "./driver-conf.js";
 export { renderSecretsDropIn, secretsDropInPath } from "./drop-in.js";
 export {
+  CONTAINER_CONFIG,
+  containerConfigArgs,
+  NODE_FLAGS,
+  type NodeFlagsFor,
+  nativeConfigArgs,
+} from "./exec.js";
+export {
   containerHardening,
   type HardenedRole,
   nativeHardening,

@@ -1,3 +1,4 @@
+import { isAbsolute } from "node:path";
 import { PsiError } from "@psi/core/errors";
 import {
   providerFetchesRemotely,
@@ -42,8 +43,10 @@ export interface RenderUnitsOptions {
   mode: UnitMode;
   /** Required in container mode. */
   image?: string | undefined;
-  /** `psi` for native `ExecStart=` lines. */
-  psiPath: string;
+  /** Node for native `ExecStart=` lines (absolute); required in native mode. */
+  nodePath?: string | undefined;
+  /** PSI's `cli.js` for native `ExecStart=` lines (absolute); required in native mode. */
+  psiPath?: string | undefined;
   socketActivation?: boolean | undefined;
 }
 
@@ -53,13 +56,22 @@ export interface RenderUnitsOptions {
  * TLS renewal when certificates are configured, and the socket with socket activation.
  */
 export function renderUnits(settings: UnitSettings, options: RenderUnitsOptions): RenderedFile[] {
-  const { mode, psiPath } = options;
+  const { mode } = options;
   const socketActivation = options.socketActivation === true;
   const image = options.image;
   if (mode === "container" && !image) {
     throw new PsiError("unitgen.image_required", "container mode needs the PSI image", {
       hint: "pass the image reference, e.g. --image ghcr.io/example/psi:1",
     });
+  }
+  const nodePath = options.nodePath ?? "";
+  const psiPath = options.psiPath ?? "";
+  if (mode === "native" && !(isAbsolute(nodePath) && isAbsolute(psiPath))) {
+    throw new PsiError(
+      "unitgen.exec_required",
+      `native mode needs absolute paths of Node and of psi's cli.js (got ${JSON.stringify(nodePath)} and ${JSON.stringify(psiPath)})`,
+      { hint: "pass the running Node (process.execPath) and the cli.js it runs" },
+    );
   }
   const files: RenderedFile[] = [];
   const add = (service: string, native: () => string, container: (image: string) => string) => {
@@ -71,7 +83,7 @@ export function renderUnits(settings: UnitSettings, options: RenderUnitsOptions)
   };
   add(
     SERVE_SERVICE,
-    () => renderServeUnit(settings, { psiPath, socketActivation }),
+    () => renderServeUnit(settings, { nodePath, psiPath, socketActivation }),
     (image) => renderServeQuadlet(settings, { image, socketActivation }),
   );
   if (socketActivation)
@@ -79,7 +91,7 @@ export function renderUnits(settings: UnitSettings, options: RenderUnitsOptions)
   for (const provider of settings.providers) {
     add(
       setupServiceName(provider),
-      () => renderSetupUnit(settings, provider, { psiPath }),
+      () => renderSetupUnit(settings, provider, { nodePath, psiPath }),
       (image) => renderSetupQuadlet(settings, provider, { image }),
     );
     if (settings.cache && providerFetchesRemotely(provider)) {
@@ -100,7 +112,7 @@ export function renderUnits(settings: UnitSettings, options: RenderUnitsOptions)
   if (settings.tlsOutputDirs.length > 0) {
     add(
       TLS_RENEW_SERVICE,
-      () => renderTlsRenewUnit(settings, { psiPath }),
+      () => renderTlsRenewUnit(settings, { nodePath, psiPath }),
       (image) => renderTlsRenewQuadlet(settings, { image }),
     );
     files.push({ path: TLS_RENEW_TIMER, kind: "unit", text: renderTlsRenewTimer() });

@@ -20,6 +20,10 @@ export interface UnitCacheSettings {
  */
 export interface UnitSettings {
   scope: Scope;
+  /** The configuration file; units pass it with `-c` where psi would not look by itself. */
+  configFile: string;
+  /** Where a native psi of this scope looks without `-c`. */
+  defaultConfigFile: string;
   configDir: string;
   stateDir: string;
   /** Quadlet directory (`systemd_dir`); setup writes workload drop-ins here. */
@@ -52,18 +56,26 @@ export function isWithin(path: string, dir: string): boolean {
 
 /**
  * Derives {@link UnitSettings} from a validated config and the scope's resolved paths
- * (config keys such as `state_dir` win over the paths). `runtimeDir` defaults to `/run`
- * for the system scope and to the directory above the socket's directory for the user
- * scope (`$XDG_RUNTIME_DIR/psi/psi.sock`).
+ * (config keys such as `state_dir` win over the paths; `paths.config` is the file read).
+ * `runtimeDir` defaults to `/run` for the system scope and to the directory above the
+ * socket's directory for the user scope (`$XDG_RUNTIME_DIR/psi/psi.sock`);
+ * `defaultConfigFile` to `/etc/psi/config.yaml` for the system scope and to
+ * `<config home>/psi/config.yaml` for the user scope (the unit dir is
+ * `<config home>/systemd/user`).
  */
 export function unitSettingsFromConfig(
   config: PsiConfig,
   paths: ScopePaths,
   scope: Scope,
-  options: { runtimeDir?: string } = {},
+  options: { runtimeDir?: string; defaultConfigFile?: string } = {},
 ): UnitSettings {
   const runtimeDir =
     options.runtimeDir ?? (scope === "system" ? "/run" : dirname(dirname(paths.socket)));
+  const defaultConfigFile =
+    options.defaultConfigFile ??
+    (scope === "system"
+      ? "/etc/psi/config.yaml"
+      : join(dirname(dirname(paths.unitDir)), "psi", "config.yaml"));
   const configDir = paths.configDir;
   const stateDir = config.state_dir ?? paths.stateDir;
   const providersBlock: Record<string, unknown> = { ...(config.providers ?? {}) };
@@ -93,6 +105,8 @@ export function unitSettingsFromConfig(
   }
   return {
     scope,
+    configFile: paths.config,
+    defaultConfigFile,
     configDir,
     stateDir,
     systemdDir: config.systemd_dir ?? paths.systemdDir,

@@ -1,6 +1,7 @@
 import { basename, dirname } from "node:path";
 import { containerCaLines, nativeCaLines } from "./ca.js";
 import { cacheWiring } from "./cache-wiring.js";
+import { containerExec, nativeExecStart } from "./exec.js";
 import { containerHardening, nativeHardening } from "./hardening.js";
 import { unitText } from "./ini.js";
 import {
@@ -12,8 +13,11 @@ import {
 } from "./names.js";
 import type { UnitSettings } from "./settings.js";
 
-/** Options of the native renderers: the `psi` executable for `ExecStart=`. */
+/** Options of the native renderers: what `ExecStart=` runs. */
 export interface NativeOptions {
+  /** Absolute path of the Node binary that runs PSI. */
+  nodePath: string;
+  /** Absolute path of PSI's `cli.js` (the script Node runs). */
   psiPath: string;
 }
 
@@ -73,9 +77,11 @@ export function renderServeUnit(
         "Restart=on-failure",
         ...runtimeDirectoryLines(settings, socketActivation),
         "StateDirectory=psi",
+        // Node's compile cache (/var/cache/psi, ~/.cache/psi): writable under ProtectSystem=strict.
+        "CacheDirectory=psi",
         ...cache.service,
         ...nativeCaLines(settings),
-        `ExecStart=${options.psiPath} serve`,
+        nativeExecStart(settings, options, "serve", ["serve"]),
         ...nativeHardening(settings, "serve"),
       ],
     ],
@@ -98,7 +104,7 @@ export function renderServeQuadlet(
       [
         "ContainerName=psi-secrets",
         `Image=${options.image}`,
-        "Exec=serve",
+        containerExec(settings, ["serve"]),
         "Network=host",
         "SecurityLabelType=container_runtime_t",
         "Notify=healthy",
@@ -158,7 +164,7 @@ export function renderSetupUnit(
         "RemainAfterExit=yes",
         ...cache.service,
         ...nativeCaLines(settings),
-        `ExecStart=${options.psiPath} setup --provider ${provider}`,
+        nativeExecStart(settings, options, "other", ["setup", "--provider", provider]),
         ...nativeHardening(settings, "setup"),
       ],
     ],
@@ -181,7 +187,7 @@ export function renderSetupQuadlet(
       [
         `ContainerName=${unit.replace(/\.service$/, "")}`,
         `Image=${options.image}`,
-        `Exec=setup --provider ${provider}`,
+        containerExec(settings, ["setup", "--provider", provider]),
         "Network=host",
         "SecurityLabelType=container_runtime_t",
         `Volume=${settings.configDir}:${settings.configDir}:ro`,
@@ -247,7 +253,7 @@ export function renderTlsRenewUnit(settings: UnitSettings, options: NativeOption
       [
         "Type=oneshot",
         ...nativeCaLines(settings),
-        `ExecStart=${options.psiPath} infisical tls renew`,
+        nativeExecStart(settings, options, "other", ["infisical", "tls", "renew"]),
       ],
     ],
   ]);
@@ -262,7 +268,7 @@ export function renderTlsRenewQuadlet(settings: UnitSettings, options: QuadletOp
       [
         `ContainerName=${TLS_RENEW_SERVICE.replace(/\.service$/, "")}`,
         `Image=${options.image}`,
-        "Exec=infisical tls renew",
+        containerExec(settings, ["infisical", "tls", "renew"]),
         "Network=host",
         `Volume=${settings.configDir}:${settings.configDir}:ro`,
         `Volume=${settings.stateDir}:${settings.stateDir}:Z`,

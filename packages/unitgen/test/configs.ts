@@ -1,4 +1,5 @@
 // The configurations the fixtures are rendered from (test/fixtures/<name>/<mode>/...).
+import { dirname } from "node:path";
 import { ConfigSchema, defaultPaths, type PsiConfig, type Scope } from "@psi/core";
 import { type UnitSettings, unitSettingsFromConfig } from "../src/index.js";
 
@@ -22,6 +23,8 @@ export interface FixtureCase {
   scope: Scope;
   raw: Record<string, unknown>;
   socketActivation?: boolean;
+  /** The config file when it is not at the scope's default path. */
+  configFile?: string;
 }
 
 /** The reviewed configurations: no cache, tpm, hsm and ca_cert (SPEC §10), plus a user-scope host. */
@@ -76,6 +79,12 @@ export const FIXTURE_CASES: FixtureCase[] = [
     socketActivation: true,
     raw: { providers: { infisical, local: {} }, workloads, cache: { backend: "tpm" } },
   },
+  {
+    name: "custom-config",
+    scope: "system",
+    configFile: "/srv/psi/psi.yaml",
+    raw: { providers: { infisical }, workloads, cache: { backend: "keyfile" } },
+  },
 ];
 
 /** Settings of a case, with the scope's default paths for a fixed home and uid. */
@@ -86,8 +95,15 @@ export async function settingsFor(testCase: FixtureCase): Promise<UnitSettings> 
     1000,
     "/home/core",
   );
+  if (testCase.configFile) {
+    paths.config = testCase.configFile;
+    paths.configDir = dirname(testCase.configFile);
+  }
   return unitSettingsFromConfig(await parseConfig(testCase.raw), paths, testCase.scope);
 }
 
 export const IMAGE = "ghcr.io/example/psi:1.0.0";
-export const PSI_PATH = "/usr/local/bin/psi";
+export const NODE_PATH = "/usr/bin/node";
+export const PSI_PATH = "/usr/lib/node_modules/@psi/cli/dist/cli.js";
+/** What native units run: Node and the CLI script, both absolute. */
+export const NATIVE = { nodePath: NODE_PATH, psiPath: PSI_PATH };

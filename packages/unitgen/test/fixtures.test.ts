@@ -3,7 +3,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { renderUnits } from "../src/index.js";
-import { FIXTURE_CASES, IMAGE, PSI_PATH, settingsFor } from "./configs.js";
+import { FIXTURE_CASES, IMAGE, NATIVE, settingsFor } from "./configs.js";
 
 // Exact-text comparison with reviewed fixtures. After a deliberate change, regenerate
 // with UPDATE_FIXTURES=1, read the diff, and commit it with the change.
@@ -26,7 +26,7 @@ describe("generated files match the reviewed fixtures", () => {
         const files = renderUnits(settings, {
           mode,
           image: IMAGE,
-          psiPath: PSI_PATH,
+          ...NATIVE,
           socketActivation: testCase.socketActivation,
         });
         const dir = join(FIXTURES, testCase.name, mode);

@@ -65,6 +65,8 @@ beforeAll(async () => {
   root = await mkdtemp("/run/psi-unitgen-");
   settings = {
     scope: "system",
+    configFile: join(root, "etc/psi/config.yaml"),
+    defaultConfigFile: join(root, "etc/psi/config.yaml"),
     configDir: join(root, "etc/psi"),
     stateDir: join(root, "var/lib/psi"),
     systemdDir: join(root, "etc/containers/systemd"),
@@ -104,10 +106,14 @@ afterAll(async () => {
 describe.skipIf(!canSandbox)("native hardening is tolerated", () => {
   it("every sandboxing directive of the serve and setup units has an emulation", () => {
     expect(() =>
-      sandboxScript(renderServeUnit(settings, { psiPath: "/x" }), ["true"], root),
+      sandboxScript(renderServeUnit(settings, { nodePath: "/x", psiPath: "/x" }), ["true"], root),
     ).not.toThrow();
     expect(() =>
-      sandboxScript(renderSetupUnit(settings, "infisical", { psiPath: "/x" }), ["true"], root),
+      sandboxScript(
+        renderSetupUnit(settings, "infisical", { nodePath: "/x", psiPath: "/x" }),
+        ["true"],
+        root,
+      ),
     ).not.toThrow();
     expect(() => sandboxScript("[Service]\nMemoryDenyWriteExecute=yes\n", ["true"], root)).toThrow(
       /no emulation/,
@@ -115,7 +121,7 @@ describe.skipIf(!canSandbox)("native hardening is tolerated", () => {
   });
 
   it("serve: binds its socket, answers, stores mappings; no core dumps, no privileges, read-only system", async () => {
-    const unit = renderServeUnit(settings, { psiPath: "/unused" });
+    const unit = renderServeUnit(settings, { nodePath: "/unused", psiPath: "/unused" });
     const { child, output } = spawnSandboxed(
       unit,
       [process.execPath, join(probes, "serve-probe.mjs")],
@@ -205,7 +211,10 @@ describe.skipIf(!canSandbox)("native hardening is tolerated", () => {
           curl(["--unix-socket", settings.podmanSocket, "http://d/v5.0.0/libpod/_ping"]),
         );
         const dropIn = renderSecretsDropIn({ workload: "myapp", keys: ["DB_HOST"] });
-        const unit = renderSetupUnit(settings, "infisical", { psiPath: "/unused" });
+        const unit = renderSetupUnit(settings, "infisical", {
+          nodePath: "/unused",
+          psiPath: "/unused",
+        });
         const { child, output } = spawnSandboxed(
           unit,
           [process.execPath, join(probes, "setup-probe.mjs")],
@@ -241,7 +250,10 @@ describe.skipIf(!canSandbox)("native hardening is tolerated", () => {
     const outside = join(root, "outside");
     await mkdir(outside, { recursive: true });
     await chmod(outside, 0o777);
-    const unit = renderSetupUnit(settings, "infisical", { psiPath: "/unused" });
+    const unit = renderSetupUnit(settings, "infisical", {
+      nodePath: "/unused",
+      psiPath: "/unused",
+    });
     const { child, output } = spawnSandboxed(
       unit,
       ["sh", "-c", `touch ${outside}/x 2>&1; touch ${settings.stateDir}/y && echo state-ok`],

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { type RenderedFile, renderUnits, type UnitSettings } from "../src/index.js";
-import { FIXTURE_CASES, IMAGE, PSI_PATH, settingsFor } from "./configs.js";
+import { NODE_FLAGS, type RenderedFile, renderUnits, type UnitSettings } from "../src/index.js";
+import { FIXTURE_CASES, IMAGE, NATIVE, NODE_PATH, PSI_PATH, settingsFor } from "./configs.js";
 import { parseUnit } from "./quadlet-keys.js";
 
 /**
@@ -53,7 +53,7 @@ function reference(
         "RuntimeDirectory=psi",
         "StateDirectory=psi",
         ...(cache === "tpm" ? wiring("").s : []),
-        `ExecStart=${PSI_PATH} serve`,
+        `ExecStart=${NODE_PATH} ${NODE_FLAGS.serve.join(" ")} ${PSI_PATH} serve`,
       ],
       Install: [wanted],
     });
@@ -101,7 +101,7 @@ function reference(
         Service: [
           "Type=oneshot",
           "RemainAfterExit=yes",
-          `ExecStart=${PSI_PATH} setup --provider ${provider}`,
+          `ExecStart=${NODE_PATH} ${NODE_FLAGS.other.join(" ")} ${PSI_PATH} setup --provider ${provider}`,
         ],
         Install: [wanted],
       });
@@ -160,7 +160,10 @@ function reference(
     if (mode === "native") {
       files.set("psi-tls-renew.service", {
         Unit: unitSection,
-        Service: ["Type=oneshot", `ExecStart=${PSI_PATH} infisical tls renew`],
+        Service: [
+          "Type=oneshot",
+          `ExecStart=${NODE_PATH} ${NODE_FLAGS.other.join(" ")} ${PSI_PATH} infisical tls renew`,
+        ],
       });
     } else {
       files.set("psi-tls-renew.container", {
@@ -196,11 +199,11 @@ function lines(file: RenderedFile): Map<string, string[]> {
 }
 
 describe("every directive the Python reference emits is present", () => {
-  for (const testCase of FIXTURE_CASES.filter((c) => c.scope === "system")) {
+  for (const testCase of FIXTURE_CASES.filter((c) => c.scope === "system" && !c.configFile)) {
     for (const mode of ["native", "container"] as const) {
       it(`${testCase.name} / ${mode}`, async () => {
         const settings = await settingsFor(testCase);
-        const files = renderUnits(settings, { mode, image: IMAGE, psiPath: PSI_PATH });
+        const files = renderUnits(settings, { mode, image: IMAGE, ...NATIVE });
         const expected = reference(settings, mode);
         expect(files.map((f) => f.path).sort()).toEqual([...expected.keys()].sort());
         for (const file of files) {
@@ -216,7 +219,7 @@ describe("every directive the Python reference emits is present", () => {
 
   it("the native hsm serve unit keeps the reference's After= targets", async () => {
     const settings = await settingsFor(FIXTURE_CASES.find((c) => c.name === "hsm")!);
-    const [serve] = renderUnits(settings, { mode: "native", psiPath: PSI_PATH });
+    const [serve] = renderUnits(settings, { mode: "native", ...NATIVE });
     expect(serve!.text).toContain("After=network-online.target pcscd.service\n");
   });
 });

@@ -1,12 +1,13 @@
 import { describe, expect, it } from "vitest";
 import {
   driverConfMode,
+  NODE_FLAGS,
   renderDriverConf,
   renderSecretsDropIn,
   renderUnits,
   unitsToEnable,
 } from "../src/index.js";
-import { FIXTURE_CASES, IMAGE, PSI_PATH, settingsFor } from "./configs.js";
+import { FIXTURE_CASES, IMAGE, NATIVE, NODE_PATH, PSI_PATH, settingsFor } from "./configs.js";
 
 describe("renderDriverConf (SPEC §5)", () => {
   it("renders the reference's text without a token, mode 0644", () => {
@@ -100,21 +101,48 @@ describe("renderSecretsDropIn (SPEC §9)", () => {
 describe("renderUnits", () => {
   it("container mode without an image is an error", async () => {
     const settings = await settingsFor(FIXTURE_CASES[0]!);
-    expect(() => renderUnits(settings, { mode: "container", psiPath: PSI_PATH })).toThrow(
+    expect(() => renderUnits(settings, { mode: "container", ...NATIVE })).toThrow(
       expect.objectContaining({ code: "unitgen.image_required" }),
     );
   });
 
+  it("native mode needs absolute Node and cli.js paths: never a PATH lookup under systemd", async () => {
+    const settings = await settingsFor(FIXTURE_CASES[0]!);
+    for (const exec of [{}, { nodePath: "node", psiPath: PSI_PATH }, { nodePath: NODE_PATH }]) {
+      expect(() => renderUnits(settings, { mode: "native", ...exec })).toThrow(
+        expect.objectContaining({ code: "unitgen.exec_required" }),
+      );
+    }
+    const [serve] = renderUnits(settings, { mode: "native", ...NATIVE });
+    expect(serve!.text).toContain(
+      `\nExecStart=${NODE_PATH} ${NODE_FLAGS.serve.join(" ")} ${PSI_PATH} serve\n`,
+    );
+  });
+
+  it("-c only when the config is not where psi looks by itself", async () => {
+    const custom = await settingsFor(FIXTURE_CASES.find((c) => c.configFile)!);
+    const [native] = renderUnits(custom, { mode: "native", ...NATIVE });
+    expect(native!.text).toContain(`${PSI_PATH} serve -c /srv/psi/psi.yaml\n`);
+    const [quadlet] = renderUnits(custom, { mode: "container", image: IMAGE });
+    expect(quadlet!.text).toContain("\nExec=serve -c /srv/psi/psi.yaml\n");
+    expect(quadlet!.text).toContain("\nVolume=/srv/psi:/srv/psi:ro\n");
+    const [plain] = renderUnits(await settingsFor(FIXTURE_CASES[0]!), {
+      mode: "container",
+      image: IMAGE,
+    });
+    expect(plain!.text).toContain("\nExec=serve\n");
+  });
+
   it("no refresh timer without a cache backend, no TLS units without certificates", async () => {
     const settings = await settingsFor(FIXTURE_CASES[0]!);
-    const paths = renderUnits(settings, { mode: "native", psiPath: PSI_PATH }).map((f) => f.path);
+    const paths = renderUnits(settings, { mode: "native", ...NATIVE }).map((f) => f.path);
     expect(paths).toEqual(["psi-secrets.service", "psi-infisical-setup.service"]);
   });
 
   it("--enable starts serve, setup, timers and the socket; never the timer-driven oneshots", async () => {
     const ca = await settingsFor(FIXTURE_CASES.find((c) => c.name === "ca-cert")!);
     expect(
-      unitsToEnable(renderUnits(ca, { mode: "native", psiPath: PSI_PATH, socketActivation: true })),
+      unitsToEnable(renderUnits(ca, { mode: "native", ...NATIVE, socketActivation: true })),
     ).toEqual({
       enable: [
         "psi-secrets.service",
@@ -126,9 +154,7 @@ describe("renderUnits", () => {
       start: [],
     });
     // systemd refuses to enable quadlet-generated units: they are started instead.
-    expect(
-      unitsToEnable(renderUnits(ca, { mode: "container", image: IMAGE, psiPath: PSI_PATH })),
-    ).toEqual({
+    expect(unitsToEnable(renderUnits(ca, { mode: "container", image: IMAGE, ...NATIVE }))).toEqual({
       enable: ["psi-infisical-refresh.timer", "psi-tls-renew.timer"],
       start: ["psi-secrets.service", "psi-infisical-setup.service"],
     });
@@ -136,7 +162,7 @@ describe("renderUnits", () => {
 
   it("user scope: default.target, systemctl --user, user paths", async () => {
     const user = await settingsFor(FIXTURE_CASES.find((c) => c.scope === "user")!);
-    const files = renderUnits(user, { mode: "native", psiPath: PSI_PATH });
+    const files = renderUnits(user, { mode: "native", ...NATIVE });
     const all = files.map((f) => f.text).join("\n");
     expect(all).not.toContain("multi-user.target");
     expect(all).toContain("WantedBy=default.target");

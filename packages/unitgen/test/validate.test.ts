@@ -59,10 +59,12 @@ describe("systemd-analyze verify", () => {
     it.skipIf(!analyze)(`native units pass: ${testCase.name}`, async () => {
       const dir = join(root.path, `native-${testCase.name}`);
       await mkdir(dir, { recursive: true });
-      const psiPath = await executable(dir, "psi");
+      // systemd checks the executable: Node (the script it runs is an argument).
+      const nodePath = await executable(dir, "node");
       const files = renderUnits(await settingsFor(testCase), {
         mode: "native",
-        psiPath,
+        nodePath,
+        psiPath: join(dir, "cli.js"),
         socketActivation: testCase.socketActivation,
       });
       for (const file of files) await writeFile(join(dir, file.path), file.text);
@@ -82,7 +84,6 @@ describe("systemd-analyze verify", () => {
       const files = renderUnits(await settingsFor(testCase), {
         mode: "container",
         image: IMAGE,
-        psiPath: "/unused",
         socketActivation: testCase.socketActivation,
       });
       const names: string[] = [];
@@ -104,10 +105,11 @@ describe("systemd-analyze verify", () => {
     async () => {
       const dir = join(root.path, "negative");
       await mkdir(dir, { recursive: true });
-      await writeFile(join(dir, "psi"), "not executable");
+      await writeFile(join(dir, "node"), "not executable");
       const [serve] = renderUnits(await settingsFor(FIXTURE_CASES[0]!), {
         mode: "native",
-        psiPath: join(dir, "psi"),
+        nodePath: join(dir, "node"),
+        psiPath: join(dir, "cli.js"),
       });
       await writeFile(
         join(dir, "psi-secrets.service"),
@@ -126,7 +128,6 @@ describe("quadlet keys (podman-systemd.unit(5))", () => {
       const files = renderUnits(await settingsFor(testCase), {
         mode: "container",
         image: IMAGE,
-        psiPath: "/unused",
         socketActivation: testCase.socketActivation,
       });
       const quadlets = files.filter((f) => f.kind === "quadlet");

@@ -15,7 +15,6 @@ import type { App } from "../app.js";
 import { UsageError } from "../errors.js";
 import { optionalConfig } from "../optional-config.js";
 import { columnWidth, formatAge, padCells, plural } from "../text.js";
-import { addCacheRefresh } from "./setup.js";
 
 // `psi cache init / status / invalidate` (SPEC §11): @psi/ops does the work; this file
 // parses the flags and renders the results.
@@ -112,7 +111,28 @@ export function registerCache(program: Command, app: App): void {
     });
   registerCacheStatus(cache, app);
   registerCacheInvalidate(cache, app);
-  addCacheRefresh(cache, app);
+  registerCacheRefresh(cache, app);
+}
+
+/** `psi cache refresh`: setup for every provider; setup's code loads only when it runs. */
+function registerCacheRefresh(cache: Command, app: App): void {
+  cache
+    .command("refresh")
+    .description(
+      "re-fetch every provider's secrets into the cache (= psi setup for every provider)",
+    )
+    .option("--podman-socket <path>", "Podman API socket (env PSI_PODMAN_SOCKET)")
+    .option(
+      "--socket <path>",
+      "PSI's lookup socket, as given to psi install (env PSI_SOCKET; default: what the installed psi.conf names)",
+    )
+    .action(async (options: { podmanSocket?: string; socket?: string }) => {
+      const { runSetupCommand } = await import("./setup.js");
+      await runSetupCommand(app, {
+        ...(options.podmanSocket === undefined ? {} : { podmanSocket: options.podmanSocket }),
+        ...(options.socket === undefined ? {} : { socket: options.socket }),
+      });
+    });
 }
 
 /** `psi cache status [--verify]` (SPEC §11): header and file metadata; only --verify opens the backend. */

@@ -47,6 +47,20 @@ function reportHardening(result: HardenResult, logger: Logger): void {
   });
 }
 
+/** The providers and the cache serve answers from, with the backend to close at exit. */
+interface ServeBackends extends ServeCache {
+  providers: Map<string, Provider>;
+}
+
+async function openServeBackends(
+  app: App,
+  loaded: LoadedConfig,
+  logger: Logger,
+): Promise<ServeBackends> {
+  const providers = await app.openProviders();
+  return { providers, ...(await openServeCache(app, loaded, logger)) };
+}
+
 function waitForSignal(): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {
     const stop = (signal: NodeJS.Signals) => {
@@ -126,13 +140,16 @@ async function serveUntilSignal(
     allowInsecure: loaded.config.serve?.allow_insecure_dirs === true,
   });
 
-  const providers: Map<string, Provider> = await app.openProviders();
-  const { cache, backend } = await openServeCache(app, loaded, logger);
-
+  // Listen first, then open providers and load the cache: the socket (and /healthz) is
+  // up while a large cache.enc decrypts, and lookups that arrive meanwhile wait for it
+  // instead of being refused or answered live.
+  let open: (backends: Promise<ServeBackends>) => void = () => {};
+  const opening = new Promise<ServeBackends>((resolve) => {
+    open = resolve;
+  });
   const server = createLookupServer({
     stateDir: loaded.paths.stateDir,
-    providers,
-    cache,
+    opening,
     token,
     logger,
   });
@@ -141,16 +158,18 @@ async function serveUntilSignal(
       event: "shutdown",
       signal: stopRequested,
     });
-    cache?.close();
-    await closeServe(providers, backend, logger);
     return;
   }
+  await server.listen(target);
+  open(openServeBackends(app, loaded, logger));
+  let backends: ServeBackends;
   try {
-    await server.listen(target);
+    backends = await opening;
   } catch (error) {
-    await closeServe(providers, backend, logger);
+    await server.close();
     throw error;
   }
+  const { providers, cache, backend } = backends;
   const where =
     "path" in target ? (server.path ?? target.path) : `the socket systemd passed (fd ${target.fd})`;
   logger.info(`Listening on ${where}`, {

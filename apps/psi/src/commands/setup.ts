@@ -331,26 +331,6 @@ export function renderDryRun(report: DryRunReport): string {
   return lines.join("\n");
 }
 
-/** `psi cache refresh`: setup for every provider (registered by the `cache` group). */
-export function addCacheRefresh(cache: Command, app: App): void {
-  cache
-    .command("refresh")
-    .description(
-      "re-fetch every provider's secrets into the cache (= psi setup for every provider)",
-    )
-    .option("--podman-socket <path>", "Podman API socket (env PSI_PODMAN_SOCKET)")
-    .option(
-      "--socket <path>",
-      "PSI's lookup socket, as given to psi install (env PSI_SOCKET; default: what the installed psi.conf names)",
-    )
-    .action(async (options: { podmanSocket?: string; socket?: string }) => {
-      await runSetupCommand(app, {
-        ...(options.podmanSocket === undefined ? {} : { podmanSocket: options.podmanSocket }),
-        ...(options.socket === undefined ? {} : { socket: options.socket }),
-      });
-    });
-}
-
 /** `psi setup [--provider P] [--dry-run] [--podman-socket PATH]` (SPEC §9, §11). */
 export function registerSetup(program: Command, app: App): void {
   program

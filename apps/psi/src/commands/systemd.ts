@@ -1,6 +1,7 @@
 import { execFile } from "node:child_process";
+import { realpathSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { ensureDir, PsiError, type Scope, writeFileAtomic } from "@psi/core";
+import { defaultPaths, ensureDir, PsiError, type Scope, writeFileAtomic } from "@psi/core";
 import {
   type RenderedFile,
   renderUnits,
@@ -19,6 +20,7 @@ interface InstallOptions {
   outputDir?: string;
   socketActivation?: boolean;
   psiPath?: string;
+  nodePath?: string;
 }
 
 /** Runs `systemctl [--user] ...`; resolves with the failure instead of throwing. */
@@ -37,6 +39,80 @@ function systemctl(
   });
 }
 
+type SystemdResult = { ok: boolean; missing: boolean; detail: string };
+
+/** One `dbus-send` call to systemd's Manager; resolves with the failure instead of throwing. */
+function managerCall(
+  app: App,
+  scope: Scope,
+  method: string,
+  args: string[],
+): Promise<SystemdResult> {
+  const argv = [
+    scope === "user" ? "--session" : "--system",
+    "--print-reply",
+    "--dest=org.freedesktop.systemd1",
+    "/org/freedesktop/systemd1",
+    `org.freedesktop.systemd1.Manager.${method}`,
+    ...args,
+  ];
+  return new Promise((done) => {
+    execFile("dbus-send", argv, { env: { ...app.env } }, (error, _stdout, stderr) => {
+      if (!error) return done({ ok: true, missing: false, detail: "" });
+      const missing = (error as NodeJS.ErrnoException).code === "ENOENT";
+      done({ ok: false, missing, detail: (stderr || error.message).trim() });
+    });
+  });
+}
+
+/**
+ * `systemctl [--user] daemon-reload | enable --now U... | start U...`; where there is no
+ * systemctl (the PSI image), the same through D-Bus with dbus-send over the bus socket
+ * the container mounts: Reload, EnableUnitFiles + Reload + StartUnit, StartUnit.
+ */
+async function systemd(app: App, scope: Scope, args: string[]): Promise<SystemdResult> {
+  const viaSystemctl = await systemctl(app, scope, args);
+  if (!viaSystemctl.missing) return viaSystemctl;
+  const [verb, ...rest] = args;
+  const units = rest.filter((arg) => !arg.startsWith("--"));
+  const calls: Array<[string, string[]]> =
+    verb === "daemon-reload"
+      ? [["Reload", []]]
+      : [
+          ...(verb === "enable"
+            ? ([
+                [
+                  "EnableUnitFiles",
+                  [`array:string:${units.join(",")}`, "boolean:false", "boolean:false"],
+                ],
+                ["Reload", []],
+              ] as Array<[string, string[]]>)
+            : []),
+          ...units.map((unit): [string, string[]] => [
+            "StartUnit",
+            [`string:${unit}`, "string:replace"],
+          ]),
+        ];
+  for (const [method, callArgs] of calls) {
+    const result = await managerCall(app, scope, method, callArgs);
+    if (result.missing) {
+      return { ok: false, missing: true, detail: "neither systemctl nor dbus-send is installed" };
+    }
+    if (!result.ok) return result;
+  }
+  return { ok: true, missing: false, detail: "" };
+}
+
+/** The real path of the script Node runs (`dist/cli.js`), resolving a bin symlink. */
+function runningScript(): string {
+  const script = process.argv[1] ?? "psi";
+  try {
+    return realpathSync(script);
+  } catch {
+    return script;
+  }
+}
+
 /** Where each file goes: quadlets to systemd_dir, plain units to the unit dir (or both under D). */
 function destination(file: RenderedFile, dirs: { quadlets: string; units: string }): string {
   return join(file.kind === "quadlet" ? dirs.quadlets : dirs.units, file.path);
@@ -50,12 +126,16 @@ async function install(app: App, options: InstallOptions): Promise<void> {
     throw new UsageError("--output-dir only writes files; it cannot be combined with --enable");
   }
   const loaded = await app.loadConfig();
-  const settings = unitSettingsFromConfig(loaded.config, loaded.paths, loaded.scope);
-  // The running psi: the path it was started by (a symlink such as /usr/local/bin/psi stays one).
-  const psiPath = resolve(options.psiPath ?? process.argv[1] ?? "psi");
+  const settings = unitSettingsFromConfig(loaded.config, loaded.paths, loaded.scope, {
+    defaultConfigFile: defaultPaths(loaded.scope, app.env, app.uid).config,
+  });
+  // Native units run Node on the CLI script itself: the bin on PATH may be a symlink
+  // (npm), a shell wrapper (the image) or missing under systemd's PATH.
+  const psiPath = resolve(options.psiPath ?? runningScript());
   const files = renderUnits(settings, {
     mode: options.mode,
     image: options.image,
+    nodePath: resolve(options.nodePath ?? process.execPath),
     psiPath,
     socketActivation: options.socketActivation === true,
   });
@@ -78,14 +158,14 @@ async function install(app: App, options: InstallOptions): Promise<void> {
     files: written,
   };
   if (options.outputDir === undefined) {
-    const reload = await systemctl(app, loaded.scope, ["daemon-reload"]);
+    const reload = await systemd(app, loaded.scope, ["daemon-reload"]);
     report.reloaded = reload.ok;
     if (!reload.ok) {
       app
         .logger()
         .warn(
           reload.missing
-            ? "systemctl not found: run `systemctl daemon-reload` where systemd runs to load the units"
+            ? "neither systemctl nor dbus-send found: run `systemctl daemon-reload` where systemd runs to load the units"
             : `systemctl daemon-reload failed (${reload.detail}); run it once systemd is up to load the units`,
           { event: "systemd.reload_failed" },
         );
@@ -97,7 +177,7 @@ async function install(app: App, options: InstallOptions): Promise<void> {
         [["start"], start],
       ] as const) {
         if (units.length === 0) continue;
-        const result = await systemctl(app, loaded.scope, [...verb, ...units]);
+        const result = await systemd(app, loaded.scope, [...verb, ...units]);
         if (!result.ok) {
           throw new PsiError(
             "systemd.enable_failed",
@@ -147,6 +227,10 @@ export function registerSystemd(program: Command, app: App): void {
       "--socket-activation",
       "also write psi-secrets.socket: systemd holds the socket while serve starts",
     )
-    .option("--psi-path <path>", "psi executable for native ExecStart= (default: the running psi)")
+    .option(
+      "--psi-path <path>",
+      "psi's cli.js for native ExecStart= (default: the script of the running psi)",
+    )
+    .option("--node-path <path>", "Node for native ExecStart= (default: the running Node)")
     .action((options: InstallOptions) => install(app, options));
 }

@@ -1,7 +1,9 @@
 // Node opens its inspector (unauthenticated, on 127.0.0.1:9229) when it receives SIGUSR1,
 // and a JS listener does not stop it: only `--disable-sigusr1` does (SPEC §13). The
 // published bin's shebang passes the flag; this covers `node dist/cli.js serve` and other
-// ways of starting the entry without it.
+// ways of starting the entry without it. serve also runs with V8's memory flags
+// (@psi/unitgen's NODE_FLAGS.serve, the same list the units and the image pass), which
+// only the command line can set.
 
 const FLAG = "--disable-sigusr1";
 /** Commands that stay up, holding secrets in memory: the ones worth an exec. */
@@ -20,10 +22,16 @@ export function commandOf(args: readonly string[]): string | undefined {
   return undefined;
 }
 
-function signalDisabled(): boolean {
-  if (process.execArgv.includes(FLAG)) return true;
-  // NODE_OPTIONS accepts the flag too and does not show in execArgv.
-  return (process.env["NODE_OPTIONS"] ?? "").split(/\s+/).includes(FLAG);
+/** Whether Node started with `flag` (NODE_OPTIONS flags do not show in execArgv). */
+function hasFlag(flag: string): boolean {
+  if (process.execArgv.includes(flag)) return true;
+  return (process.env["NODE_OPTIONS"] ?? "").split(/\s+/).includes(flag);
+}
+
+/** The Node flags a command must run with: serve's full list, `--disable-sigusr1` for demo. */
+async function requiredFlags(command: string | undefined): Promise<readonly string[]> {
+  if (command === "serve") return (await import("@psi/unitgen")).NODE_FLAGS.serve;
+  return LONG_RUNNING.has(command ?? "") ? [FLAG] : [];
 }
 
 /** Descriptors systemd passed to this very process (sd_listen_fds(3)). */
@@ -34,15 +42,15 @@ function listenFds(): number[] {
 }
 
 /**
- * Re-executes this process with `--disable-sigusr1` when a long-running command started
- * without it. execve keeps the PID (socket activation's LISTEN_PID, sd_notify, the
- * caller's `wait`), the environment and, once their close-on-exec flag is cleared, the
- * sockets systemd passed; short commands pay nothing.
+ * Re-executes this process with the Node flags a long-running command needs
+ * (`--disable-sigusr1`; for serve also its memory flags) when it started without them.
+ * execve keeps the PID (socket activation's LISTEN_PID, sd_notify, the caller's `wait`),
+ * the environment and, once their close-on-exec flag is cleared, the sockets systemd
+ * passed; short commands pay nothing, and units and the image pass the flags themselves.
  */
-export async function disableInspectorSignal(
-  argv: readonly string[] = process.argv,
-): Promise<void> {
-  if (!LONG_RUNNING.has(commandOf(argv.slice(2)) ?? "") || signalDisabled()) return;
+export async function ensureNodeFlags(argv: readonly string[] = process.argv): Promise<void> {
+  const missing = (await requiredFlags(commandOf(argv.slice(2)))).filter((flag) => !hasFlag(flag));
+  if (missing.length === 0) return;
   // process.execve exists from Node 22.15 (engines asks for 22.18); not in worker threads.
   if (typeof process.execve !== "function") return;
   const fds = listenFds();
@@ -53,14 +61,14 @@ export async function disableInspectorSignal(
       // Losing systemd's sockets would break every lookup: run on, and say why.
       process.stderr.write(
         `psi: warning: cannot keep the activated sockets across a re-exec (${String(error)}); ` +
-          `running without ${FLAG}: start Node with ${FLAG}\n`,
+          `running without ${missing.join(" ")}: start Node with them\n`,
       );
       return;
     }
   }
   process.execve(
     process.execPath,
-    [process.execPath, FLAG, ...process.execArgv, ...argv.slice(1)],
+    [process.execPath, ...missing, ...process.execArgv, ...argv.slice(1)],
     process.env,
   );
 }
