@@ -1,7 +1,4 @@
-import { access } from "node:fs/promises";
-import { join } from "node:path";
-import { isPsiError, PsiError, type Scope } from "@psi/core";
-import { createPodmanClient, podmanSocketPath } from "@psi/podman";
+import { PsiError, type Scope } from "@psi/core";
 import type { App } from "./app.js";
 
 /**
@@ -57,31 +54,8 @@ export async function publishMapping(
     if (app.io.stdout.isTTY) app.io.stdout.write("\n");
     return undefined;
   }
-  const socketPath = podmanSocketPath({
-    flag: options.podmanSocket,
-    env: app.env,
-    defaultPath: options.defaultPodmanSocket,
-  });
-  const podman = createPodmanClient({ socketPath, scope: options.scope });
-  let id: string;
-  try {
-    ({ id } = await podman.replaceSecret(options.name, options.mapping));
-  } catch (error) {
-    if (isPsiError(error, "podman.unreachable")) {
-      throw new PsiError(error.code, error.message, {
-        cause: error,
-        hint: `${error.hint ?? "start the Podman API"}; or print the mapping with --mapping-only and pipe it to \`podman secret create --driver shell ${options.name} -\``,
-      });
-    }
-    throw error;
-  }
-  // A missing file means the driver writes somewhere else (another psi serve, another
-  // state_dir, or no psi.conf).
-  const mappingFile = join(options.stateDir, id);
-  const stored = await access(mappingFile).then(
-    () => true,
-    () => false,
-  );
+  const { registerSealedSecret } = await import("@psi/ops");
+  const { id, mappingFile, stored } = await registerSealedSecret({ ...options, env: app.env });
   if (!stored) {
     app.logger().warn(`Podman created secret ${options.name}, but ${mappingFile} does not exist`, {
       event: options.event,

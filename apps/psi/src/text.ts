@@ -1,4 +1,8 @@
-// Small text helpers every command's human output shares.
+// The one renderer every command's human output shares: counts, ages, columns measured in
+// terminal cells, and the progress line.
+import type { Progress } from "./app.js";
+
+export { formatAge } from "@psi/core";
 
 const IRREGULAR: Record<string, string> = { entry: "entries", directory: "directories" };
 
@@ -7,15 +11,108 @@ export function plural(count: number, word: string): string {
   return `${count} ${count === 1 ? word : (IRREGULAR[word] ?? `${word}s`)}`;
 }
 
-/** Rows as left-aligned columns two spaces apart, trailing blanks trimmed. */
-export function table(rows: string[][]): string[] {
-  const widths = rows[0]!.map((_, column) =>
-    Math.max(...rows.map((row) => (row[column] ?? "").length)),
+// A grapheme that takes no cell: combining marks, format and control characters,
+// default-ignorables (zero-width joiners, variation selectors) on their own.
+const ZERO_WIDTH = /^[\p{Mark}\p{Control}\p{Format}\p{Default_Ignorable_Code_Point}]+$/u;
+// Emoji drawn as pictures (by default or with U+FE0F) take two cells.
+const WIDE_EMOJI =
+  /^\p{Emoji_Presentation}|^\p{Extended_Pictographic}\uFE0F|^\p{Regional_Indicator}{2}/u;
+
+// East Asian Wide and Fullwidth blocks (Unicode's EastAsianWidth.txt, W and F), which
+// JavaScript's regular expressions have no property for.
+const WIDE_RANGES: [number, number][] = [
+  [0x1100, 0x115f], // Hangul Jamo initials
+  [0x2e80, 0x303e], // CJK radicals, Kangxi, ideographic description, CJK symbols
+  [0x3041, 0x33ff], // Hiragana, Katakana, Bopomofo, Hangul compatibility, CJK compatibility
+  [0x3400, 0x4dbf], // CJK extension A
+  [0x4e00, 0x9fff], // CJK unified ideographs
+  [0xa000, 0xa4cf], // Yi
+  [0xa960, 0xa97f], // Hangul Jamo extended A
+  [0xac00, 0xd7a3], // Hangul syllables
+  [0xf900, 0xfaff], // CJK compatibility ideographs
+  [0xfe10, 0xfe19], // vertical forms
+  [0xfe30, 0xfe6f], // CJK compatibility forms, small form variants
+  [0xff00, 0xff60], // fullwidth forms
+  [0xffe0, 0xffe6], // fullwidth signs
+  [0x16fe0, 0x18cff], // Tangut, Khitan
+  [0x1b000, 0x1b2ff], // Kana supplement and extensions, Nushu
+  [0x20000, 0x2fffd], // CJK extensions B–F, compatibility supplement
+  [0x30000, 0x3fffd], // CJK extensions G, H
+];
+
+function wideCodePoint(code: number): boolean {
+  for (const [low, high] of WIDE_RANGES) {
+    if (code < low) return false;
+    if (code <= high) return true;
+  }
+  return false;
+}
+
+let segmenter: Intl.Segmenter | undefined;
+
+/**
+ * Terminal cells `text` takes: 2 for East Asian wide and fullwidth characters and emoji
+ * pictures, 0 for combining marks and other zero-width characters, 1 otherwise. Counted per
+ * grapheme, so `e` + U+0301 is one cell, not two (`.length` counts UTF-16 units).
+ */
+export function displayWidth(text: string): number {
+  // ASCII without control characters, the common case, is one cell per unit.
+  if (/^[\x20-\x7e]*$/.test(text)) return text.length;
+  segmenter ??= new Intl.Segmenter();
+  let width = 0;
+  for (const { segment } of segmenter.segment(text)) {
+    if (ZERO_WIDTH.test(segment)) continue;
+    if (WIDE_EMOJI.test(segment) || wideCodePoint(segment.codePointAt(0) ?? 0)) width += 2;
+    else width += 1;
+  }
+  return width;
+}
+
+/** `text` padded with spaces to `width` terminal cells. */
+export function padCells(text: string, width: number): string {
+  return text + " ".repeat(Math.max(0, width - displayWidth(text)));
+}
+
+/**
+ * Rows as left-aligned columns two spaces apart, trailing blanks trimmed; widths in
+ * terminal cells, at least `minWidths[column]`.
+ */
+export function table(rows: string[][], minWidths: number[] = []): string[] {
+  const columns = Math.max(0, ...rows.map((row) => row.length));
+  const widths = Array.from({ length: columns }, (_, column) =>
+    Math.max(minWidths[column] ?? 0, ...rows.map((row) => displayWidth(row[column] ?? ""))),
   );
   return rows.map((row) =>
     row
-      .map((cell, column) => cell.padEnd(widths[column]!))
+      .map((cell, column) => padCells(cell, widths[column] ?? 0))
       .join("  ")
       .trimEnd(),
   );
+}
+
+/** The widest of `texts` in terminal cells, at least `min`. */
+export function columnWidth(texts: string[], min = 0): number {
+  return Math.max(min, ...texts.map(displayWidth));
+}
+
+/**
+ * A progress line drawn from each update through `render`; updates closer than
+ * `intervalMs` apart are dropped unless `final` says the run is complete.
+ */
+export function progressLine<T>(
+  line: Progress,
+  render: (update: T) => string,
+  options: { intervalMs?: number; final?: (update: T) => boolean } = {},
+): { update: (update: T) => void; done: () => void } {
+  const interval = options.intervalMs ?? 0;
+  let last = 0;
+  return {
+    update(update) {
+      const now = Date.now();
+      if (interval > 0 && options.final?.(update) !== true && now - last < interval) return;
+      last = now;
+      line.update(render(update));
+    },
+    done: () => line.done(),
+  };
 }

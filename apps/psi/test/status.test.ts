@@ -10,7 +10,6 @@ import { requireTool, tempDir } from "@psi/testkit/tmp";
 import { captureLogger, unixRequest } from "@psi/testkit/unix-http";
 import { renderDriverConf } from "@psi/unitgen";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { parsePrometheus } from "../src/commands/status.js";
 import { runPsi } from "./run-psi.js";
 
 // `psi status` in-process through runCli, against a real lookup server on a Unix socket
@@ -364,25 +363,6 @@ describe("psi status", () => {
     expect(run.json.serve.running).toBe(false);
     expect(run.json.warnings.map((w) => w.code)).toContain("config.missing");
     expect(run.json.providers).toEqual([]);
-  });
-});
-
-describe("parsePrometheus", () => {
-  it("reads names, escaped labels and values, skipping comments", () => {
-    const samples = parsePrometheus(
-      [
-        "# HELP x y",
-        'psi_lookups_total{source="file",outcome="ok"} 3',
-        'odd{label="a\\"b\\\\c"} 1.5',
-        "psi_cache_age_seconds 12",
-        "garbage line",
-      ].join("\n"),
-    );
-    expect(samples).toEqual([
-      { name: "psi_lookups_total", labels: { source: "file", outcome: "ok" }, value: 3 },
-      { name: "odd", labels: { label: 'a"b\\c' }, value: 1.5 },
-      { name: "psi_cache_age_seconds", labels: {}, value: 12 },
-    ]);
   });
 });
 

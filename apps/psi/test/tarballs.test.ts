@@ -43,7 +43,8 @@ describe("published tarballs", () => {
     expect(names).toContain("@psi/cli");
     expect(names).toContain("@psi/envelope");
     expect(names).not.toContain("@psi/testkit");
-    expect(names.length).toBe(14);
+    expect(names.length).toBe(15);
+    expect(names).toContain("@psi/ops");
   });
 
   it("hold dist, README, LICENSE and package.json, and nothing else (no src, no source maps)", () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { plural, table } from "../src/text.js";
+import type { Progress } from "../src/app.js";
+import { columnWidth, displayWidth, padCells, plural, progressLine, table } from "../src/text.js";
 
 describe("human text", () => {
   it("counts nouns in the right number (no more '8 entrys')", () => {
@@ -16,5 +17,79 @@ describe("human text", () => {
         ["CCC", "D", ""],
       ]),
     ).toEqual(["A    BB", "CCC  D"]);
+  });
+
+  it("keeps columns at a minimum width", () => {
+    expect(table([["A", "B"]], [4])).toEqual(["A     B"]);
+    expect(columnWidth(["ab"], 8)).toBe(8);
+  });
+});
+
+describe("terminal cells", () => {
+  it.each([
+    ["plain ASCII", "db-host", 7],
+    ["CJK ideographs take two cells", "数据库", 6],
+    ["Hangul syllables take two cells", "한국", 4],
+    ["fullwidth forms take two cells", "ＡＢ", 4],
+    ["a combining accent takes none", "e\u0301te\u0301", 3],
+    ["a zero-width joiner takes none", "a\u200bb", 2],
+    ["an emoji picture takes two", "ok 🔒", 5],
+    ["an emoji ZWJ sequence is one picture", "👩‍💻", 2],
+    ["a flag is one picture", "🇩🇪", 2],
+    ["a text-style symbol takes one", "✓", 1],
+    ["Latin with accents precomposed", "München", 7],
+  ])("%s", (_, text, cells) => {
+    expect(displayWidth(text)).toBe(cells);
+  });
+
+  it("aligns a table of wide and combining text by cells, not UTF-16 units", () => {
+    const lines = table([
+      ["数据库", "x"],
+      ["e\u0301", "y"],
+      ["abcdef", "z"],
+    ]);
+    expect(lines).toEqual(["数据库  x", "e\u0301       y", "abcdef  z"]);
+    // Every second column starts at the same terminal column.
+    const starts = lines.map((line) => displayWidth(line.slice(0, -1)));
+    expect(new Set(starts).size).toBe(1);
+    expect(padCells("数", 4)).toBe("数  ");
+  });
+});
+
+describe("progressLine", () => {
+  function recorder(): Progress & { shown: string[]; cleared: number } {
+    const shown: string[] = [];
+    return {
+      shown,
+      cleared: 0,
+      update(text) {
+        shown.push(text);
+      },
+      done() {
+        this.cleared++;
+      },
+    };
+  }
+
+  it("draws each update through its renderer and clears on done", () => {
+    const line = recorder();
+    const progress = progressLine(line, (n: number) => `step ${n}`);
+    progress.update(1);
+    progress.update(2);
+    progress.done();
+    expect(line.shown).toEqual(["step 1", "step 2"]);
+    expect(line.cleared).toBe(1);
+  });
+
+  it("drops updates inside the interval but never the final one", () => {
+    const line = recorder();
+    const progress = progressLine(line, (n: number) => `${n}/3`, {
+      intervalMs: 60_000,
+      final: (n) => n === 3,
+    });
+    progress.update(1);
+    progress.update(2);
+    progress.update(3);
+    expect(line.shown).toEqual(["1/3", "3/3"]);
   });
 });

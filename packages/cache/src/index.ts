@@ -12,6 +12,7 @@ export {
   writeCacheFile,
 } from "./file.js";
 export { CACHE_FILE_MAX_BYTES, STALE_TEMP_MS } from "./limits.js";
+export { type OpenServeCacheOptions, openServeCache, type ServeCache } from "./serve-cache.js";
 export { type CacheFileStatus, readCacheStatus } from "./status.js";
 export {
   type CacheHit,

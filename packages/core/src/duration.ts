@@ -63,3 +63,13 @@ export function durationSeconds(text: string | number): number | undefined {
 export function isDuration(text: string): boolean {
   return durationSeconds(text) !== undefined;
 }
+
+/** A short human age for `seconds`: `45s`, `12min`, `3h`, `2d` (rounded, one unit). */
+export function formatAge(seconds: number): string {
+  if (seconds < 90) return `${seconds}s`;
+  const minutes = Math.round(seconds / 60);
+  if (minutes < 90) return `${minutes}min`;
+  const hours = Math.round(minutes / 60);
+  if (hours < 48) return `${hours}h`;
+  return `${Math.round(hours / 24)}d`;
+}

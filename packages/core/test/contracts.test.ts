@@ -6,6 +6,7 @@ import {
   defaultPaths,
   durationSeconds,
   errorMessage,
+  formatAge,
   infisicalMappingBytes,
   isDuration,
   isPsiError,
@@ -255,6 +256,18 @@ describe("durations", () => {
     expect(durationSeconds(60)).toBe(60);
     expect(durationSeconds(-1)).toBeUndefined();
     expect(durationSeconds(Number.NaN)).toBeUndefined();
+  });
+
+  it.each([
+    [0, "0s"],
+    [89, "89s"],
+    [90, "2min"],
+    [5_339, "89min"],
+    [5_400, "2h"],
+    [169_000, "47h"],
+    [172_800, "2d"],
+  ])("formatAge(%d) is %s", (seconds, text) => {
+    expect(formatAge(seconds)).toBe(text);
   });
 });
 

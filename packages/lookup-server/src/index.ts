@@ -9,7 +9,21 @@ export {
   type SwapExposureOptions,
   swapExposure,
 } from "./harden.js";
-export { createMetrics, type LookupOutcome, type LookupSource, type Metrics } from "./metrics.js";
+export {
+  closeServe,
+  prepareServeDirs,
+  type ReloadServeOptions,
+  reloadServe,
+  type ServeDirsOptions,
+} from "./lifecycle.js";
+export {
+  createMetrics,
+  type LookupOutcome,
+  type LookupSource,
+  type MetricSample,
+  type Metrics,
+  parsePrometheus,
+} from "./metrics.js";
 export {
   createLookupServer,
   type ListenTarget,

@@ -113,3 +113,33 @@ export function createMetrics(): Metrics {
     },
   };
 }
+
+/** One sample of the exposition: `name{labels} value`. */
+export interface MetricSample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/**
+ * Reads Prometheus text format 0.0.4, the subset {@link Metrics.render} writes (so
+ * `psi status` and setup read serve's `/metrics` with the writer's own rules): comments
+ * and lines that are not samples are skipped, label escapes undone.
+ */
+export function parsePrometheus(text: string): MetricSample[] {
+  const samples: MetricSample[] = [];
+  for (const line of text.split("\n")) {
+    if (line === "" || line.startsWith("#")) continue;
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
+    if (!match) continue;
+    const labels: Record<string, string> = {};
+    for (const pair of (match[2] ?? "").matchAll(/([a-zA-Z_]\w*)="((?:[^"\\]|\\.)*)"/g)) {
+      labels[pair[1] as string] = (pair[2] as string).replace(/\\(.)/g, (_, c: string) =>
+        c === "n" ? "\n" : c,
+      );
+    }
+    const value = Number(match[3]);
+    if (Number.isFinite(value)) samples.push({ name: match[1] as string, labels, value });
+  }
+  return samples;
+}

@@ -31,6 +31,7 @@ export {
   type RetryOptions,
   rateLimitWaitMs,
   retryAfterSeconds,
+  setupRetry,
   withInfisicalRetry,
 } from "./retry.js";
 export {
@@ -65,6 +66,16 @@ export {
   importSecrets,
   secretKeyProblem,
 } from "./tooling/import.js";
+export {
+  envFileImportItems,
+  type ImportSource,
+  type PodmanImportOptions,
+  type PodmanImportWant,
+  podmanImportItems,
+  type QuadletReference,
+  quadletImportItems,
+  withEnvironment,
+} from "./tooling/import-sources.js";
 export { type LoginCheck, loginAll } from "./tooling/login-all.js";
 export {
   type PodmanSecretRef,

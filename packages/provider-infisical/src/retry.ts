@@ -1,5 +1,5 @@
 import { setTimeout as delay } from "node:timers/promises";
-import { isPsiError } from "@psi/core";
+import { errorMessage, isPsiError, type Logger } from "@psi/core";
 import { infisicalErrorStatus } from "./errors.js";
 
 /** Statuses setup retries (SPEC §9): Infisical's transient 404s during propagation, 502, 503. */
@@ -105,4 +105,31 @@ export function rateLimitWaitMs(
   if (seconds > maxWaitSeconds) return undefined;
   const spread = Math.max(250, seconds * 250);
   return Math.round(seconds * 1000 + Math.min(Math.max(random(), 0), 1) * spread);
+}
+
+/**
+ * A setup retry policy (the shape `runSetup`'s `retry` takes): listings of the infisical
+ * provider are retried after each of `delays` (`retry_delays`, SPEC §9) with a warning per
+ * retry; other providers' operations run once.
+ */
+export function setupRetry(
+  delays: readonly number[] | undefined,
+  logger: Logger,
+): <T>(
+  operation: () => Promise<T>,
+  info: { provider: string; signal: AbortSignal | undefined },
+) => Promise<T> {
+  if (!delays || delays.length === 0) return (operation) => operation();
+  return (operation, info) => {
+    if (info.provider !== "infisical") return operation();
+    return withInfisicalRetry(() => operation(), {
+      delays,
+      signal: info.signal,
+      onRetry: ({ attempt, delaySeconds, error }) =>
+        logger.warn(
+          `${errorMessage(error)}; retrying in ${delaySeconds} s (attempt ${attempt + 1} of ${delays.length + 1})`,
+          { event: "setup.retry", provider: info.provider, attempt, delay: delaySeconds },
+        ),
+    });
+  };
 }

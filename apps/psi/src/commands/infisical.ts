@@ -13,14 +13,13 @@ import type {
   ImportReport,
   InfisicalClient,
   LoginCheck,
-  PodmanSecretRef,
   TlsResult,
   TlsStatus,
 } from "@psi/provider-infisical";
 import { type Command, Option } from "commander";
 import type { App } from "../app.js";
 import { UsageError } from "../errors.js";
-import { plural, table } from "../text.js";
+import { columnWidth, padCells, plural, progressLine, table } from "../text.js";
 
 // `psi infisical ...` (SPEC §12): argument parsing and output only; the work is done by
 // @psi/provider-infisical's tooling so deployment scripts can run it without the CLI.
@@ -53,19 +52,11 @@ async function infisicalBlock(app: App): Promise<{ context: PsiContext; config: 
 
 async function clientOptions(app: App, target?: Target) {
   const { context, config: configured } = await infisicalBlock(app);
-  // `--environment` reads another environment of a configured project: the project is
-  // looked up as configured, with its environment slug replaced for this run.
-  const project = target?.environment ? configured.projects[target.project] : undefined;
+  const { withEnvironment } = await import("@psi/provider-infisical");
   const config =
-    project && target?.environment
-      ? {
-          ...configured,
-          projects: {
-            ...configured.projects,
-            [target.project]: { ...project, environment: target.environment },
-          },
-        }
-      : configured;
+    target === undefined
+      ? configured
+      : withEnvironment(configured, target.project, target.environment);
   return {
     context,
     config,
@@ -196,11 +187,10 @@ function progress(app: App): {
   update: (p: { done: number; total: number }) => void;
   done: () => void;
 } {
-  const line = app.progress();
-  return {
-    update: ({ done, total }) => line.update(`import: ${done}/${total}`),
-    done: () => line.done(),
-  };
+  return progressLine(
+    app.progress(),
+    ({ done, total }: { done: number; total: number }) => `import: ${done}/${total}`,
+  );
 }
 
 const VERB: Record<string, [string, string]> = {
@@ -268,10 +258,9 @@ async function runImport(
   else app.print(renderImport(report));
 }
 
-/** Podman secrets and a way to read their values (the provider of a PSI mapping opens on demand). */
+/** Podman's secret listing and a lookup that opens a mapping's provider on first use. */
 async function podmanSecrets(app: App, context: PsiContext, socketFlag: string | undefined) {
   const { createPodmanClient, podmanSocketPath } = await import("@psi/podman");
-  const { resolvePodmanSecretValue } = await import("@psi/provider-infisical");
   const podman = createPodmanClient({
     socketPath: podmanSocketPath({
       flag: socketFlag,
@@ -301,19 +290,7 @@ async function podmanSecrets(app: App, context: PsiContext, socketFlag: string |
     return provider.lookup(mapping);
   };
   return {
-    listed,
-    async item(secret: PodmanSecretRef, key: string, source: string): Promise<ImportItem> {
-      try {
-        const value = await resolvePodmanSecretValue(secret, {
-          stateDir: context.paths.stateDir,
-          lookup,
-        });
-        return { key, value, source };
-      } catch (error) {
-        const hint = error instanceof PsiError && error.hint ? ` (${error.hint})` : "";
-        return { key, error: `${errorMessage(error)}${hint}`, source };
-      }
-    },
+    source: { listed, stateDir: context.paths.stateDir, lookup },
     async close() {
       for (const opened of providers.values()) {
         await Promise.all([...opened.values()].map((provider) => provider.close().catch(() => {})));
@@ -336,17 +313,14 @@ async function importEnvFile(
   fileArgument: string | undefined,
   flags: ImportFlags,
 ): Promise<void> {
-  const { parseEnvFile } = await import("@psi/provider-infisical");
+  const { envFileImportItems } = await import("@psi/provider-infisical");
   const fromStdin = fileArgument === undefined || fileArgument === "-";
   const file = fromStdin ? "stdin" : fileArgument;
-  const parsed = parseEnvFile(fromStdin ? await readStdin(app) : await readInput(file));
-  const warnings = parsed.warnings.map((warning) => `${file}:${warning.line}: ${warning.message}`);
+  const { items, warnings } = envFileImportItems(
+    fromStdin ? await readStdin(app) : await readInput(file),
+    file,
+  );
   for (const warning of warnings) app.logger().warn(warning, { event: "infisical.import" });
-  const items = parsed.entries.map((entry) => ({
-    key: entry.key,
-    value: entry.value,
-    source: `${file}:${entry.line}`,
-  }));
   await runImport(app, flags, items, warnings);
 }
 
@@ -360,18 +334,19 @@ async function importPodmanSecrets(
   if (!flags.all && names.length === 0)
     throw new UsageError("name the Podman secrets to import, or use --all");
   const { context } = await infisicalBlock(app);
+  const { podmanImportItems } = await import("@psi/provider-infisical");
   const podman = await podmanSecrets(app, context, flags.podmanSocket);
   try {
-    const items: ImportItem[] = [];
-    const byName = new Map(podman.listed.map((secret) => [secret.name, secret]));
-    for (const name of flags.all ? [...byName.keys()] : names) {
-      const secret = byName.get(name);
-      items.push(
-        secret
-          ? await podman.item(secret, name, `podman secret ${name}`)
-          : { key: name, error: `no Podman secret named ${name}`, source: "podman" },
-      );
-    }
+    const wanted = flags.all ? [...new Set(podman.source.listed.map((s) => s.name))] : names;
+    const items = await podmanImportItems(
+      wanted.map((name) => ({
+        name,
+        key: name,
+        source: `podman secret ${name}`,
+        missingSource: "podman",
+      })),
+      podman.source,
+    );
     await runImport(app, flags, items, []);
   } finally {
     await podman.close();
@@ -383,49 +358,18 @@ async function importQuadlets(
   files: string[],
   flags: ImportFlags & { resolveSecrets?: boolean },
 ): Promise<void> {
-  const { parseQuadlet } = await import("@psi/provider-infisical");
-  const items: ImportItem[] = [];
-  const warnings: string[] = [];
-  const references: Array<{ name: string; key: string; source: string }> = [];
-  for (const file of files) {
-    const parsed = parseQuadlet(await readInput(file));
-    warnings.push(
-      ...parsed.warnings.map((warning) => `${file}:${warning.line}: ${warning.message}`),
-    );
-    for (const entry of parsed.environment) {
-      items.push({ key: entry.key, value: entry.value, source: `${file}:${entry.line}` });
-    }
-    for (const secret of parsed.secrets) {
-      references.push({
-        name: secret.name,
-        key: secret.key,
-        source: `${file}:${secret.line} Secret=${secret.name}`,
-      });
-    }
-  }
-  if (references.length > 0 && !flags.resolveSecrets) {
-    warnings.push(
-      `${plural(references.length, "Secret= reference")} not imported (add --resolve-secrets to read them through Podman)`,
-    );
-  }
+  const { quadletImportItems, podmanImportItems } = await import("@psi/provider-infisical");
+  const inputs = [];
+  for (const file of files) inputs.push({ file, text: await readInput(file) });
+  const { items, warnings, references } = quadletImportItems(inputs, {
+    resolveSecrets: flags.resolveSecrets === true,
+  });
   for (const warning of warnings) app.logger().warn(warning, { event: "infisical.import" });
   if (references.length > 0 && flags.resolveSecrets) {
     const { context } = await infisicalBlock(app);
     const podman = await podmanSecrets(app, context, flags.podmanSocket);
     try {
-      const byName = new Map(podman.listed.map((secret) => [secret.name, secret]));
-      for (const reference of references) {
-        const secret = byName.get(reference.name);
-        items.push(
-          secret
-            ? await podman.item(secret, reference.key, reference.source)
-            : {
-                key: reference.key,
-                error: `no Podman secret named ${reference.name}`,
-                source: reference.source,
-              },
-        );
-      }
+      items.push(...(await podmanImportItems(references, podman.source)));
     } finally {
       await podman.close();
     }
@@ -453,9 +397,12 @@ async function tlsManager(app: App) {
 
 function renderTls(results: TlsResult[]): string {
   const lines: string[] = [];
-  const width = Math.max(4, ...results.map((result) => result.name.length));
+  const width = columnWidth(
+    results.map((result) => result.name),
+    4,
+  );
   for (const result of results) {
-    const name = result.name.padEnd(width);
+    const name = padCells(result.name, width);
     if (result.action === "skipped" || result.action === "pending") {
       lines.push(`${name}  ${result.action.padEnd(7)}  ${result.reason ?? ""}`);
       continue;
@@ -518,34 +465,6 @@ async function tls(
   else app.print(renderTls(results));
 }
 
-/** State of the renewal timer as `systemctl show` reports it; undefined without systemd. */
-async function timerInfo(
-  app: App,
-  scope: string,
-  timer: string,
-): Promise<Record<string, string> | undefined> {
-  const { execFile } = await import("node:child_process");
-  const argv = [
-    ...(scope === "user" ? ["--user"] : []),
-    "show",
-    timer,
-    "--property=LoadState,ActiveState,LastTriggerUSec,NextElapseUSecRealtime",
-  ];
-  const text = await new Promise<string | undefined>((resolve) => {
-    execFile("systemctl", argv, { env: { ...app.env }, timeout: 5000 }, (error, stdout) =>
-      resolve(error ? undefined : stdout),
-    );
-  });
-  if (text === undefined) return undefined;
-  const properties = Object.fromEntries(
-    text
-      .split("\n")
-      .filter((line) => line.includes("="))
-      .map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1)]),
-  );
-  return properties["LoadState"] === "loaded" ? properties : undefined;
-}
-
 function renderTimer(timer: string, info: Record<string, string>): string {
   const lines = [`timer ${timer}: ${info["ActiveState"] ?? "unknown"}`];
   if (info["LastTriggerUSec"] && info["LastTriggerUSec"] !== "n/a")
@@ -558,7 +477,8 @@ async function tlsStatus(app: App, names: string[], timer: string): Promise<void
   const { context } = await infisicalBlock(app);
   const { count, manager } = await tlsManager(app);
   if (!app.reportJson()) {
-    const info = await timerInfo(app, context.scope, timer);
+    const { timerState } = await import("@psi/ops");
+    const info = await timerState({ scope: context.scope, timer, env: app.env });
     if (info) app.print(`${renderTimer(timer, info)}\n`);
   }
   if (count === 0) {

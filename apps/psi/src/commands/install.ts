@@ -1,61 +1,23 @@
-import { dirname, join } from "node:path";
-import type { Env, ScopePaths } from "@psi/core";
-import { defaultPaths, ensureDir, isPsiError, scopeForUid, writeFileAtomic } from "@psi/core";
-import { resolveSocketToken } from "@psi/lookup-server";
-import { DRIVER_CONF_NAME, driverConfMode, renderDriverConf } from "@psi/unitgen";
+import { dirname } from "node:path";
+import { ensureDir, writeFileAtomic } from "@psi/core";
+import { type DriverInstall, lookupSocketPath, planDriverInstall as planInstall } from "@psi/ops";
 import type { Command } from "commander";
 import type { App } from "../app.js";
+import { optionalConfig } from "../optional-config.js";
 
-/** The lookup socket: `--socket` → `PSI_SOCKET` → the scope default (SPEC §11). */
-export function lookupSocketPath(
-  flag: string | undefined,
-  env: Env,
-  paths: Pick<ScopePaths, "socket">,
-): string {
-  if (flag) return flag;
-  const fromEnv = env["PSI_SOCKET"];
-  if (fromEnv) return fromEnv;
-  return paths.socket;
-}
+export { lookupSocketPath };
 
-/** What `psi install` renders: the driver conf text and where it goes. */
-export interface DriverInstall {
-  text: string;
-  path: string;
-  socket: string;
-  hasToken: boolean;
-  /** 0600 when the text holds a token, else 0644. */
-  mode: number;
-}
-
-/**
- * Renders containers.conf.d/psi.conf for this host: the lookup socket and, when one is
- * configured (SPEC §4.2), the bearer token. Without a configuration file the scope's
- * defaults and the environment's token are used, so the conf can be made before setup.
- */
+/** The driver conf for this run's configuration (or the scope's defaults without one). */
 export async function planDriverInstall(
   app: App,
   socketFlag: string | undefined,
 ): Promise<DriverInstall> {
-  let paths: ScopePaths;
-  let configToken: string | undefined;
-  try {
-    const loaded = await app.loadConfig();
-    paths = loaded.paths;
-    configToken = loaded.config.socket_token;
-  } catch (error) {
-    if (!isPsiError(error, "config.missing")) throw error;
-    paths = defaultPaths(scopeForUid(app.uid), app.env, app.uid);
-  }
-  const { token } = await resolveSocketToken({ env: app.env, configToken });
-  const socket = lookupSocketPath(socketFlag, app.env, paths);
-  return {
-    text: renderDriverConf({ socket, token }),
-    path: join(paths.containersConfDir, DRIVER_CONF_NAME),
-    socket,
-    hasToken: token !== undefined,
-    mode: driverConfMode({ token }),
-  };
+  return planInstall({
+    loaded: await optionalConfig(app),
+    env: app.env,
+    uid: app.uid,
+    socket: socketFlag,
+  });
 }
 
 /** `psi install [--stdout] [--socket PATH]` (SPEC §5). */

@@ -1,19 +1,12 @@
-import { access } from "node:fs/promises";
-import { dirname, join } from "node:path";
-import type { LoadedConfig, NitrokeyHsmConfig, ScopePaths } from "@psi/core";
-import {
-  defaultPaths,
-  ensureDir,
-  isPsiError,
-  PsiError,
-  scopeForUid,
-  writeFileAtomic,
-} from "@psi/core";
+import type { LoadedConfig, NitrokeyHsmConfig } from "@psi/core";
+import { PsiError } from "@psi/core";
 import type { PcscdMode, sealForStore } from "@psi/provider-nitrokeyhsm";
 import { type Command, Option } from "commander";
 import type { App } from "../app.js";
 import { UsageError } from "../errors.js";
+import { optionalConfig } from "../optional-config.js";
 import { publishMapping, readSecretInput } from "../store-secret.js";
+import { columnWidth, padCells } from "../text.js";
 
 // Loaded on use: the provider pulls in graphene-pk11 and its native addon, which every
 // other psi command (psi serve on each boot first of all) must not pay for.
@@ -70,9 +63,9 @@ export function registerNitrokeyHsm(program: Command, app: App): void {
         app.printJson(report);
         return;
       }
-      const width = Math.max(...report.steps.map((step) => step.title.length));
+      const width = columnWidth(report.steps.map((step) => step.title));
       const lines = report.steps.map((step) => {
-        let line = `${MARK[step.status]}  ${step.title.padEnd(width)}  ${step.detail}`;
+        let line = `${MARK[step.status]}  ${padCells(step.title, width)}  ${step.detail}`;
         if (step.fix) line += `\n${" ".repeat(width + 8)}fix: ${step.fix}`;
         return line;
       });
@@ -321,9 +314,6 @@ interface PcscdOptions {
   buildOnly?: boolean;
 }
 
-/** The Python psi's default build directory of `setup-pcscd`. */
-const PYTHON_BUILD_DIR = "/opt/psi/pcscd";
-
 async function setupPcscd(app: App, options: PcscdOptions): Promise<void> {
   const build = options.buildDir !== undefined || options.buildOnly === true;
   if (options.mode === "host" && (build || options.systemdDir !== undefined)) {
@@ -331,75 +321,21 @@ async function setupPcscd(app: App, options: PcscdOptions): Promise<void> {
       "--build-dir, --systemd-dir and --build-only build the pcscd container; --mode host uses the host's pcscd",
     );
   }
-  let paths: ScopePaths;
-  let scope = scopeForUid(app.uid);
-  let volume = "pcscd-socket";
-  try {
-    const loaded = await app.loadConfig();
-    paths = loaded.paths;
-    scope = loaded.scope;
-    volume = loaded.config.providers?.nitrokeyhsm?.pcscd_volume ?? volume;
-  } catch (error) {
-    if (!isPsiError(error, "config.missing")) throw error;
-    paths = defaultPaths(scope, app.env, app.uid);
-  }
-  const buildDir = build ? (options.buildDir ?? PYTHON_BUILD_DIR) : undefined;
-  const fromRootfs = buildDir !== undefined && (await exists(join(buildDir, "rootfs.tar")));
-  const provider = await hsmProvider();
-  const setup = provider.renderPcscdSetup({
-    volume,
-    mode: options.mode,
-    configDir: buildDir ?? paths.configDir,
-    fromRootfs,
-    ...(options.image === undefined ? {} : { image: options.image }),
-  });
-  const image = options.image ?? provider.PCSCD_IMAGE;
-  const dirs = {
-    quadlet: options.systemdDir ?? paths.systemdDir,
-    config: paths.configDir,
-    polkit: "/etc/polkit-1/rules.d",
-  };
-  const files = setup.files
-    .filter((file) => !(options.buildOnly && file.target === "quadlet"))
-    .map((file) => {
-      // With --build-dir the Containerfile is DIR/Containerfile, as the Python psi wrote it.
-      if (buildDir !== undefined && file.target === "config")
-        return { ...file, name: "Containerfile", path: join(buildDir, "Containerfile") };
-      return { ...file, path: join(options.outputDir ?? dirs[file.target], file.name) };
-    });
-  const write =
-    options.write === true ||
-    options.outputDir !== undefined ||
-    options.systemdDir !== undefined ||
-    build;
-  if (write) {
-    for (const file of files) {
-      await ensureDir(dirname(file.path), 0o755);
-      await writeFileAtomic(file.path, file.text, { mode: file.mode });
-    }
-  }
-  const built = buildDir === undefined ? undefined : await buildPcscdImage(app, buildDir, image);
-  // The Python psi's flow (--build-dir/--systemd-dir without --build-only) also reloaded
-  // systemd after writing the quadlets.
-  const reload =
-    build && !options.buildOnly && options.outputDir === undefined
-      ? await (await import("@psi/setup")).daemonReload({ scope, env: app.env })
-      : undefined;
-  const commands = setup.commands.filter(
-    (command) =>
-      !(built && command.startsWith("podman build")) &&
-      !(reload?.status === "reloaded" && command === "systemctl daemon-reload"),
-  );
+  const loaded = await optionalConfig(app);
+  const { setupPcscd: run } = await import("@psi/ops");
+  const result = await run({ ...options, loaded, env: app.env, uid: app.uid });
+  const { files, builtFrom: built, daemonReload: reload, commands } = result;
+  const write = result.written;
   if (app.globals().json) {
     app.printJson({
-      volume,
-      mode: options.mode,
+      volume: result.volume,
+      mode: result.mode,
       written: write,
       files,
-      ...(built ? { built: { image, from_rootfs: fromRootfs } } : {}),
+      ...(built ? { built: { image: result.image, from_rootfs: built.fromRootfs } } : {}),
       ...(reload ? { daemon_reload: reload } : {}),
       commands,
-      notes: setup.notes,
+      notes: result.notes,
     });
     return;
   }
@@ -409,47 +345,13 @@ async function setupPcscd(app: App, options: PcscdOptions): Promise<void> {
     else out.push(`# ---- ${file.path}`, file.text);
   }
   if (built)
-    out.push(`built ${image} from ${buildDir}${fromRootfs ? " (FROM scratch + rootfs.tar)" : ""}`);
+    out.push(
+      `built ${result.image} from ${built.dir}${built.fromRootfs ? " (FROM scratch + rootfs.tar)" : ""}`,
+    );
   if (options.buildOnly) out.push("--build-only: no quadlets written");
   if (reload?.status === "reloaded") out.push(`systemd: reloaded (${reload.via})`);
   else if (reload?.status === "unavailable") out.push(`systemd: not reloaded: ${reload.detail}`);
   out.push("", "then:", ...commands.map((command) => `  ${command}`));
-  out.push("", "notes:", ...setup.notes.map((note) => `  - ${note}`));
+  out.push("", "notes:", ...result.notes.map((note) => `  - ${note}`));
   app.print(out.join("\n"));
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** `podman build -t IMAGE -f DIR/Containerfile DIR`; its own stderr is the error's detail. */
-async function buildPcscdImage(app: App, dir: string, image: string): Promise<true> {
-  const { execFile } = await import("node:child_process");
-  const argv = ["build", "-t", image, "-f", join(dir, "Containerfile"), dir];
-  const failure = await new Promise<string | undefined>((resolve) => {
-    execFile(
-      "podman",
-      argv,
-      { env: { ...app.env }, maxBuffer: 16 * 1024 * 1024 },
-      (error, _stdout, stderr) =>
-        resolve(
-          error ? `${stderr.trim().split("\n").slice(-5).join("\n") || error.message}` : undefined,
-        ),
-    );
-  });
-  if (failure !== undefined) {
-    throw new PsiError(
-      "nitrokeyhsm.pcscd_build_failed",
-      `podman ${argv.join(" ")} failed:\n${failure}`,
-      {
-        hint: `put a root filesystem of Debian's pcscd into ${dir}/rootfs.tar (scripts/pcscd-rootfs.sh ${dir}) to build without a registry`,
-      },
-    );
-  }
-  return true;
 }

@@ -1,15 +1,15 @@
-import { dirname, resolve } from "node:path";
-import { type CacheStore, createCacheStore } from "@psi/cache";
-import type { CacheBackend, LoadedConfig, Logger, Provider } from "@psi/core";
-import { cachePath, ensureDir, errorMessage, isPsiError, loadConfig } from "@psi/core";
-import { formatTag } from "@psi/envelope";
+import { resolve } from "node:path";
+import { openServeCache as openCache, type ServeCache } from "@psi/cache";
+import type { LoadedConfig, Logger, Provider } from "@psi/core";
+import { cachePath } from "@psi/core";
 import {
-  checkPrivateDir,
+  closeServe,
   createLookupServer,
   type HardenResult,
   hardenProcess,
   type ListenTarget,
-  type LookupServer,
+  prepareServeDirs,
+  reloadServe,
   resolveSocketToken,
   socketActivation,
   swapExposure,
@@ -17,98 +17,21 @@ import {
 import type { Command } from "commander";
 import type { App } from "../app.js";
 
-/** What serve opened for its cache: the store (memory-only without a backend) and the backend. */
-export interface ServeCache {
-  cache: CacheStore | undefined;
-  backend: CacheBackend | undefined;
-}
-
 /**
- * Opens the cache the way serve needs it (SPEC §4.4, §6.5): every failure is a warning
- * and lookups go live — a missing key never takes the host down. Off (`cache.enabled:
- * false`, or no cache block) → no cache at all; enabled without a backend, or a backend
- * that fails → a memory-only store (values fetched live are still kept).
+ * The cache as serve opens it (@psi/cache's openServeCache: every failure a warning, lookups
+ * go live), over this run's configuration and its one opened backend.
  */
-export async function openServeCache(
+export function openServeCache(
   app: App,
   loaded: LoadedConfig,
   logger: Logger,
 ): Promise<ServeCache> {
-  const settings = loaded.config.cache;
-  const path = cachePath(loaded);
-  if (settings === undefined || !settings.enabled) {
-    logger.info("cache is off: every lookup goes to its provider", {
-      event: "cache.open",
-      enabled: false,
-    });
-    return { cache: undefined, backend: undefined };
-  }
-  const memoryOnly = (): ServeCache => ({
-    cache: createCacheStore({ path, logger }),
-    backend: undefined,
+  return openCache({
+    settings: loaded.config.cache,
+    path: cachePath(loaded),
+    logger,
+    openBackend: async () => (await app.context()).openCacheBackend?.(),
   });
-  if (settings.backend === undefined) {
-    logger.warn(
-      "cache.enabled is true but cache.backend is not set: container starts hit the live providers " +
-        "(set cache.backend to tpm, hsm or keyfile and run psi cache init)",
-      { event: "cache.open", path },
-    );
-    return memoryOnly();
-  }
-  let backend: CacheBackend | undefined;
-  try {
-    backend = await (await app.context()).openCacheBackend?.();
-  } catch (error) {
-    logger.warn(
-      `cache backend ${settings.backend} failed to open: container starts hit the live providers`,
-      {
-        event: "cache.open",
-        backend: settings.backend,
-        error: errorMessage(error),
-        ...(isPsiError(error) && error.hint ? { hint: error.hint } : {}),
-      },
-    );
-    return memoryOnly();
-  }
-  if (backend === undefined) return memoryOnly();
-  // inotify tells the store when setup replaced the file; a stat per second is the safety net.
-  // After a key change (psi cache init --force, then setup) the store re-reads the key
-  // where the backend can (keyfile, tpm credential file) before calling itself degraded.
-  const reloadKey = backend.reloadKey?.bind(backend);
-  const cache = createCacheStore({ path, backend, logger, watch: true, reloadKey });
-  try {
-    const stats = await cache.load();
-    logger.info(
-      stats.fileExists
-        ? `cache loaded from ${path}: ${stats.fileEntries} entries`
-        : `no cache file at ${path} yet (setup writes it): lookups go live until then`,
-      {
-        event: "cache.load",
-        path,
-        backend: settings.backend,
-        entries: stats.fileEntries,
-        ...(stats.writtenAt === undefined ? {} : { written_at: stats.writtenAt }),
-        ...(stats.legacy ? { legacy: true } : {}),
-      },
-    );
-  } catch (error) {
-    const fields: Record<string, unknown> = {
-      event: "cache.load",
-      path,
-      backend: settings.backend,
-      error: errorMessage(error),
-    };
-    if (isPsiError(error)) {
-      fields["code"] = error.code;
-      if (error.hint) fields["hint"] = error.hint;
-    }
-    const what = isPsiError(error, "cache.tag_mismatch")
-      ? `cache file ${path} was written by another backend (configured: ${settings.backend}, tag ${formatTag(backend.tag)})`
-      : `cannot read the cache ${path}`;
-    // The store keeps watching the file: the next setup's rewrite is picked up.
-    logger.warn(`${what}; lookups go to the providers until setup rewrites it`, fields);
-  }
-  return { cache, backend };
 }
 
 /** Logs what hardening achieved; failing to harden is a warning, not a crash (SPEC §13). */
@@ -148,67 +71,6 @@ function waitForSignal(): Promise<NodeJS.Signals> {
     process.on("SIGTERM", stop);
     process.on("SIGINT", stop);
   });
-}
-
-/**
- * Creates the socket directory and state_dir (0700) when missing and refuses them when
- * another user could write them (issue 9: a writable socket directory lets anyone take
- * the socket over), unless `serve.allow_insecure_dirs` says so.
- */
-async function checkServeDirs(app: App, loaded: LoadedConfig, target: ListenTarget): Promise<void> {
-  const dirs: [string, string][] = [[loaded.paths.stateDir, "state_dir"]];
-  // Under socket activation systemd made the socket (SocketMode=0600) and its directory.
-  if ("path" in target) dirs.unshift([dirname(target.path), "socket directory"]);
-  for (const [dir, what] of dirs) {
-    await ensureDir(dir, 0o700);
-    if (loaded.config.serve?.allow_insecure_dirs === true) continue;
-    await checkPrivateDir(dir, { uid: app.uid, what, override: "serve.allow_insecure_dirs" });
-  }
-}
-
-/**
- * SIGHUP, as Vault Agent does: re-reads the socket token (credential file, then the
- * configuration file, then PSI_SOCKET_TOKEN) and the cache file. A token that cannot be
- * read keeps the current one; serve never dies of a hangup.
- */
-async function reload(
-  app: App,
-  loaded: LoadedConfig,
-  server: LookupServer,
-  cache: CacheStore | undefined,
-  logger: Logger,
-): Promise<void> {
-  logger.info("SIGHUP: re-reading the socket token and the cache file", { event: "reload" });
-  try {
-    const fresh = await loadConfig({ path: loaded.file, env: app.env, uid: app.uid });
-    const { token, source } = await resolveSocketToken({
-      env: app.env,
-      configToken: fresh.config.socket_token,
-    });
-    server.setToken(token);
-    logger.info(
-      token === undefined ? "socket token: none (auth off)" : `socket token from ${source}`,
-      {
-        event: "reload",
-        auth: token !== undefined,
-        ...(source === undefined ? {} : { source }),
-      },
-    );
-  } catch (error) {
-    logger.warn("SIGHUP: cannot re-read the socket token; keeping the current one", {
-      event: "reload",
-      error: errorMessage(error),
-      ...(isPsiError(error) && error.hint ? { hint: error.hint } : {}),
-    });
-  }
-  if (cache !== undefined) {
-    // reload(), not reloadIfChanged(): a hangup re-reads the file even when it looks the same.
-    const changed = await cache.reload();
-    logger.info(changed ? "cache file re-read" : "cache file unchanged", {
-      event: "reload",
-      cache_changed: changed,
-    });
-  }
 }
 
 /** `psi serve`: everything from config to the socket, then the lookup loop until SIGTERM/SIGINT. */
@@ -271,7 +133,12 @@ async function serveUntilSignal(
   const target: ListenTarget = activated ?? {
     path: resolve(options.socket || app.env["PSI_SOCKET"] || loaded.paths.socket),
   };
-  await checkServeDirs(app, loaded, target);
+  await prepareServeDirs({
+    stateDir: loaded.paths.stateDir,
+    target,
+    uid: app.uid,
+    allowInsecure: loaded.config.serve?.allow_insecure_dirs === true,
+  });
 
   // Listen first, then open providers and load the cache: the socket (and /healthz) is
   // up while a large cache.enc decrypts, and lookups that arrive meanwhile wait for it
@@ -312,7 +179,9 @@ async function serveUntilSignal(
     cache: cache === undefined ? "off" : backend === undefined ? "memory" : "file",
     auth: token !== undefined,
   });
-  onReload(() => reload(app, loaded, server, cache, logger));
+  onReload(() =>
+    reloadServe({ configFile: loaded.file, env: app.env, uid: app.uid, server, cache, logger }),
+  );
 
   const signal = await stopping;
   logger.info(`${signal}: finishing requests in flight, then stopping`, {
@@ -322,32 +191,8 @@ async function serveUntilSignal(
   });
   await server.close();
   cache?.close();
-  await closeAll(providers, backend, logger);
+  await closeServe(providers, backend, logger);
   logger.info("stopped", { event: "shutdown" });
-}
-
-async function closeAll(
-  providers: Map<string, Provider>,
-  backend: CacheBackend | undefined,
-  logger: Logger,
-): Promise<void> {
-  const closing = [...providers.values()].map(async (provider) => {
-    try {
-      await provider.close();
-    } catch (error) {
-      logger.warn(`provider ${provider.name} failed to close`, {
-        event: "shutdown",
-        provider: provider.name,
-        error: errorMessage(error),
-      });
-    }
-  });
-  await Promise.all(closing);
-  try {
-    await backend?.close();
-  } catch (error) {
-    logger.warn("cache backend failed to close", { event: "shutdown", error: errorMessage(error) });
-  }
 }
 
 /** `psi serve [--socket PATH]` (SPEC §4, §11). */

@@ -1,5 +1,3 @@
-import { readFile } from "node:fs/promises";
-import { setTimeout as sleep } from "node:timers/promises";
 import type { Provider, PsiContext } from "@psi/core";
 import { cachePath, errorMessage } from "@psi/core";
 import type {
@@ -12,8 +10,9 @@ import type {
 } from "@psi/setup";
 import type { Command } from "commander";
 import type { App } from "../app.js";
-import { plural, table } from "../text.js";
-import { lookupSocketPath, planDriverInstall } from "./install.js";
+import { optionalConfig } from "../optional-config.js";
+import { columnWidth, padCells, plural, progressLine, table } from "../text.js";
+import { lookupSocketPath } from "./install.js";
 
 /** Options of `psi setup` (and `psi cache refresh`, which is setup for every provider). */
 export interface SetupCommandOptions {
@@ -26,22 +25,14 @@ export interface SetupCommandOptions {
 }
 
 /** One progress line on stderr, rewritten in place; only on a terminal. */
-function progressLine(app: App): { update: (p: SetupProgress) => void; done: () => void } {
-  const line = app.progress();
-  let last = 0;
-  return {
-    update(p) {
-      const now = Date.now();
-      const finished = p.workloads.done === p.workloads.total;
-      if (!finished && now - last < 80) return;
-      last = now;
-      line.update(
-        `setup: sources ${p.sources.done}/${p.sources.total} · ` +
-          `secrets ${p.secrets.done}/${p.secrets.total} · workloads ${p.workloads.done}/${p.workloads.total}`,
-      );
-    },
-    done: () => line.done(),
-  };
+function setupProgress(app: App): { update: (p: SetupProgress) => void; done: () => void } {
+  return progressLine(
+    app.progress(),
+    (p: SetupProgress) =>
+      `setup: sources ${p.sources.done}/${p.sources.total} · ` +
+      `secrets ${p.secrets.done}/${p.secrets.total} · workloads ${p.workloads.done}/${p.workloads.total}`,
+    { intervalMs: 80, final: (p) => p.workloads.done === p.workloads.total },
+  );
 }
 
 /**
@@ -56,17 +47,14 @@ async function expectedOptions(
   required: boolean,
   socket: string | undefined,
 ): Promise<Record<string, string> | undefined> {
-  const { parseDriverOptions } = await import("@psi/setup");
   try {
-    const plan = await planDriverInstall(app, socket);
-    if (socket === undefined && !app.env["PSI_SOCKET"]) {
-      const installed = await readFile(plan.path, "utf8").then(parseDriverOptions, (error) => {
-        if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-        throw error;
-      });
-      if (installed && Object.keys(installed).length > 0) return installed;
-    }
-    return parseDriverOptions(plan.text);
+    const { expectedDriverOptions } = await import("@psi/ops");
+    return await expectedDriverOptions({
+      loaded: await optionalConfig(app),
+      env: app.env,
+      uid: app.uid,
+      socket,
+    });
   } catch (error) {
     if (required) throw error;
     app
@@ -82,70 +70,29 @@ async function expectedOptions(
 async function retryFor(app: App, context: PsiContext): Promise<SetupRetry> {
   const delays = context.config.providers?.infisical?.retry_delays;
   if (!delays || delays.length === 0) return (operation) => operation();
-  const { withInfisicalRetry } = await import("@psi/provider-infisical");
-  const logger = app.logger();
-  return (operation, info) => {
-    if (info.provider !== "infisical") return operation();
-    return withInfisicalRetry(() => operation(), {
-      delays,
-      signal: info.signal,
-      onRetry: ({ attempt, delaySeconds, error }) =>
-        logger.warn(
-          `${errorMessage(error)}; retrying in ${delaySeconds} s (attempt ${attempt + 1} of ${delays.length + 1})`,
-          {
-            event: "setup.retry",
-            provider: info.provider,
-            attempt,
-            delay: delaySeconds,
-          },
-        ),
-    });
-  };
+  const { setupRetry } = await import("@psi/provider-infisical");
+  return setupRetry(delays, app.logger());
 }
-
-/** How long setup waits for serve to load a new cache.enc before restarting workloads. */
-const SERVE_LOAD_WAIT_MS = 10_000;
 
 /**
  * Before `on_change: restart` restarts anything: waits until the running serve has loaded
- * the cache.enc setup just wrote (its `/metrics` report the file's `written_at`), so the
- * restarted container gets the new value, not the one serve still holds. When serve cannot
- * be asked (a setup container without the socket mounted), waits past serve's own stat
- * interval instead.
+ * the cache.enc setup just wrote, so the restarted container gets the new value.
  */
 async function waitForServeLoad(app: App, context: PsiContext, writtenAt: number): Promise<void> {
-  const { getOnSocket, parsePrometheus } = await import("./status.js");
-  const { resolveSocketToken } = await import("@psi/lookup-server");
-  const socket = lookupSocketPath(undefined, app.env, context.paths);
+  const [{ waitForServeLoad: wait }, { resolveSocketToken }] = await Promise.all([
+    import("@psi/ops"),
+    import("@psi/lookup-server"),
+  ]);
   const { token } = await resolveSocketToken({
     env: app.env,
     configToken: context.config.socket_token,
   }).catch(() => ({ token: undefined }));
-  const deadline = Date.now() + SERVE_LOAD_WAIT_MS;
-  while (Date.now() < deadline) {
-    let answer: { status: number; body: string };
-    try {
-      answer = await getOnSocket(socket, "/metrics", token);
-    } catch {
-      app.logger().debug(`cannot ask psi serve at ${socket}; waiting 2 s for it to reload`, {
-        event: "setup.restart_wait",
-      });
-      await sleep(2_000);
-      return;
-    }
-    if (answer.status !== 200) return;
-    const loaded = parsePrometheus(answer.body).find(
-      (sample) => sample.name === "psi_cache_written_timestamp_seconds",
-    )?.value;
-    if (loaded !== undefined && loaded >= writtenAt) return;
-    await sleep(100);
-  }
-  app
-    .logger()
-    .warn(
-      `psi serve at ${socket} has not loaded the new cache.enc after ${SERVE_LOAD_WAIT_MS / 1000} s; restarting anyway`,
-      { event: "setup.restart_wait" },
-    );
+  await wait({
+    socket: lookupSocketPath(undefined, app.env, context.paths),
+    token,
+    writtenAt,
+    logger: app.logger(),
+  });
 }
 
 /** Opens the providers setup fetches from (those of the selected workloads). */
@@ -193,7 +140,7 @@ export async function runSetupCommand(app: App, options: SetupCommandOptions): P
   }
 
   const providers = await openFetchingProviders(app, context, options.provider);
-  const progress = progressLine(app);
+  const progress = setupProgress(app);
   try {
     const settings = loaded.config.cache;
     const cache =
@@ -263,9 +210,12 @@ function renderChanges(workload: WorkloadOutcome): string[] {
 /** The human summary of a setup run. */
 export function renderSetup(result: SetupResult): string {
   const lines: string[] = [];
-  const width = Math.max(8, ...result.workloads.map((workload) => workload.name.length));
+  const width = columnWidth(
+    result.workloads.map((workload) => workload.name),
+    8,
+  );
   for (const workload of result.workloads) {
-    const name = workload.name.padEnd(width);
+    const name = padCells(workload.name, width);
     if (workload.status === "store-only") {
       lines.push(`${name}  store-only  ${workload.note ?? ""}`);
       continue;

@@ -1,0 +1,195 @@
+import { spawn } from "node:child_process";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { saveCache } from "@psi/cache";
+import { initKeyfile, keyfileCacheBackendFromKey } from "@psi/cache-keyfile";
+import { defaultPaths, type Env } from "@psi/core";
+import { sealLocal } from "@psi/provider-local";
+import { renderDriverConf } from "@psi/unitgen";
+
+// `psi demo`'s host: a throwaway directory with a configuration (local provider, keyfile
+// cache backend), sample secrets sealed as mapping files and an empty cache file, and the
+// Podman walkthrough in storage isolated under it. The frontend runs serve over it.
+
+/** The demo's sample secrets: made-up values, shown in full (they protect nothing). */
+export const DEMO_SAMPLES: readonly { name: string; value: string }[] = [
+  { name: "demo--GREETING", value: "hello from psi" },
+  { name: "demo--DB_PASSWORD", value: "correct-horse-battery-staple" },
+  { name: "demo--API_KEY", value: "sk-demo-0123456789abcdef" },
+];
+
+/** A prepared demo directory. */
+export interface DemoHost {
+  dir: string;
+  configPath: string;
+  stateDir: string;
+  keyFile: string;
+  /** Each sample with its sealed mapping (what `psi local store --mapping-only` prints). */
+  samples: { name: string; value: string; mapping: Uint8Array }[];
+  /** Removes the directory and everything in it. */
+  remove(): Promise<void>;
+}
+
+/** The demo's default socket: psi-demo.sock in the user scope's socket directory. */
+export function demoSocketPath(env: Env, uid: number): string {
+  return join(dirname(defaultPaths("user", env, uid).socket), "psi-demo.sock");
+}
+
+/**
+ * Creates the demo directory (under `root`, default the system's temp directory): the
+ * configuration, a keyfile, the samples sealed as 0600 mapping files and an empty cache.
+ * On failure the directory is removed again.
+ */
+export async function prepareDemoHost(options: { root?: string } = {}): Promise<DemoHost> {
+  const dir = await mkdtemp(join(options.root ?? tmpdir(), "psi-demo-"));
+  const remove = () => rm(dir, { recursive: true, force: true });
+  try {
+    const configPath = join(dir, "config.yaml");
+    const stateDir = join(dir, "state");
+    const keyFile = join(dir, "cache.keyfile");
+    await writeFile(
+      configPath,
+      `# psi demo: sealed local secrets, keyfile cache backend\nstate_dir: ${stateDir}\n` +
+        `providers:\n  local: {}\ncache:\n  backend: keyfile\n  key_file: ${keyFile}\n`,
+    );
+    const key = await initKeyfile({ path: keyFile });
+    const backend = keyfileCacheBackendFromKey(key);
+    key.fill(0);
+    await backend.open();
+    try {
+      await mkdir(stateDir, { recursive: true, mode: 0o700 });
+      const samples: DemoHost["samples"] = [];
+      for (const sample of DEMO_SAMPLES) {
+        const mapping = await sealLocal(backend, Buffer.from(sample.value));
+        samples.push({ ...sample, mapping });
+        await writeFile(join(stateDir, sample.name), mapping, { mode: 0o600 });
+      }
+      // An empty cache file, as `psi cache init` leaves it: serve loads it at startup.
+      await saveCache({
+        path: join(stateDir, "cache.enc"),
+        backend,
+        previous: null,
+        fetched: [],
+        prune: true,
+      });
+      return { dir, configPath, stateDir, keyFile, samples, remove };
+    } finally {
+      await backend.close();
+    }
+  } catch (error) {
+    await remove();
+    throw error;
+  }
+}
+
+function run(
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  input?: Uint8Array,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { env, stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      stdout += chunk;
+    });
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      stderr += chunk;
+    });
+    child.on("error", (error) => resolve({ code: -1, stdout, stderr: error.message }));
+    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.stdin.end(input);
+  });
+}
+
+async function findFile(root: string, name: string, within: string): Promise<string | undefined> {
+  const queue = [root];
+  while (queue.length > 0) {
+    const current = queue.shift() as string;
+    const entries = await readdir(current, { withFileTypes: true }).catch(() => []);
+    for (const entry of entries) {
+      const path = join(current, entry.name);
+      if (entry.isDirectory()) queue.push(path);
+      else if (entry.name === name && path.includes(within)) return path;
+    }
+  }
+  return undefined;
+}
+
+/** Options of {@link demoThroughPodman}. */
+export interface DemoPodmanOptions {
+  /** The demo directory; Podman's storage goes under it. */
+  dir: string;
+  /** The lookup socket the shell driver calls. */
+  socket: string;
+  /** The sealed mapping the secret is created with. */
+  mapping: Uint8Array;
+  /** The Podman secret's name. */
+  name: string;
+  env: Env;
+  /** Each command as the walkthrough shows it, before it runs. */
+  onCommand?: (line: string) => void;
+}
+
+/**
+ * The Podman part of the walkthrough: a shell-driver secret created with the podman CLI
+ * (the driver's store goes through the demo socket) and a `podman create` that makes
+ * Podman resolve it, in storage isolated under the demo directory. Returns the value
+ * Podman received, or a reason it could not run here.
+ */
+export async function demoThroughPodman(
+  options: DemoPodmanOptions,
+): Promise<{ value?: Buffer; skipped?: string }> {
+  const { dir, socket, mapping, name } = options;
+  const say = options.onCommand ?? (() => {});
+  const version = await run("podman", ["--version"], process.env);
+  if (version.code !== 0) return { skipped: "podman is not installed" };
+  const conf = join(dir, "podman", "containers.conf");
+  await mkdir(join(dir, "podman", "rootfs"), { recursive: true });
+  await writeFile(conf, renderDriverConf({ socket }));
+  const env = { ...options.env, CONTAINERS_CONF: conf } as NodeJS.ProcessEnv;
+  const flags = [
+    "--root",
+    join(dir, "podman", "storage"),
+    "--runroot",
+    join(dir, "podman", "run"),
+    "--storage-driver",
+    "vfs",
+  ];
+  say(`psi local store --mapping-only ${name} | podman secret create --driver shell ${name} -`);
+  // `podman secret create NAME -` insists on a pipe; Node gives children a socketpair.
+  const created = await run(
+    "sh",
+    ["-c", 'cat | podman "$@"', "sh", ...flags, "secret", "create", "--driver", "shell", name, "-"],
+    env,
+    mapping,
+  );
+  if (created.code !== 0)
+    return { skipped: `podman secret create failed: ${created.stderr.trim()}` };
+  say(`podman create --secret ${name},type=mount,target=/run/secrets/db --rootfs <dir> /bin/true`);
+  const container = await run(
+    "podman",
+    [
+      ...flags,
+      "create",
+      "--secret",
+      `${name},type=mount,target=/run/secrets/db`,
+      "--rootfs",
+      join(dir, "podman", "rootfs"),
+      "/bin/true",
+    ],
+    env,
+  );
+  if (container.code !== 0) return { skipped: `podman create failed: ${container.stderr.trim()}` };
+  const id = container.stdout.trim();
+  const file = await findFile(join(dir, "podman", "storage"), name, id);
+  const value = file === undefined ? undefined : await readFile(file);
+  await run("podman", [...flags, "rm", "--force", id], env);
+  await run("podman", [...flags, "secret", "rm", name], env);
+  return value === undefined
+    ? { skipped: "Podman wrote no secret file for the container" }
+    : { value };
+}

@@ -1,0 +1,71 @@
+// @psi/ops: PSI's host-level operations as library functions with typed results. The CLI
+// (apps/psi) parses arguments, calls these and renders; a Cockpit plugin, an Ansible
+// module or a deployment script can call the same functions.
+
+export {
+  assertCacheBackend,
+  type CacheInitOptions,
+  type CacheInitResult,
+  type CacheLocations,
+  type CacheStatusReport,
+  type CacheVerifyReport,
+  cacheInitializers,
+  cacheLocations,
+  cacheStatus,
+  describeMapping,
+  type InvalidateResult,
+  type InvalidateTarget,
+  initCache,
+  invalidateCache,
+  listCacheBackends,
+  type ResolveTargetsOptions,
+  resolveInvalidateTargets,
+  verifyCache,
+} from "./cache.js";
+export {
+  DEMO_SAMPLES,
+  type DemoHost,
+  type DemoPodmanOptions,
+  demoSocketPath,
+  demoThroughPodman,
+  prepareDemoHost,
+} from "./demo.js";
+export {
+  type DriverInstall,
+  type DriverInstallOptions,
+  expectedDriverOptions,
+  planDriverInstall,
+} from "./driver.js";
+export {
+  PCSCD_BUILD_DIR,
+  type PcscdSetupOptions,
+  type PcscdSetupResult,
+  type PlacedPcscdFile,
+  setupPcscd,
+} from "./pcscd.js";
+export {
+  getOnSocket,
+  lookupSocketPath,
+  SOCKET_TIMEOUT_MS,
+  type SocketAnswer,
+  socketProblem,
+  type WaitForServeLoadOptions,
+  waitForServeLoad,
+} from "./socket.js";
+export {
+  type CacheReport,
+  collectStatus,
+  type DriftReport,
+  type ProviderReport,
+  type ServeMetrics,
+  type ServeStatus,
+  type StatusIssue,
+  type StatusOptions,
+  type StatusReport,
+} from "./status.js";
+export {
+  type RegisteredSecret,
+  type RegisterSecretOptions,
+  registerSealedSecret,
+} from "./store.js";
+export { type TimerState, timerState } from "./systemd.js";

@@ -1,0 +1,3 @@
+import { psiProject } from "../../vitest.shared.ts";
+
+export default psiProject("@psi/ops");
