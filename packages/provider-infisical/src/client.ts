@@ -340,11 +340,21 @@ export function createInfisicalClient(options: InfisicalClientOptions) {
   }
 
   /** Sends an authenticated request; a 401 logs in once more and repeats it. */
+  /**
+   * Sends `request` with the project's bearer token and the call's timeout and signal; a
+   * 401 (a token Infisical no longer accepts) logs in again once and repeats it.
+   */
   async function authed(
     target: ResolvedProject,
     call: CallOptions,
-    build: (token: string) => HttpRequest,
+    request: Omit<HttpRequest, "headers" | "timeoutMs" | "signal">,
   ): Promise<HttpAnswer> {
+    const build = (token: string): HttpRequest => ({
+      ...request,
+      headers: bearer(token),
+      timeoutMs: timeoutMs(call),
+      signal: call.signal,
+    });
     const token = await tokenFor(target, call);
     const answer = await send(build(token), call);
     if (answer.status !== 401) return answer;
@@ -401,14 +411,11 @@ export function createInfisicalClient(options: InfisicalClientOptions) {
   ): Promise<Map<string, string[]>> {
     const attached = new Map<string, string[]>();
     const get = async (url: string, query: Record<string, string>) => {
-      const answer = await authed(target, call, (token) => ({
+      const answer = await authed(target, call, {
         method: "GET",
         url,
         query,
-        headers: bearer(token),
-        timeoutMs: timeoutMs(call),
-        signal: call.signal,
-      }));
+      });
       judge(
         answer,
         target,
@@ -473,17 +480,14 @@ export function createInfisicalClient(options: InfisicalClientOptions) {
       const target = project(request.project);
       const secretPath = normalizeSecretPath(request.path);
       const apiPath = "/api/v4/secrets";
-      const answer = await authed(target, call, (token) => ({
+      const answer = await authed(target, call, {
         method: "GET",
         url: apiPath,
         query: {
           ...readQuery(target, secretPath),
           recursive: request.recursive ? TRUE : "false",
         },
-        headers: bearer(token),
-        timeoutMs: timeoutMs(call),
-        signal: call.signal,
-      }));
+      });
       judge(answer, target, "GET", apiPath);
       const parsed = parseAnswer(ListSecretsResponseSchema, answer.body, `GET ${apiPath}`);
       const merged = new Map<string, ListedSecret>();
@@ -544,14 +548,11 @@ export function createInfisicalClient(options: InfisicalClientOptions) {
       const target = project(request.project);
       const secretPath = normalizeSecretPath(request.path);
       const apiPath = `/api/v4/secrets/${encodeURIComponent(request.key)}`;
-      const answer = await authed(target, call, (token) => ({
+      const answer = await authed(target, call, {
         method: "GET",
         url: apiPath,
         query: readQuery(target, secretPath),
-        headers: bearer(token),
-        timeoutMs: timeoutMs(call),
-        signal: call.signal,
-      }));
+      });
       judge(
         answer,
         target,
@@ -570,7 +571,7 @@ export function createInfisicalClient(options: InfisicalClientOptions) {
       call: CallOptions = {},
     ): Promise<WriteOutcome> {
       const target = project(request.project);
-      const answer = await authed(target, call, (token) => ({
+      const answer = await authed(target, call, {
         method: "POST",
         url: `/api/v4/secrets/${encodeURIComponent(request.key)}`,
         body: {
@@ -581,10 +582,7 @@ export function createInfisicalClient(options: InfisicalClientOptions) {
           secretComment: request.comment ?? "",
           type: "shared",
         },
-        headers: bearer(token),
-        timeoutMs: timeoutMs(call),
-        signal: call.signal,
-      }));
+      });
       judge(answer, target, "POST", "/api/v4/secrets/{key}");
       const parsed = parseAnswer(
         WriteSecretResponseSchema,
@@ -601,7 +599,7 @@ export function createInfisicalClient(options: InfisicalClientOptions) {
     ): Promise<WriteOutcome> {
       const target = project(request.project);
       const secretPath = normalizeSecretPath(request.path);
-      const answer = await authed(target, call, (token) => ({
+      const answer = await authed(target, call, {
         method: "PATCH",
         url: `/api/v4/secrets/${encodeURIComponent(request.key)}`,
         body: {
@@ -611,10 +609,7 @@ export function createInfisicalClient(options: InfisicalClientOptions) {
           secretValue: request.value,
           type: "shared",
         },
-        headers: bearer(token),
-        timeoutMs: timeoutMs(call),
-        signal: call.signal,
-      }));
+      });
       judge(
         answer,
         target,
@@ -640,7 +635,7 @@ export function createInfisicalClient(options: InfisicalClientOptions) {
       call: CallOptions = {},
     ): Promise<WriteOutcome> {
       const target = project(request.project);
-      const answer = await authed(target, call, (token) => ({
+      const answer = await authed(target, call, {
         method: "POST",
         url: "/api/v4/secrets/batch",
         body: {
@@ -653,10 +648,7 @@ export function createInfisicalClient(options: InfisicalClientOptions) {
             secretComment: secret.comment ?? "",
           })),
         },
-        headers: bearer(token),
-        timeoutMs: timeoutMs(call),
-        signal: call.signal,
-      }));
+      });
       judge(answer, target, "POST", "/api/v4/secrets/batch");
       const parsed = parseAnswer(BatchResponseSchema, answer.body, "POST /api/v4/secrets/batch");
       return "approval" in parsed ? "pending_approval" : "created";
@@ -676,7 +668,7 @@ export function createInfisicalClient(options: InfisicalClientOptions) {
       const target = project(request.project);
       const parent = normalizeSecretPath(request.path);
       if (!request.parentIsNew) {
-        const listed = await authed(target, call, (token) => ({
+        const listed = await authed(target, call, {
           method: "GET",
           url: "/api/v1/folders",
           query: {
@@ -685,10 +677,7 @@ export function createInfisicalClient(options: InfisicalClientOptions) {
             environment: target.environment,
             path: parent,
           },
-          headers: bearer(token),
-          timeoutMs: timeoutMs(call),
-          signal: call.signal,
-        }));
+        });
         judge(
           listed,
           target,
@@ -703,7 +692,7 @@ export function createInfisicalClient(options: InfisicalClientOptions) {
         );
         if (folders.some((folder) => folder.name === request.name)) return { created: false };
       }
-      const answer = await authed(target, call, (token) => ({
+      const answer = await authed(target, call, {
         method: "POST",
         url: "/api/v1/folders",
         body: {
@@ -713,10 +702,7 @@ export function createInfisicalClient(options: InfisicalClientOptions) {
           workspaceId: target.id,
           environment: target.environment,
         },
-        headers: bearer(token),
-        timeoutMs: timeoutMs(call),
-        signal: call.signal,
-      }));
+      });
       if (answer.status === 400) {
         throw infisicalError(
           "provider.http_error",
@@ -781,14 +767,11 @@ export function createInfisicalClient(options: InfisicalClientOptions) {
       if (request.ttl) attributes["ttl"] = request.ttl;
       if (request.keyAlgorithm) attributes["keyAlgorithm"] = request.keyAlgorithm;
       const apiPath = "/api/v1/cert-manager/certificates";
-      const answer = await authed(target, call, (token) => ({
+      const answer = await authed(target, call, {
         method: "POST",
         url: apiPath,
         body: { profileId: request.profileId, attributes },
-        headers: bearer(token),
-        timeoutMs: timeoutMs(call),
-        signal: call.signal,
-      }));
+      });
       judge(answer, target, "POST", apiPath);
       const parsed = parseAnswer(IssueCertificateResponseSchema, answer.body, `POST ${apiPath}`);
       if (parsed.certificate) return { certificate: parsed.certificate };
@@ -812,13 +795,10 @@ export function createInfisicalClient(options: InfisicalClientOptions) {
     ): Promise<{ status: string; certificate?: IssuedCertificate; error?: string }> {
       const target = project(request.project);
       const statusPath = "/api/v1/cert-manager/certificates/certificate-requests/{id}";
-      const answer = await authed(target, call, (token) => ({
+      const answer = await authed(target, call, {
         method: "GET",
         url: `/api/v1/cert-manager/certificates/certificate-requests/${encodeURIComponent(request.requestId)}`,
-        headers: bearer(token),
-        timeoutMs: timeoutMs(call),
-        signal: call.signal,
-      }));
+      });
       judge(
         answer,
         target,
@@ -834,13 +814,10 @@ export function createInfisicalClient(options: InfisicalClientOptions) {
         };
       }
       const bundlePath = "/api/v1/cert-manager/certificates/{id}/bundle";
-      const bundle = await authed(target, call, (token) => ({
+      const bundle = await authed(target, call, {
         method: "GET",
         url: `/api/v1/cert-manager/certificates/${encodeURIComponent(state.certificateId!)}/bundle`,
-        headers: bearer(token),
-        timeoutMs: timeoutMs(call),
-        signal: call.signal,
-      }));
+      });
       judge(bundle, target, "GET", bundlePath);
       const parsed = parseAnswer(CertificateBundleResponseSchema, bundle.body, `GET ${bundlePath}`);
       const chain = parsed.certificateChain ?? "";
@@ -866,14 +843,11 @@ export function createInfisicalClient(options: InfisicalClientOptions) {
     ): Promise<IssuedCertificate> {
       const target = project(request.project);
       const apiPath = "/api/v1/cert-manager/certificates/{id}/renew";
-      const answer = await authed(target, call, (token) => ({
+      const answer = await authed(target, call, {
         method: "POST",
         url: `/api/v1/cert-manager/certificates/${encodeURIComponent(request.certificateId)}/renew`,
         body: {},
-        headers: bearer(token),
-        timeoutMs: timeoutMs(call),
-        signal: call.signal,
-      }));
+      });
       judge(
         answer,
         target,
