@@ -1,5 +1,5 @@
-import { execFile } from "node:child_process";
 import type { Env, Scope } from "@psi/core";
+import { runTool } from "./run-tool.js";
 
 /** How a daemon-reload went: done (and by which tool), or not possible here (a warning). */
 export type DaemonReloadOutcome =
@@ -64,26 +64,6 @@ function dbusAttempts(scope: Scope): Attempt[] {
   ];
 }
 
-type RunResult = { ok: true } | { ok: false; missing: boolean; detail: string };
-
-function run(attempt: Attempt, env: Env, timeoutMs: number): Promise<RunResult> {
-  return new Promise((resolve) => {
-    execFile(
-      attempt.file,
-      attempt.args,
-      { env: env as NodeJS.ProcessEnv, timeout: timeoutMs, encoding: "utf8" },
-      (error, _stdout, stderr) => {
-        if (!error) return resolve({ ok: true });
-        const missing = (error as NodeJS.ErrnoException).code === "ENOENT";
-        const detail = missing
-          ? `${attempt.file} is not installed`
-          : `${attempt.file} failed: ${(stderr || error.message).trim().split("\n")[0]}`;
-        resolve({ ok: false, missing, detail });
-      },
-    );
-  });
-}
-
 /**
  * Asks systemd to reload its units (SPEC §9) so quadlet picks up new drop-ins: D-Bus
  * `org.freedesktop.systemd1.Manager.Reload` through the first D-Bus client installed
@@ -94,7 +74,7 @@ export async function daemonReload(options: DaemonReloadOptions): Promise<Daemon
   const timeoutMs = options.timeoutMs ?? 60_000;
   const details: string[] = [];
   for (const attempt of dbusAttempts(options.scope)) {
-    const result = await run(attempt, options.env, timeoutMs);
+    const result = await runTool(attempt.file, attempt.args, options.env, timeoutMs);
     if (result.ok) return { status: "reloaded", via: attempt.via };
     if (!result.missing) {
       // A client was there and the bus refused: another client would fare no better.
@@ -108,7 +88,7 @@ export async function daemonReload(options: DaemonReloadOptions): Promise<Daemon
     file: "systemctl",
     args: [...(options.scope === "user" ? ["--user"] : []), "daemon-reload"],
   };
-  const result = await run(systemctl, options.env, timeoutMs);
+  const result = await runTool(systemctl.file, systemctl.args, options.env, timeoutMs);
   if (result.ok) return { status: "reloaded", via: "systemctl" };
   details.push(result.detail);
   return { status: "unavailable", detail: details.join("; ") };

@@ -1,6 +1,6 @@
-import { execFile } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Env, Scope } from "@psi/core";
+import { runTool } from "./run-tool.js";
 
 /** What happened to one unit that setup asked systemd to restart. */
 export interface RestartResult {
@@ -33,26 +33,6 @@ const DEST = "org.freedesktop.systemd1";
 const OBJECT = "/org/freedesktop/systemd1";
 const MANAGER = "org.freedesktop.systemd1.Manager";
 const RUNNING_STATES = ["active", "activating", "reloading"];
-
-type Run = { ok: true; stdout: string } | { ok: false; missing: boolean; detail: string };
-
-function run(file: string, args: string[], env: Env, timeoutMs: number): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      file,
-      args,
-      { env: env as NodeJS.ProcessEnv, timeout: timeoutMs, encoding: "utf8" },
-      (error, stdout, stderr) => {
-        if (!error) return resolve({ ok: true, stdout });
-        const missing = (error as NodeJS.ErrnoException).code === "ENOENT";
-        const detail = missing
-          ? `${file} is not installed`
-          : `${file} failed: ${(stderr || error.message).trim().split("\n")[0]}`;
-        resolve({ ok: false, missing, detail });
-      },
-    );
-  });
-}
 
 /**
  * A unit name is a template when its instance part is empty (`worker@.service`): then
@@ -90,7 +70,12 @@ interface Manager {
 function busctlManager(options: RestartOptions, timeoutMs: number): Manager {
   const user = options.scope === "user" ? ["--user"] : [];
   const busctl = async (args: string[]): Promise<unknown> => {
-    const result = await run("busctl", [...user, "--json=short", ...args], options.env, timeoutMs);
+    const result = await runTool(
+      "busctl",
+      [...user, "--json=short", ...args],
+      options.env,
+      timeoutMs,
+    );
     if (!result.ok) throw new Error(result.detail);
     return result.stdout.trim() === "" ? undefined : JSON.parse(result.stdout);
   };
@@ -128,7 +113,7 @@ function busctlManager(options: RestartOptions, timeoutMs: number): Manager {
       const job = answer.data[0];
       // The job object exists until the restart is done (for Type=notify: until READY=1).
       while (Date.now() < deadline) {
-        const state = await run(
+        const state = await runTool(
           "busctl",
           [...user, "get-property", DEST, job, "org.freedesktop.systemd1.Job", "State"],
           options.env,
@@ -148,7 +133,7 @@ function busctlManager(options: RestartOptions, timeoutMs: number): Manager {
 function systemctlManager(options: RestartOptions, timeoutMs: number): Manager {
   const user = options.scope === "user" ? ["--user"] : [];
   const systemctl = async (args: string[], runTimeout = timeoutMs): Promise<string> => {
-    const result = await run("systemctl", [...user, ...args], options.env, runTimeout);
+    const result = await runTool("systemctl", [...user, ...args], options.env, runTimeout);
     if (!result.ok) throw new Error(result.detail);
     return result.stdout;
   };
@@ -174,7 +159,12 @@ function systemctlManager(options: RestartOptions, timeoutMs: number): Manager {
       await systemctl(["try-restart", unit], Math.max(1, deadline - Date.now()));
     },
     async activeState(unit) {
-      const result = await run("systemctl", [...user, "is-active", unit], options.env, timeoutMs);
+      const result = await runTool(
+        "systemctl",
+        [...user, "is-active", unit],
+        options.env,
+        timeoutMs,
+      );
       return result.ok ? result.stdout.trim() : "inactive";
     },
   };

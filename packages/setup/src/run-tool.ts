@@ -1,0 +1,35 @@
+import { execFile } from "node:child_process";
+import type { Env } from "@psi/core";
+
+/** How one run of a systemd or D-Bus client went; never a thrown error. */
+export type ToolRun =
+  | { ok: true; stdout: string }
+  | { ok: false; missing: boolean; detail: string };
+
+/**
+ * Runs `file` (busctl, gdbus, dbus-send, systemctl) with a bounded time. `missing` tells
+ * "not installed" (try the next client) from "installed and it failed"; `detail` is the
+ * first line of what it said.
+ */
+export function runTool(
+  file: string,
+  args: string[],
+  env: Env,
+  timeoutMs: number,
+): Promise<ToolRun> {
+  return new Promise((resolve) => {
+    execFile(
+      file,
+      args,
+      { env: env as NodeJS.ProcessEnv, timeout: timeoutMs, encoding: "utf8" },
+      (error, stdout, stderr) => {
+        if (!error) return resolve({ ok: true, stdout });
+        const missing = (error as NodeJS.ErrnoException).code === "ENOENT";
+        const detail = missing
+          ? `${file} is not installed`
+          : `${file} failed: ${(stderr || error.message).trim().split("\n")[0]}`;
+        resolve({ ok: false, missing, detail });
+      },
+    );
+  });
+}
