@@ -1,4 +1,4 @@
-import { type ChildProcess, execFile, execFileSync } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import {
   mkdir,
@@ -17,53 +17,23 @@ import { createKeyfileCacheBackend, initKeyfile } from "@psi/cache-keyfile";
 import { createTpmCacheBackend } from "@psi/cache-tpm";
 import { type CacheBackend, writeFileAtomic } from "@psi/core";
 import { aesGcmBackend, type CacheCipher } from "@psi/envelope";
-import { type FakeInfisical, startFakeInfisical } from "@psi/testkit/fake-infisical";
-import { tempDir } from "@psi/testkit/tmp";
 import { type LogRecord, unixRequest } from "@psi/testkit/unix-http";
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { CLI, killRunning, requireBuiltCli, type Serve, spawnServe } from "./serve-helpers.js";
+import { beforeEach, describe, expect, it } from "vitest";
+import { MAPPING, useServeFixture } from "./serve-fixture.js";
+import { CLI, type Serve } from "./serve-helpers.js";
 
 // Hostile files in state_dir and in place of cache.enc, and a key change under a running
 // serve (SPEC §13 "Reliability and security"), against the built CLI as a real process:
 // `pnpm exec turbo run build --filter=@psi/cli...` first.
 
-const PROJECT_ID = "0f3c1a2b-1111-4222-8333-444455556666";
-const MAPPING = { provider: "infisical", project: "myproject", path: "/myapp", key: "DB_PASSWORD" };
-const LIVE_VALUE = "live-from-infisical";
-
-let dir: { path: string; cleanup: () => Promise<void> };
-let fake: FakeInfisical;
-let stateDir: string;
-let keyFile: string;
-let cachePath: string;
-let config: string;
-let socket: string;
-const running: ChildProcess[] = [];
-
-async function writeConfig(cache: string): Promise<void> {
-  await writeFile(
-    config,
-    [
-      `state_dir: ${stateDir}`,
-      "providers:",
-      "  infisical:",
-      `    api_url: ${fake.url}`,
-      "    auth: { method: universal-auth, client_id: cid, client_secret: csecret }",
-      `    projects: { myproject: { id: ${PROJECT_ID}, environment: prod } }`,
-      "    lookup_timeout: 10",
-      cache,
-      "",
-    ].join("\n"),
-  );
-}
-
-const keyfileCache = () =>
-  `cache: { enabled: true, backend: keyfile, key_file: ${keyFile}, path: ${cachePath} }`;
+const fx = useServeFixture();
+// The Infisical provider waits long for a live lookup; `cache` is the cache block's line.
+const writeConfig = (cache: string) => fx.writeConfig(["    lookup_timeout: 10", cache]);
 
 /** What setup does: the whole file, written atomically with `cipher`. */
 async function writeCache(value: string, cipher: CacheCipher): Promise<void> {
   await saveCache({
-    path: cachePath,
+    path: fx.cachePath,
     backend: cipher,
     previous: null,
     fetched: [{ mapping: MAPPING, value: Buffer.from(value) }],
@@ -72,7 +42,7 @@ async function writeCache(value: string, cipher: CacheCipher): Promise<void> {
 }
 
 async function withKeyfile<T>(use: (backend: CacheBackend) => Promise<T>): Promise<T> {
-  const backend = createKeyfileCacheBackend({ path: keyFile });
+  const backend = createKeyfileCacheBackend({ path: fx.keyFile });
   await backend.open();
   try {
     return await use(backend);
@@ -81,26 +51,16 @@ async function withKeyfile<T>(use: (backend: CacheBackend) => Promise<T>): Promi
   }
 }
 
-function startServe(env: Record<string, string> = {}): Serve {
-  const serve = spawnServe({
-    config,
-    socket,
-    home: join(dir.path, "home"),
-    args: ["--socket", socket],
-    env,
-  });
-  running.push(serve.child);
-  return serve;
-}
+const startServe = (env: Record<string, string> = {}): Serve => fx.start({ env });
 
 /** The built CLI once, as an operator runs it. */
 async function psi(args: string[], env: Record<string, string> = {}) {
   try {
     const { stdout, stderr } = await promisify(execFile)(
       process.execPath,
-      [CLI, ...args, "-c", config],
+      [CLI, ...args, "-c", fx.config],
       {
-        env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", HOME: join(dir.path, "home"), ...env },
+        env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", HOME: join(fx.dir, "home"), ...env },
       },
     );
     return { code: 0, stdout, stderr };
@@ -110,7 +70,7 @@ async function psi(args: string[], env: Record<string, string> = {}) {
   }
 }
 
-const lookup = async (id: string) => unixRequest(socket, { path: `/lookup/${id}` });
+const lookup = async (id: string) => unixRequest(fx.socket, { path: `/lookup/${id}` });
 
 /** Waits for a log record that matches, logged after the first `after` records. */
 async function nextRecord(
@@ -130,45 +90,19 @@ function rssKb(pid: number): Promise<number> {
   );
 }
 
-beforeAll(requireBuiltCli);
-
 beforeEach(async () => {
-  dir = await tempDir("psi-hostile-");
-  stateDir = join(dir.path, "state");
-  keyFile = join(dir.path, "etc", "cache.keyfile");
-  cachePath = join(stateDir, "cache.enc");
-  config = join(dir.path, "config.yaml");
-  socket = join(dir.path, "run", "psi.sock");
-  await mkdir(stateDir, { recursive: true, mode: 0o700 });
-  await mkdir(join(dir.path, "home"));
-  fake = await startFakeInfisical();
-  fake.addUniversalAuth({ clientId: "cid", clientSecret: "csecret" });
-  fake.setSecret({
-    projectId: PROJECT_ID,
-    environment: "prod",
-    path: "/myapp",
-    key: "DB_PASSWORD",
-    value: LIVE_VALUE,
-  });
-  await writeFile(join(stateDir, "id1"), JSON.stringify(MAPPING), { mode: 0o600 });
-  await initKeyfile({ path: keyFile });
-});
-
-afterEach(async () => {
-  killRunning(running);
-  await fake.stop();
-  await dir.cleanup();
+  await initKeyfile({ path: fx.keyFile });
 });
 
 describe("hostile mapping files", () => {
   it("a FIFO, a symlink to /dev/zero, a sparse 2 GB file, a directory: corrupt_mapping for that lookup only", async () => {
-    await writeConfig(keyfileCache());
+    await writeConfig(fx.keyfileCache());
     await withKeyfile((backend) => writeCache("cached-hunter2", backend));
-    execFileSync("mkfifo", [join(stateDir, "fifo")]);
-    await symlink("/dev/zero", join(stateDir, "zero"));
-    await writeFile(join(stateDir, "sparse"), "");
-    await truncate(join(stateDir, "sparse"), 2 * 1024 ** 3);
-    await mkdir(join(stateDir, "adir"));
+    execFileSync("mkfifo", [join(fx.stateDir, "fifo")]);
+    await symlink("/dev/zero", join(fx.stateDir, "zero"));
+    await writeFile(join(fx.stateDir, "sparse"), "");
+    await truncate(join(fx.stateDir, "sparse"), 2 * 1024 ** 3);
+    await mkdir(join(fx.stateDir, "adir"));
     const serve = startServe();
     await serve.waitFor((r) => r.event === "listen", "Listening on");
     // All at once: before, a FIFO blocked every request (/healthz too) until a writer came,
@@ -178,7 +112,7 @@ describe("hostile mapping files", () => {
       lookup("zero"),
       lookup("sparse"),
       lookup("adir"),
-      unixRequest(socket, { path: "/healthz" }),
+      unixRequest(fx.socket, { path: "/healthz" }),
       lookup("id1"),
     ]);
     const [fifo, zero, sparse, adir, healthz, good] = answers;
@@ -208,8 +142,8 @@ describe("hostile mapping files", () => {
       "fs.too_large",
     ]);
     // a good file in place of the FIFO is served
-    await rm(join(stateDir, "fifo"));
-    await writeFile(join(stateDir, "fifo"), JSON.stringify(MAPPING), { mode: 0o600 });
+    await rm(join(fx.stateDir, "fifo"));
+    await writeFile(join(fx.stateDir, "fifo"), JSON.stringify(MAPPING), { mode: 0o600 });
     expect((await lookup("fifo")).text).toBe("cached-hunter2");
     serve.child.kill("SIGTERM");
     expect(await serve.exited).toEqual({ code: 0, signal: null });
@@ -218,21 +152,21 @@ describe("hostile mapping files", () => {
 
 describe("hostile files in place of cache.enc", () => {
   it("a FIFO, /dev/zero, then no file: warnings, lookups answer from memory, a good file recovers, SIGTERM exits", async () => {
-    await writeConfig(keyfileCache());
+    await writeConfig(fx.keyfileCache());
     await withKeyfile((backend) => writeCache("first", backend));
     const serve = startServe();
     await serve.waitFor((r) => r.event === "listen", "Listening on");
     expect((await lookup("id1")).text).toBe("first");
     // Infisical is down: only the cache in memory can answer
-    await fake.down();
+    await fx.fake.down();
     // each replaces cache.enc in one rename, as an attacker with write access to state_dir can
-    const planted = join(stateDir, "planted");
+    const planted = join(fx.stateDir, "planted");
     const steps: Array<[string, () => Promise<void>, string, string]> = [
       [
         "a FIFO",
         async () => {
           execFileSync("mkfifo", [planted]);
-          await rename(planted, cachePath);
+          await rename(planted, fx.cachePath);
         },
         "cache.reload_failed",
         "fs.not_regular",
@@ -241,12 +175,12 @@ describe("hostile files in place of cache.enc", () => {
         "/dev/zero",
         async () => {
           await symlink("/dev/zero", planted);
-          await rename(planted, cachePath);
+          await rename(planted, fx.cachePath);
         },
         "cache.reload_failed",
         "fs.symlink",
       ],
-      ["no file", () => unlink(cachePath), "cache.missing", ""],
+      ["no file", () => unlink(fx.cachePath), "cache.missing", ""],
     ];
     for (const [what, plant, event, code] of steps) {
       const mark = serve.records().length;
@@ -261,7 +195,7 @@ describe("hostile files in place of cache.enc", () => {
       if (code !== "") expect(warning["code"]).toBe(code);
       const [hit, healthz] = await Promise.all([
         lookup("id1"),
-        unixRequest(socket, { path: "/healthz" }),
+        unixRequest(fx.socket, { path: "/healthz" }),
       ]);
       expect([what, hit.status, hit.text]).toEqual([what, 200, "first"]);
       expect(healthz.status).toBe(200);
@@ -271,16 +205,16 @@ describe("hostile files in place of cache.enc", () => {
     await withKeyfile((backend) => writeCache("second", backend));
     await nextRecord(serve, mark, (r) => r.event === "cache.reload", "the reload");
     expect((await lookup("id1")).text).toBe("second");
-    await fake.up();
+    await fx.fake.up();
     serve.child.kill("SIGTERM");
     expect(await serve.exited).toEqual({ code: 0, signal: null });
   });
 
   it("refuses a cache.enc older than the loaded one; a restart loads it on purpose", async () => {
-    await writeConfig(keyfileCache());
+    await writeConfig(fx.keyfileCache());
     await withKeyfile((backend) =>
       saveCache({
-        path: cachePath,
+        path: fx.cachePath,
         backend,
         previous: null,
         fetched: [{ mapping: MAPPING, value: Buffer.from("rotated-away") }],
@@ -288,12 +222,12 @@ describe("hostile files in place of cache.enc", () => {
         now: () => Date.now() - 3600_000,
       }),
     );
-    const old = await readFile(cachePath);
+    const old = await readFile(fx.cachePath);
     await withKeyfile((backend) => writeCache("current", backend));
     const serve = startServe();
     await serve.waitFor((r) => r.event === "listen", "Listening on");
     const mark = serve.records().length;
-    await writeFileAtomic(cachePath, old, { mode: 0o600 });
+    await writeFileAtomic(fx.cachePath, old, { mode: 0o600 });
     const warning = await nextRecord(
       serve,
       mark,
@@ -314,12 +248,12 @@ describe("hostile files in place of cache.enc", () => {
 
 describe("a key change under a running serve", () => {
   it("keyfile: psi cache init --force then setup is read with the new key; a foreign key is degraded in /metrics and psi status", async () => {
-    await writeConfig(keyfileCache());
+    await writeConfig(fx.keyfileCache());
     await withKeyfile((backend) => writeCache("first", backend));
     const serve = startServe();
     await serve.waitFor((r) => r.event === "listen", "Listening on");
     expect((await lookup("id1")).text).toBe("first");
-    const healthy = await psi(["status", "--socket", socket]);
+    const healthy = await psi(["status", "--socket", fx.socket]);
     expect(JSON.parse(healthy.stdout).problems).toEqual([]);
     expect(healthy.code).toBe(0);
 
@@ -341,11 +275,11 @@ describe("a key change under a running serve", () => {
     mark = serve.records().length;
     await writeCache("foreign", aesGcmBackend(randomBytes(32), 0x03));
     await nextRecord(serve, mark, (r) => r["degraded"] === true, "the degraded warning");
-    expect((await unixRequest(socket, { path: "/healthz" })).status).toBe(200);
+    expect((await unixRequest(fx.socket, { path: "/healthz" })).status).toBe(200);
     expect((await lookup("id1")).text).toBe("second");
-    const metrics = (await unixRequest(socket, { path: "/metrics" })).text;
+    const metrics = (await unixRequest(fx.socket, { path: "/metrics" })).text;
     expect(metrics).toMatch(/^psi_cache_degraded\{reason="cache\.auth_failed: [^"]*"\} 1$/m);
-    const degraded = await psi(["status", "--socket", socket]);
+    const degraded = await psi(["status", "--socket", fx.socket]);
     expect(degraded.code).toBe(1);
     const problem = JSON.parse(degraded.stdout).problems.find(
       (p: { code: string }) => p.code === "cache.degraded",
@@ -358,24 +292,24 @@ describe("a key change under a running serve", () => {
     mark = serve.records().length;
     await withKeyfile((backend) => writeCache("third", backend));
     await nextRecord(serve, mark, (r) => r.event === "cache.reload", "the healing reload");
-    expect((await unixRequest(socket, { path: "/metrics" })).text).toMatch(
+    expect((await unixRequest(fx.socket, { path: "/metrics" })).text).toMatch(
       /^psi_cache_degraded 0$/m,
     );
-    expect((await psi(["status", "--socket", socket])).code).toBe(0);
+    expect((await psi(["status", "--socket", fx.socket])).code).toBe(0);
     serve.child.kill("SIGTERM");
     expect((await serve.exited).code).toBe(0);
   });
 
   it("tpm: a new key in $CREDENTIALS_DIRECTORY/psi-cache-key is re-read", async () => {
-    const credentials = join(dir.path, "creds");
+    const credentials = join(fx.dir, "creds");
     await mkdir(credentials, { mode: 0o700 });
     const credential = join(credentials, "psi-cache-key");
     await writeFileAtomic(credential, randomBytes(32), { mode: 0o600 });
-    await writeConfig(`cache: { enabled: true, backend: tpm, path: ${cachePath} }`);
+    await writeConfig(`cache: { enabled: true, backend: tpm, path: ${fx.cachePath} }`);
     const tpm = (): Promise<CacheBackend> => {
       const backend = createTpmCacheBackend({
         env: { CREDENTIALS_DIRECTORY: credentials },
-        configDir: dir.path,
+        configDir: fx.dir,
       });
       return backend.open().then(() => backend);
     };

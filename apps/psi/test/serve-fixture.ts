@@ -4,7 +4,13 @@ import { join } from "node:path";
 import { type FakeInfisical, startFakeInfisical } from "@psi/testkit/fake-infisical";
 import { tempDir } from "@psi/testkit/tmp";
 import { afterEach, beforeAll, beforeEach } from "vitest";
-import { killRunning, requireBuiltCli, type Serve, spawnServe } from "./serve-helpers.js";
+import {
+  killRunning,
+  requireBuiltCli,
+  type Serve,
+  type SpawnServeOptions,
+  spawnServe,
+} from "./serve-helpers.js";
 
 // One fake Infisical secret behind one mapping file, and `psi serve` processes started
 // on it: the common ground of the process tests (signals, directory checks).
@@ -17,14 +23,22 @@ export const MAPPING = {
   key: "DB_PASSWORD",
 };
 export const LIVE_VALUE = "live-from-infisical";
-const PROJECT_ID = "0f3c1a2b-1111-4222-8333-444455556666";
+export const PROJECT_ID = "0f3c1a2b-1111-4222-8333-444455556666";
 
 /** What a test sees of the fixture (fields are fresh for each test). */
 export interface ServeFixture {
   dir: string;
   stateDir: string;
   config: string;
+  /** Where a keyfile cache keeps its key (created by {@link ServeFixture.keyfileCache}'s users). */
+  keyFile: string;
+  /** `<stateDir>/cache.enc`. */
+  cachePath: string;
+  /** `<dir>/run/psi.sock`, the socket {@link ServeFixture.start} listens on by default. */
+  socket: string;
   fake: FakeInfisical;
+  /** The config line of a keyfile cache at {@link keyFile} and {@link cachePath}. */
+  keyfileCache(): string;
   /** Rewrites the config with extra top-level YAML lines. */
   writeConfig(extra?: string[]): Promise<void>;
   /** Starts `psi serve -c <config> --socket <socket>` (default `<dir>/run/psi.sock`). */
@@ -34,6 +48,8 @@ export interface ServeFixture {
     env?: Record<string, string>;
     args?: string[];
   }): Serve;
+  /** `psi serve` exactly as `options` say (no `--socket` added), stopped after the test. */
+  spawn(options: Omit<SpawnServeOptions, "config" | "home">): Serve;
 }
 
 /** Registers the hooks that build the fixture before each test and tear it down after. */
@@ -49,6 +65,11 @@ export function useServeFixture(): ServeFixture {
     fixture.dir = dir.path;
     fixture.stateDir = join(dir.path, "state");
     fixture.config = join(dir.path, "config.yaml");
+    fixture.keyFile = join(dir.path, "etc", "cache.keyfile");
+    fixture.cachePath = join(fixture.stateDir, "cache.enc");
+    fixture.socket = join(dir.path, "run", "psi.sock");
+    fixture.keyfileCache = () =>
+      `cache: { enabled: true, backend: keyfile, key_file: ${fixture.keyFile}, path: ${fixture.cachePath} }`;
     await mkdir(fixture.stateDir, { recursive: true, mode: 0o700 });
     await mkdir(join(dir.path, "home"));
     fixture.fake = await startFakeInfisical();
@@ -77,18 +98,23 @@ export function useServeFixture(): ServeFixture {
         { mode: 0o600 },
       );
     await fixture.writeConfig();
-    fixture.start = (options = {}) => {
-      const socket = options.socket ?? join(dir.path, "run", "psi.sock");
+    fixture.spawn = (options) => {
       const serve = spawnServe({
         config: fixture.config,
-        socket,
         home: join(dir.path, "home"),
+        ...options,
+      });
+      running.push(serve.child);
+      return serve;
+    };
+    fixture.start = (options = {}) => {
+      const socket = options.socket ?? fixture.socket;
+      return fixture.spawn({
+        socket,
         args: ["--socket", socket, ...(options.args ?? [])],
         ...(options.direct ? { direct: true } : {}),
         ...(options.env ? { env: options.env } : {}),
       });
-      running.push(serve.child);
-      return serve;
     };
   });
   afterEach(async () => {

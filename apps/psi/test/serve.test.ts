@@ -1,72 +1,39 @@
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { chmod, chown, copyFile, mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { saveCache } from "@psi/cache";
 import { createKeyfileCacheBackend, initKeyfile } from "@psi/cache-keyfile";
-import { type FakeInfisical, startFakeInfisical } from "@psi/testkit/fake-infisical";
-import { requireTool, tempDir } from "@psi/testkit/tmp";
+import { requireTool } from "@psi/testkit/tmp";
 import { unixRequest } from "@psi/testkit/unix-http";
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { killRunning, requireBuiltCli, type Serve, spawnServe } from "./serve-helpers.js";
+import { beforeEach, describe, expect, it } from "vitest";
+import { LIVE_VALUE, MAPPING, PROJECT_ID, useServeFixture } from "./serve-fixture.js";
+import type { Serve } from "./serve-helpers.js";
 
 // These tests run the built CLI as a real process (signals, socket activation, process
 // hardening): `pnpm exec turbo run build --filter=@psi/cli...` first.
 const VECTORS = fileURLToPath(new URL("../../../vectors/", import.meta.url));
-const PROJECT_ID = "0f3c1a2b-1111-4222-8333-444455556666";
-const MAPPING = { provider: "infisical", project: "myproject", path: "/myapp", key: "DB_PASSWORD" };
-const LIVE_VALUE = "live-from-infisical";
 const CACHED_VALUE = "cached-hunter2";
 
-let dir: { path: string; cleanup: () => Promise<void> };
-let fake: FakeInfisical;
-let stateDir: string;
-let keyFile: string;
-let cachePath: string;
-let config: string;
-const running: ChildProcess[] = [];
+const fx = useServeFixture();
 
+/** `psi serve` with exactly these arguments (a `--socket` only where the test passes one). */
 function startServe(
   args: string[],
   options: { env?: Record<string, string>; command?: string[]; uid?: number } = {},
 ): Serve {
-  const serve = spawnServe({
-    config,
-    socket: join(dir.path, "run", "psi.sock"),
-    home: join(dir.path, "home"),
-    args,
-    ...options,
-  });
-  running.push(serve.child);
-  return serve;
+  return fx.spawn({ socket: fx.socket, args, ...options });
 }
 
-async function writeConfig(cache: string): Promise<void> {
-  await writeFile(
-    config,
-    [
-      `state_dir: ${stateDir}`,
-      "providers:",
-      "  infisical:",
-      `    api_url: ${fake.url}`,
-      "    auth: { method: universal-auth, client_id: cid, client_secret: csecret }",
-      `    projects: { myproject: { id: ${PROJECT_ID}, environment: prod } }`,
-      "    lookup_timeout: 10",
-      cache,
-      "",
-    ].join("\n"),
-  );
-}
-
-const keyfileCache = () =>
-  `cache: { enabled: true, backend: keyfile, key_file: ${keyFile}, path: ${cachePath} }`;
+// The Infisical provider waits long for a live lookup; `cache` is the cache block's line.
+const writeConfig = (cache: string) => fx.writeConfig(["    lookup_timeout: 10", cache]);
 
 async function writeCachedValue(value: string): Promise<void> {
-  const backend = createKeyfileCacheBackend({ path: keyFile });
+  const backend = createKeyfileCacheBackend({ path: fx.keyFile });
   await backend.open();
   await saveCache({
-    path: cachePath,
+    path: fx.cachePath,
     backend,
     fetched: [{ mapping: MAPPING, value: Buffer.from(value) }],
     prune: true,
@@ -74,62 +41,37 @@ async function writeCachedValue(value: string): Promise<void> {
   await backend.close();
 }
 
-beforeAll(requireBuiltCli);
-
 beforeEach(async () => {
-  dir = await tempDir("psi-serve-");
-  stateDir = join(dir.path, "state");
-  keyFile = join(dir.path, "etc", "cache.keyfile");
-  cachePath = join(stateDir, "cache.enc");
-  config = join(dir.path, "config.yaml");
-  await mkdir(stateDir, { recursive: true, mode: 0o700 });
-  await mkdir(join(dir.path, "home"));
-  fake = await startFakeInfisical();
-  fake.addUniversalAuth({ clientId: "cid", clientSecret: "csecret" });
-  fake.setSecret({
-    projectId: PROJECT_ID,
-    environment: "prod",
-    path: "/myapp",
-    key: "DB_PASSWORD",
-    value: LIVE_VALUE,
-  });
-  await writeFile(join(stateDir, "id1"), JSON.stringify(MAPPING), { mode: 0o600 });
-  await initKeyfile({ path: keyFile });
-});
-
-afterEach(async () => {
-  killRunning(running);
-  await fake.stop();
-  await dir.cleanup();
+  await initKeyfile({ path: fx.keyFile });
 });
 
 describe("psi serve", () => {
   it("serves cache hits, drains on SIGTERM, removes the socket and exits 0", async () => {
-    await writeConfig(keyfileCache());
+    await writeConfig(fx.keyfileCache());
     await writeCachedValue(CACHED_VALUE);
-    const serve = startServe(["--socket", join(dir.path, "run", "psi.sock")]);
+    const serve = startServe(["--socket", join(fx.dir, "run", "psi.sock")]);
     const listening = await serve.waitFor((r) => r.event === "listen", "Listening on");
     expect(listening.msg).toBe(`Listening on ${serve.socket}`);
     expect((await stat(serve.socket)).mode & 0o777).toBe(0o600);
-    expect((await stat(join(dir.path, "run"))).mode & 0o777).toBe(0o700);
+    expect((await stat(join(fx.dir, "run"))).mode & 0o777).toBe(0o700);
     const hit = await unixRequest(serve.socket, { path: "/lookup/id1" });
     expect(hit.status).toBe(200);
     expect(hit.text).toBe(CACHED_VALUE);
     // a slow provider call in flight when SIGTERM arrives still gets its answer
-    await writeFile(join(stateDir, "id2"), JSON.stringify({ ...MAPPING, key: "OTHER" }), {
+    await writeFile(join(fx.stateDir, "id2"), JSON.stringify({ ...MAPPING, key: "OTHER" }), {
       mode: 0o600,
     });
-    fake.setSecret({
+    fx.fake.setSecret({
       projectId: PROJECT_ID,
       environment: "prod",
       path: "/myapp",
       key: "OTHER",
       value: "slow-value",
     });
-    fake.slow(800);
+    fx.fake.slow(800);
     const inFlight = unixRequest(serve.socket, { path: "/lookup/id2" });
     // SIGTERM once the lookup is in flight: Infisical has the request (and holds it 800 ms).
-    while (!fake.requests.some((r) => r.path === "/api/v4/secrets/OTHER"))
+    while (!fx.fake.requests.some((r) => r.path === "/api/v4/secrets/OTHER"))
       await new Promise((r) => setTimeout(r, 5));
     serve.child.kill("SIGTERM");
     const answer = await inFlight;
@@ -143,9 +85,9 @@ describe("psi serve", () => {
   });
 
   it("picks up a cache refresh written by setup while running", async () => {
-    await writeConfig(keyfileCache());
+    await writeConfig(fx.keyfileCache());
     await writeCachedValue("first");
-    const serve = startServe([], { env: { PSI_SOCKET: join(dir.path, "run", "psi.sock") } });
+    const serve = startServe([], { env: { PSI_SOCKET: join(fx.dir, "run", "psi.sock") } });
     await serve.waitFor((r) => r.event === "listen", "Listening on");
     expect((await unixRequest(serve.socket, { path: "/lookup/id1" })).text).toBe("first");
     await writeCachedValue("second");
@@ -162,14 +104,14 @@ describe("psi serve", () => {
   });
 
   it("warns and answers live when the cache file is corrupt", async () => {
-    await writeConfig(keyfileCache());
-    await copyFile(join(VECTORS, "tampered.enc"), cachePath);
-    const serve = startServe(["--socket", join(dir.path, "run", "psi.sock")]);
+    await writeConfig(fx.keyfileCache());
+    await copyFile(join(VECTORS, "tampered.enc"), fx.cachePath);
+    const serve = startServe(["--socket", join(fx.dir, "run", "psi.sock")]);
     const warning = await serve.waitFor(
       (r) => r.event === "cache.load" && r.level === "warn",
       "the cache warning",
     );
-    expect(String(warning["error"])).toContain(cachePath);
+    expect(String(warning["error"])).toContain(fx.cachePath);
     await serve.waitFor((r) => r.event === "listen", "Listening on");
     const live = await unixRequest(serve.socket, { path: "/lookup/id1" });
     expect(live.status).toBe(200);
@@ -179,9 +121,9 @@ describe("psi serve", () => {
   });
 
   it("names both tags and the fix when cache.enc was written by another backend", async () => {
-    await writeConfig(keyfileCache());
-    await copyFile(join(VECTORS, "tpm-cache.enc"), cachePath);
-    const serve = startServe(["--socket", join(dir.path, "run", "psi.sock")]);
+    await writeConfig(fx.keyfileCache());
+    await copyFile(join(VECTORS, "tpm-cache.enc"), fx.cachePath);
+    const serve = startServe(["--socket", join(fx.dir, "run", "psi.sock")]);
     const warning = await serve.waitFor(
       (r) => r.event === "cache.load" && r.level === "warn",
       "the tag warning",
@@ -199,7 +141,7 @@ describe("psi serve", () => {
 
   it("warns when the cache is enabled without a backend, or the key is missing, and runs live", async () => {
     await writeConfig("cache: { enabled: true }");
-    const noBackend = startServe(["--socket", join(dir.path, "run", "psi.sock")]);
+    const noBackend = startServe(["--socket", join(fx.dir, "run", "psi.sock")]);
     const warning = await noBackend.waitFor(
       (r) => r.event === "cache.open" && r.level === "warn",
       "the warning",
@@ -210,8 +152,8 @@ describe("psi serve", () => {
     noBackend.child.kill("SIGTERM");
     expect((await noBackend.exited).code).toBe(0);
 
-    await writeConfig(`cache: { backend: keyfile, key_file: ${join(dir.path, "nope.keyfile")} }`);
-    const noKey = startServe(["--socket", join(dir.path, "run", "psi.sock")]);
+    await writeConfig(`cache: { backend: keyfile, key_file: ${join(fx.dir, "nope.keyfile")} }`);
+    const noKey = startServe(["--socket", join(fx.dir, "run", "psi.sock")]);
     const missing = await noKey.waitFor(
       (r) => r.event === "cache.open" && r.level === "warn",
       "the key warning",
@@ -224,11 +166,11 @@ describe("psi serve", () => {
   });
 
   it("requires the token from the credential, and refuses an invalid one at startup", async () => {
-    await writeConfig(keyfileCache());
-    const creds = join(dir.path, "creds");
+    await writeConfig(fx.keyfileCache());
+    const creds = join(fx.dir, "creds");
     await mkdir(creds);
     await writeFile(join(creds, "psi-socket-token"), "cred-token-12345\n");
-    const serve = startServe(["--socket", join(dir.path, "run", "psi.sock")], {
+    const serve = startServe(["--socket", join(fx.dir, "run", "psi.sock")], {
       env: { CREDENTIALS_DIRECTORY: creds, PSI_SOCKET_TOKEN: "ignored-env-token" },
     });
     await serve.waitFor((r) => r.event === "listen", "Listening on");
@@ -241,13 +183,13 @@ describe("psi serve", () => {
     serve.child.kill("SIGTERM");
     expect((await serve.exited).code).toBe(0);
 
-    const bad = startServe(["--socket", join(dir.path, "run", "bad.sock")], {
+    const bad = startServe(["--socket", join(fx.dir, "run", "bad.sock")], {
       env: { PSI_SOCKET_TOKEN: "has spaces in it" },
     });
     expect((await bad.exited).code).toBe(1);
     expect(bad.stderr()).toContain("PSI_SOCKET_TOKEN");
     expect(bad.stderr()).not.toContain("has spaces in it");
-    expect(existsSync(join(dir.path, "run", "bad.sock"))).toBe(false);
+    expect(existsSync(join(fx.dir, "run", "bad.sock"))).toBe(false);
   });
 
   it("takes its socket from systemd socket activation (LISTEN_FDS, fd 3)", async (ctx) => {
@@ -260,10 +202,10 @@ describe("psi serve", () => {
       )
     )
       ctx.skip();
-    await writeConfig(keyfileCache());
+    await writeConfig(fx.keyfileCache());
     await writeCachedValue(CACHED_VALUE);
-    const socket = join(dir.path, "activated.sock");
-    const serve = startServe(["--socket", join(dir.path, "ignored.sock")], {
+    const socket = join(fx.dir, "activated.sock");
+    const serve = startServe(["--socket", join(fx.dir, "ignored.sock")], {
       command: ["systemd-socket-activate", "-l", socket],
     });
     // systemd-socket-activate binds first and starts serve on the first connection; the
@@ -273,25 +215,25 @@ describe("psi serve", () => {
     const listening = await serve.waitFor((r) => r.event === "listen", "Listening on");
     expect(listening).toMatchObject({ fd: 3, activated: true });
     expect((await early).text).toBe(CACHED_VALUE);
-    expect(existsSync(join(dir.path, "ignored.sock"))).toBe(false);
+    expect(existsSync(join(fx.dir, "ignored.sock"))).toBe(false);
     serve.child.kill("SIGTERM");
     expect((await serve.exited).code).toBe(0);
   });
 
   it("makes itself non-dumpable and disables core dumps", async () => {
-    await writeConfig(keyfileCache());
+    await writeConfig(fx.keyfileCache());
     await writeCachedValue(CACHED_VALUE);
     // run as an unprivileged user so /proc shows the effect of PR_SET_DUMPABLE=0:
     // the files of a non-dumpable process belong to root instead of its own uid
     const uid = 65534;
     const canSwitch = process.getuid?.() === 0;
     if (canSwitch) {
-      execFileSync("chown", ["-R", `${uid}:${uid}`, dir.path]);
-      await chmod(dir.path, 0o755);
-      await chown(config, uid, uid);
+      execFileSync("chown", ["-R", `${uid}:${uid}`, fx.dir]);
+      await chmod(fx.dir, 0o755);
+      await chown(fx.config, uid, uid);
     }
     const serve = startServe(
-      ["--socket", join(dir.path, "run", "psi.sock"), "--log-level", "debug"],
+      ["--socket", join(fx.dir, "run", "psi.sock"), "--log-level", "debug"],
       canSwitch ? { uid } : {},
     );
     await serve.waitFor((r) => r.event === "listen", "Listening on");
@@ -310,9 +252,9 @@ describe("psi serve", () => {
 
   it("answers 64 concurrent curl lookups without a failure", async (ctx) => {
     if (requireTool(existsSync("/usr/bin/curl"), "curl", "curl")) ctx.skip();
-    await writeConfig(keyfileCache());
+    await writeConfig(fx.keyfileCache());
     await writeCachedValue(CACHED_VALUE);
-    const serve = startServe(["--socket", join(dir.path, "run", "psi.sock")]);
+    const serve = startServe(["--socket", join(fx.dir, "run", "psi.sock")]);
     await serve.waitFor((r) => r.event === "listen", "Listening on");
     const results = await Promise.all(
       Array.from(
