@@ -66,11 +66,14 @@ cache="$root/.cache/image"
 mkdir -p "$cache"
 work=$(mktemp -d "$cache/work.XXXXXX")
 storage="$work/storage"
-podman_() { podman --root "$storage/root" --runroot "$storage/run" --storage-driver vfs "$@"; }
+# Podman refuses a runroot longer than 50 characters, and a checkout may sit deep in the
+# tree (CI clones into /check/work/...): keep the runroot short, under /tmp.
+runroot=$(mktemp -d /tmp/psi-image-run.XXXXXX)
+podman_() { podman --root "$storage/root" --runroot "$runroot" --storage-driver vfs "$@"; }
 cleanup() {
   # vfs layers may hold files only root can delete; podman removes its own storage.
   [ -d "$storage/root" ] && podman_ system reset --force >/dev/null 2>&1 || true
-  rm -rf "$work"
+  rm -rf "$work" "$runroot"
 }
 trap cleanup EXIT
 

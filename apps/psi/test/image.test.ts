@@ -316,6 +316,7 @@ afterAll(async () => {
   }
   await podman?.stop();
   await fake?.stop();
+  if (!tmp) return;
   const left = (await readFile("/proc/self/mountinfo", "utf8"))
     .split("\n")
     .filter((line) => line.includes(tmp.path));
