@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
-import { defineConfig } from "tsup";
+import { createRequire } from "node:module";
+import { defineConfig, type Options } from "tsup";
 
 const { version } = JSON.parse(readFileSync("package.json", "utf8")) as { version: string };
 
@@ -7,6 +8,54 @@ const { version } = JSON.parse(readFileSync("package.json", "utf8")) as { versio
 // compiled in (an ESM graph of ~120 files costs more to load than the code itself), split
 // at every dynamic import so a command loads only its own part. Native addons stay
 // external, loaded on demand by the commands that need them.
+const requireBuiltin = createRequire(import.meta.url);
+type Plugin = NonNullable<Options["esbuildPlugins"]>[number];
+
+/**
+ * Imports of Node built-ins without Node's ESM facade. `import { x } from "node:fs"`
+ * makes Node build a namespace of every export, and reading them runs the lazy getters:
+ * node:fs then loads its streams, node:crypto its Web Crypto, node:http undici — about
+ * 15 ms of a `psi serve` start that a bare server never pays. Each built-in becomes a
+ * module that takes the object from process.getBuiltinModule and re-exports its values;
+ * the expensive getters below are left out, so importing one by name fails this build.
+ */
+const LAZY: Record<string, readonly string[]> = {
+  "node:fs": ["ReadStream", "WriteStream", "FileReadStream", "FileWriteStream", "Utf8Stream"],
+  "node:crypto": ["webcrypto", "subtle", "getRandomValues"],
+  "node:http": ["WebSocket", "CloseEvent", "MessageEvent"],
+  "node:net": ["BlockList", "SocketAddress"],
+  "node:process": ["stdout", "stdin", "stderr", "report"],
+};
+const builtinsWithoutFacade: Plugin = {
+  name: "psi-builtins-without-facade",
+  setup(build) {
+    build.onResolve({ filter: /^node:/ }, (args) =>
+      args.kind === "import-statement" || args.kind === "dynamic-import"
+        ? { path: args.path, namespace: "psi-builtin" }
+        : undefined,
+    );
+    build.onLoad({ filter: /.*/, namespace: "psi-builtin" }, (args) => {
+      const mod = requireBuiltin(args.path) as Record<string, unknown>;
+      const names = Object.keys(mod).filter((name) => {
+        return (
+          name !== "default" &&
+          /^[A-Za-z_$][\w$]*$/.test(name) &&
+          !(LAZY[args.path] ?? []).includes(name)
+        );
+      });
+      const specifier = JSON.stringify(args.path);
+      return {
+        contents: [
+          `const m = process.getBuiltinModule(${specifier});`,
+          "export default m;",
+          `export const { ${names.join(", ")} } = m;`,
+        ].join("\n"),
+        loader: "js",
+      };
+    });
+  },
+};
+
 export default defineConfig({
   entry: ["src/cli.ts"],
   format: ["esm"],
@@ -18,6 +67,7 @@ export default defineConfig({
   removeNodeProtocol: false,
   noExternal: [/^@psi\//, "commander", "yaml", "valibot"],
   external: ["graphene-pk11", "koffi", "ofetch", "aws4"],
+  esbuildPlugins: [builtinsWithoutFacade],
   // `psi --version` answers without reading package.json (see src/version.ts)
   define: { PSI_BUILD_VERSION: JSON.stringify(version) },
   banner: {
