@@ -1,8 +1,8 @@
 import type {
-  ConflictPolicy,
   EnvFormat,
   ImportRun,
   InfisicalImportTarget,
+  InfisicalTarget,
   LoginCheck,
   TlsResult,
   TlsStatus,
@@ -16,20 +16,9 @@ import { columnWidth, padCells, plural, progressLine, table } from "../text.js";
 // @psi/provider-infisical's operations (and @psi/ops for the imports that read Podman), so
 // deployment scripts can run it without the CLI.
 
-interface Target {
-  project: string;
-  path: string;
-  /** The reference's name for `--path` on write-file. */
-  secretPath?: string;
-  /** Another environment than the project's configured one (`--environment`). */
-  environment?: string;
-}
-
-interface ImportFlags extends Target {
-  conflict: ConflictPolicy;
-  dryRun?: boolean;
-  podmanSocket?: string;
-}
+/** `--path`, also as the reference's `--secret-path` (write-file). */
+type Target = InfisicalTarget & { secretPath?: string };
+type ImportFlags = InfisicalImportTarget & { podmanSocket?: string };
 
 const wantsJson = (app: App) => app.globals().json === true;
 
@@ -322,6 +311,8 @@ function withTarget(command: Command): Command {
     .option("--environment <slug>", "another environment than the project's configured one");
 }
 
+const PODMAN_SOCKET = "Podman API socket (env PSI_PODMAN_SOCKET; default: the scope's)";
+
 /** Repeatable `--name X`: collects every value. */
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
@@ -398,10 +389,7 @@ export function registerInfisical(program: Command, app: App): void {
     .argument("[names...]", "Podman secret names")
     .option("--name <name>", "a Podman secret name (repeatable; same as NAME)", collect)
     .option("--all", "every Podman secret")
-    .option(
-      "--podman-socket <path>",
-      "Podman API socket (env PSI_PODMAN_SOCKET; default: the scope's)",
-    )
+    .option("--podman-socket <path>", PODMAN_SOCKET)
     .action(async (names: string[], flags: ImportFlags & { all?: boolean; name?: string[] }) =>
       importPodmanSecrets(app, names, flags),
     );
@@ -412,10 +400,7 @@ export function registerInfisical(program: Command, app: App): void {
     )
     .argument("<files...>", "quadlet files")
     .option("--resolve-secrets", "also import Secret= references, read through Podman")
-    .option(
-      "--podman-socket <path>",
-      "Podman API socket (env PSI_PODMAN_SOCKET; default: the scope's)",
-    )
+    .option("--podman-socket <path>", PODMAN_SOCKET)
     .action(async (files: string[], flags: ImportFlags & { resolveSecrets?: boolean }) =>
       importQuadlets(app, files, flags),
     );
