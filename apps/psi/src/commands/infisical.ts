@@ -158,13 +158,6 @@ function podmanSource(app: App, flags: ImportFlags) {
   };
 }
 
-function importEnvFile(app: App, file: string | undefined, flags: ImportFlags): Promise<void> {
-  return runImport(app, async (context, onProgress) => {
-    const { importEnvFile } = await import("@psi/provider-infisical");
-    return importEnvFile(context, { ...flags, file, stdin: app.io.stdin, onProgress });
-  });
-}
-
 function importPodmanSecrets(
   app: App,
   positional: string[],
@@ -182,17 +175,6 @@ function importPodmanSecrets(
       names,
       onProgress,
     });
-  });
-}
-
-function importQuadlets(
-  app: App,
-  files: string[],
-  flags: ImportFlags & { resolveSecrets?: boolean },
-): Promise<void> {
-  return runImport(app, async (context, onProgress) => {
-    const { importQuadlets } = await import("@psi/ops");
-    return importQuadlets(context, { ...flags, ...podmanSource(app, flags), files, onProgress });
   });
 }
 
@@ -379,7 +361,10 @@ export function registerInfisical(program: Command, app: App): void {
     .description("import the KEY=value lines of a dotenv file (stdin when FILE is - or omitted)")
     .argument("[file]", "dotenv file; - or nothing reads stdin")
     .action(async (file: string | undefined, flags: ImportFlags) =>
-      importEnvFile(app, file, flags),
+      runImport(app, async (context, onProgress) => {
+        const { importEnvFile } = await import("@psi/provider-infisical");
+        return importEnvFile(context, { ...flags, file, stdin: app.io.stdin, onProgress });
+      }),
     );
 
   withImportFlags(imports.command("podman-secret"))
@@ -402,7 +387,15 @@ export function registerInfisical(program: Command, app: App): void {
     .option("--resolve-secrets", "also import Secret= references, read through Podman")
     .option("--podman-socket <path>", PODMAN_SOCKET)
     .action(async (files: string[], flags: ImportFlags & { resolveSecrets?: boolean }) =>
-      importQuadlets(app, files, flags),
+      runImport(app, async (context, onProgress) => {
+        const { importQuadlets } = await import("@psi/ops");
+        return importQuadlets(context, {
+          ...flags,
+          ...podmanSource(app, flags),
+          files,
+          onProgress,
+        });
+      }),
     );
 
   const tlsCommand = infisical
