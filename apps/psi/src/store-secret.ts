@@ -1,6 +1,17 @@
 import { PsiError, type Scope } from "@psi/core";
 import type { App } from "./app.js";
 
+/** All of stdin as bytes; the chunk copies are zeroed (it may be a secret). */
+export async function readAll(stdin: App["io"]["stdin"]): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stdin) {
+    chunks.push(typeof chunk === "string" ? Buffer.from(chunk) : Buffer.from(chunk as Uint8Array));
+  }
+  const data = Buffer.concat(chunks);
+  for (const chunk of chunks) chunk.fill(0);
+  return data;
+}
+
 /**
  * Reads a secret value from stdin for `psi local store` / `psi nitrokeyhsm store`;
  * refuses a terminal (the value would echo) and an empty input. `what` is the command
@@ -12,12 +23,7 @@ export async function readSecretInput(stdin: App["io"]["stdin"], what: string): 
       hint: `pipe the value in, e.g. printf %s "$VALUE" | psi ${what}`,
     });
   }
-  const chunks: Buffer[] = [];
-  for await (const chunk of stdin) {
-    chunks.push(typeof chunk === "string" ? Buffer.from(chunk) : Buffer.from(chunk as Uint8Array));
-  }
-  const data = Buffer.concat(chunks);
-  for (const chunk of chunks) chunk.fill(0);
+  const data = await readAll(stdin);
   if (data.length === 0) {
     throw new PsiError("input.empty", `${what}: stdin is empty, there is nothing to seal`, {
       hint: `pipe the value in, e.g. printf %s "$VALUE" | psi ${what} (printf %s adds no newline)`,

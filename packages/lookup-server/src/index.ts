@@ -25,6 +25,15 @@ export {
   parsePrometheus,
 } from "./metrics.js";
 export {
+  type LookupOnceOptions,
+  lazyProviders,
+  listMappingIds,
+  lookupOnce,
+  type OneShotOptions,
+  removeMappingOnce,
+  storeMappingOnce,
+} from "./oneshot.js";
+export {
   createLookupServer,
   type ListenTarget,
   type LookupBackends,

@@ -37,6 +37,13 @@ export {
   planDriverInstall,
 } from "./driver.js";
 export {
+  importPodmanSecrets,
+  importQuadlets,
+  type PodmanSecretImportOptions,
+  type PodmanSourceOptions,
+  type QuadletImportOptions,
+} from "./infisical-import.js";
+export {
   PCSCD_BUILD_DIR,
   type PcscdSetupOptions,
   type PcscdSetupResult,

@@ -78,6 +78,24 @@ export {
 } from "./tooling/import-sources.js";
 export { type LoginCheck, loginAll } from "./tooling/login-all.js";
 export {
+  contextClientOptions,
+  type ImportRun,
+  type InfisicalEnvOptions,
+  type InfisicalImportTarget,
+  type InfisicalTarget,
+  type InfisicalWriteFileOptions,
+  importEnvFile,
+  infisicalEnv,
+  infisicalImport,
+  infisicalLogin,
+  infisicalSettings,
+  infisicalTls,
+  infisicalWriteFile,
+  openInfisicalClient,
+  readImportInput,
+  readQuadletImport,
+} from "./tooling/operations.js";
+export {
   type PodmanSecretRef,
   type ResolvePodmanSecretOptions,
   resolvePodmanSecretValue,

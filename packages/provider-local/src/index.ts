@@ -7,3 +7,4 @@ export {
   sealLocal,
   sealLocalBlob,
 } from "./local.js";
+export { sealLocalSecret } from "./store.js";

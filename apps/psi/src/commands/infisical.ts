@@ -1,17 +1,8 @@
-import { readFile } from "node:fs/promises";
-import {
-  errorMessage,
-  type InfisicalConfig,
-  type Mapping,
-  type PsiContext,
-  PsiError,
-} from "@psi/core";
 import type {
-  ConflictPolicy,
   EnvFormat,
-  ImportItem,
-  ImportReport,
-  InfisicalClient,
+  ImportRun,
+  InfisicalImportTarget,
+  InfisicalTarget,
   LoginCheck,
   TlsResult,
   TlsStatus,
@@ -22,62 +13,12 @@ import { UsageError } from "../errors.js";
 import { columnWidth, padCells, plural, progressLine, table } from "../text.js";
 
 // `psi infisical ...` (SPEC §12): argument parsing and output only; the work is done by
-// @psi/provider-infisical's tooling so deployment scripts can run it without the CLI.
+// @psi/provider-infisical's operations (and @psi/ops for the imports that read Podman), so
+// deployment scripts can run it without the CLI.
 
-interface Target {
-  project: string;
-  path: string;
-  /** The reference's name for `--path` on write-file. */
-  secretPath?: string;
-  /** Another environment than the project's configured one (`--environment`). */
-  environment?: string;
-}
-
-interface ImportFlags extends Target {
-  conflict: ConflictPolicy;
-  dryRun?: boolean;
-  podmanSocket?: string;
-}
-
-async function infisicalBlock(app: App): Promise<{ context: PsiContext; config: InfisicalConfig }> {
-  const context = await app.context();
-  const config = context.config.providers?.infisical;
-  if (!config) {
-    throw new PsiError("provider.not_configured", "providers.infisical is not configured", {
-      hint: "add a providers.infisical block (api_url, auth, projects) to the configuration",
-    });
-  }
-  return { context, config };
-}
-
-async function clientOptions(app: App, target?: Target) {
-  const { context, config: configured } = await infisicalBlock(app);
-  const { withEnvironment } = await import("@psi/provider-infisical");
-  const config =
-    target === undefined
-      ? configured
-      : withEnvironment(configured, target.project, target.environment);
-  return {
-    context,
-    config,
-    options: {
-      config,
-      stateDir: context.paths.stateDir,
-      env: app.env,
-      logger: app.logger().child({ provider: "infisical" }),
-      caCert: context.config.ca_cert,
-    },
-  };
-}
-
-async function openClient(
-  app: App,
-  target?: Target,
-): Promise<{ context: PsiContext; config: InfisicalConfig; client: InfisicalClient }> {
-  const { context, config, options } = await clientOptions(app, target);
-  const { createInfisicalClient } = await import("@psi/provider-infisical");
-  return { context, config, client: createInfisicalClient(options) };
-}
+/** `--path`, also as the reference's `--secret-path` (write-file). */
+type Target = InfisicalTarget & { secretPath?: string };
+type ImportFlags = InfisicalImportTarget & { podmanSocket?: string };
 
 const wantsJson = (app: App) => app.globals().json === true;
 
@@ -101,18 +42,8 @@ function renderLogin(checks: LoginCheck[]): string {
 }
 
 async function login(app: App): Promise<void> {
-  const { config, options } = await clientOptions(app);
-  if (Object.keys(config.projects).length === 0 && !config.auth) {
-    throw new PsiError(
-      "provider.not_configured",
-      "providers.infisical has no projects and no auth to log in with",
-      {
-        hint: "add providers.infisical.auth and providers.infisical.projects",
-      },
-    );
-  }
-  const { loginAll } = await import("@psi/provider-infisical");
-  const checks = await loginAll(options, { purpose: "setup" });
+  const { infisicalLogin } = await import("@psi/provider-infisical");
+  const checks = await infisicalLogin(await app.context());
   if (checks.some((check) => !check.ok)) app.exitCode = 1;
   if (app.reportJson()) app.printJson(checks);
   else app.print(renderLogin(checks));
@@ -124,23 +55,9 @@ async function env(
   app: App,
   options: Target & { format?: EnvFormat; recursive?: boolean },
 ): Promise<void> {
-  const { client } = await openClient(app, options);
-  const { formatSecrets } = await import("@psi/provider-infisical");
-  const secrets = await client.listSecrets(
-    { project: options.project, path: options.path, recursive: options.recursive === true },
-    { purpose: "setup" },
-  );
+  const { infisicalEnv } = await import("@psi/provider-infisical");
   const format = options.format ?? (wantsJson(app) ? "json" : "shell");
-  const { text, skipped, caveats } = formatSecrets(secrets, format);
-  for (const { key, reason } of skipped) {
-    app.logger().warn(`skipped ${key}: ${reason}`, { event: "infisical.env", key });
-  }
-  for (const { key, reason } of caveats) {
-    app.logger().warn(`${key}: bash and systemd read it back exactly, but ${reason}`, {
-      event: "infisical.env",
-      key,
-    });
-  }
+  const { text } = await infisicalEnv(await app.context(), { ...options, format });
   app.io.stdout.write(text);
 }
 
@@ -150,17 +67,14 @@ async function writeFile(
   file: string,
   options: Target & { mode: string; base64?: boolean },
 ): Promise<void> {
-  const { parseFileMode, writeSecretFile } = await import("@psi/provider-infisical");
+  const { infisicalWriteFile, parseFileMode } = await import("@psi/provider-infisical");
   const mode = parseFileMode(options.mode);
-  const { client } = await openClient(app, options);
-  const written = await writeSecretFile({
-    client,
-    project: options.project,
+  const written = await infisicalWriteFile(await app.context(), {
+    ...options,
     path: options.secretPath ?? options.path,
     key,
     file,
     mode,
-    ...(options.base64 ? { decode: "base64" as const } : {}),
   });
   const modeText = `0${mode.toString(8).padStart(3, "0")}`;
   if (wantsJson(app))
@@ -173,26 +87,6 @@ async function writeFile(
 
 // ---------------------------------------------------------------------------- import
 
-async function readInput(file: string): Promise<string> {
-  try {
-    return await readFile(file, "utf8");
-  } catch (error) {
-    throw new PsiError("input.unreadable", `cannot read ${file}: ${errorMessage(error)}`, {
-      cause: error,
-    });
-  }
-}
-
-function progress(app: App): {
-  update: (p: { done: number; total: number }) => void;
-  done: () => void;
-} {
-  return progressLine(
-    app.progress(),
-    ({ done, total }: { done: number; total: number }) => `import: ${done}/${total}`,
-  );
-}
-
 const VERB: Record<string, [string, string]> = {
   created: ["created", "would create"],
   skipped: ["skipped", "would skip"],
@@ -201,7 +95,7 @@ const VERB: Record<string, [string, string]> = {
   pending_approval: ["pending approval", "would create"],
 };
 
-function renderImport(report: ImportReport): string {
+function renderImport(report: ImportRun): string {
   const lines: string[] = [];
   const where = `project ${report.project} (${report.environment}) at ${report.path}`;
   lines.push(
@@ -229,102 +123,42 @@ function renderImport(report: ImportReport): string {
   return lines.join("\n");
 }
 
+/**
+ * Runs an import with its progress line (`import: done/total` on a terminal) and reports
+ * it; any failed key is exit 1.
+ */
 async function runImport(
   app: App,
-  flags: ImportFlags,
-  items: ImportItem[],
-  warnings: string[],
+  start: (
+    context: Awaited<ReturnType<App["context"]>>,
+    onProgress: InfisicalImportTarget["onProgress"],
+  ) => Promise<ImportRun>,
 ): Promise<void> {
-  const { client } = await openClient(app, flags);
-  const { importSecrets } = await import("@psi/provider-infisical");
-  const shown = progress(app);
-  let report: ImportReport;
+  const context = await app.context();
+  const shown = progressLine(
+    app.progress(),
+    ({ done, total }: { done: number; total: number }) => `import: ${done}/${total}`,
+  );
+  let report: ImportRun;
   try {
-    report = await importSecrets({
-      client,
-      project: flags.project,
-      path: flags.path,
-      secrets: items,
-      conflict: flags.conflict,
-      dryRun: flags.dryRun === true,
-      logger: app.logger().child({ provider: "infisical" }),
-      onProgress: shown.update,
-    });
+    report = await start(context, shown.update);
   } finally {
     shown.done();
   }
   if (!report.ok) app.exitCode = 1;
-  if (app.reportJson()) app.printJson({ ...report, warnings });
+  if (app.reportJson()) app.printJson(report);
   else app.print(renderImport(report));
 }
 
-/** Podman's secret listing and a lookup that opens a mapping's provider on first use. */
-async function podmanSecrets(app: App, context: PsiContext, socketFlag: string | undefined) {
-  const { createPodmanClient, podmanSocketPath } = await import("@psi/podman");
-  const podman = createPodmanClient({
-    socketPath: podmanSocketPath({
-      flag: socketFlag,
-      env: app.env,
-      defaultPath: context.paths.podmanSocket,
-    }),
-    scope: context.scope,
-  });
-  const listed = await podman.listSecrets();
-  const providers = new Map<string, Awaited<ReturnType<App["openProviders"]>>>();
-  const lookup = async (mapping: Mapping): Promise<Uint8Array> => {
-    let opened = providers.get(mapping.provider);
-    if (!opened) {
-      opened = await app.openProviders(mapping.provider);
-      providers.set(mapping.provider, opened);
-    }
-    const provider = opened.get(mapping.provider);
-    if (!provider) {
-      throw new PsiError(
-        "provider.unavailable",
-        `provider ${mapping.provider} is not configured or failed to open`,
-        {
-          hint: `configure providers.${mapping.provider} so psi can read this secret`,
-        },
-      );
-    }
-    return provider.lookup(mapping);
-  };
+/** The Podman socket flag and the provider opener the Podman-reading imports need. */
+function podmanSource(app: App, flags: ImportFlags) {
   return {
-    source: { listed, stateDir: context.paths.stateDir, lookup },
-    async close() {
-      for (const opened of providers.values()) {
-        await Promise.all([...opened.values()].map((provider) => provider.close().catch(() => {})));
-      }
-    },
+    podmanSocket: flags.podmanSocket,
+    openProviders: (only: string) => app.openProviders(only),
   };
 }
 
-/** All of stdin as text (`import env-file -`, or no FILE, as the reference reads it). */
-async function readStdin(app: App): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of app.io.stdin) {
-    chunks.push(typeof chunk === "string" ? Buffer.from(chunk) : Buffer.from(chunk as Uint8Array));
-  }
-  return Buffer.concat(chunks).toString("utf8");
-}
-
-async function importEnvFile(
-  app: App,
-  fileArgument: string | undefined,
-  flags: ImportFlags,
-): Promise<void> {
-  const { envFileImportItems } = await import("@psi/provider-infisical");
-  const fromStdin = fileArgument === undefined || fileArgument === "-";
-  const file = fromStdin ? "stdin" : fileArgument;
-  const { items, warnings } = envFileImportItems(
-    fromStdin ? await readStdin(app) : await readInput(file),
-    file,
-  );
-  for (const warning of warnings) app.logger().warn(warning, { event: "infisical.import" });
-  await runImport(app, flags, items, warnings);
-}
-
-async function importPodmanSecrets(
+function importPodmanSecrets(
   app: App,
   positional: string[],
   flags: ImportFlags & { all?: boolean; name?: string[] },
@@ -333,67 +167,18 @@ async function importPodmanSecrets(
   if (flags.all && names.length > 0) throw new UsageError("give secret NAMEs or --all, not both");
   if (!flags.all && names.length === 0)
     throw new UsageError("name the Podman secrets to import, or use --all");
-  const { context } = await infisicalBlock(app);
-  const { podmanImportItems } = await import("@psi/provider-infisical");
-  const podman = await podmanSecrets(app, context, flags.podmanSocket);
-  try {
-    const wanted = flags.all ? [...new Set(podman.source.listed.map((s) => s.name))] : names;
-    const items = await podmanImportItems(
-      wanted.map((name) => ({
-        name,
-        key: name,
-        source: `podman secret ${name}`,
-        missingSource: "podman",
-      })),
-      podman.source,
-    );
-    await runImport(app, flags, items, []);
-  } finally {
-    await podman.close();
-  }
-}
-
-async function importQuadlets(
-  app: App,
-  files: string[],
-  flags: ImportFlags & { resolveSecrets?: boolean },
-): Promise<void> {
-  const { quadletImportItems, podmanImportItems } = await import("@psi/provider-infisical");
-  const inputs = [];
-  for (const file of files) inputs.push({ file, text: await readInput(file) });
-  const { items, warnings, references } = quadletImportItems(inputs, {
-    resolveSecrets: flags.resolveSecrets === true,
+  return runImport(app, async (context, onProgress) => {
+    const { importPodmanSecrets } = await import("@psi/ops");
+    return importPodmanSecrets(context, {
+      ...flags,
+      ...podmanSource(app, flags),
+      names,
+      onProgress,
+    });
   });
-  for (const warning of warnings) app.logger().warn(warning, { event: "infisical.import" });
-  if (references.length > 0 && flags.resolveSecrets) {
-    const { context } = await infisicalBlock(app);
-    const podman = await podmanSecrets(app, context, flags.podmanSocket);
-    try {
-      items.push(...(await podmanImportItems(references, podman.source)));
-    } finally {
-      await podman.close();
-    }
-  }
-  await runImport(app, flags, items, warnings);
 }
 
 // ---------------------------------------------------------------------------- tls
-
-async function tlsManager(app: App) {
-  const { context, config, client } = await openClient(app);
-  const { createTlsManager } = await import("@psi/provider-infisical");
-  const certificates = config.tls.certificates;
-  return {
-    count: Object.keys(certificates).length,
-    manager: createTlsManager({
-      client,
-      certificates,
-      stateDir: context.paths.stateDir,
-      env: app.env,
-      logger: app.logger().child({ provider: "infisical" }),
-    }),
-  };
-}
 
 function renderTls(results: TlsResult[]): string {
   const lines: string[] = [];
@@ -444,16 +229,19 @@ function renderTlsStatus(statuses: TlsStatus[]): string {
   ]).join("\n");
 }
 
+const NO_CERTIFICATES = "no certificates configured under providers.infisical.tls.certificates";
+
 async function tls(
   app: App,
   verb: "issue" | "renew",
   names: string[],
   force: boolean,
 ): Promise<void> {
-  const { count, manager } = await tlsManager(app);
-  if (count === 0) {
+  const { infisicalTls } = await import("@psi/provider-infisical");
+  const manager = infisicalTls(await app.context());
+  if (manager === undefined) {
     if (wantsJson(app)) app.printJson([]);
-    else app.print("no certificates configured under providers.infisical.tls.certificates");
+    else app.print(NO_CERTIFICATES);
     return;
   }
   const results =
@@ -474,16 +262,17 @@ function renderTimer(timer: string, info: Record<string, string>): string {
 }
 
 async function tlsStatus(app: App, names: string[], timer: string): Promise<void> {
-  const { context } = await infisicalBlock(app);
-  const { count, manager } = await tlsManager(app);
+  const context = await app.context();
+  const { infisicalTls } = await import("@psi/provider-infisical");
+  const manager = infisicalTls(context);
   if (!app.reportJson()) {
     const { timerState } = await import("@psi/ops");
     const info = await timerState({ scope: context.scope, timer, env: app.env });
     if (info) app.print(`${renderTimer(timer, info)}\n`);
   }
-  if (count === 0) {
+  if (manager === undefined) {
     if (app.reportJson()) app.printJson([]);
-    else app.print("no certificates configured under providers.infisical.tls.certificates");
+    else app.print(NO_CERTIFICATES);
     return;
   }
   const statuses = await manager.status(names);
@@ -503,6 +292,8 @@ function withTarget(command: Command): Command {
     .option("--path <path>", "folder in the project", "/")
     .option("--environment <slug>", "another environment than the project's configured one");
 }
+
+const PODMAN_SOCKET = "Podman API socket (env PSI_PODMAN_SOCKET; default: the scope's)";
 
 /** Repeatable `--name X`: collects every value. */
 function collect(value: string, previous: string[] | undefined): string[] {
@@ -570,7 +361,10 @@ export function registerInfisical(program: Command, app: App): void {
     .description("import the KEY=value lines of a dotenv file (stdin when FILE is - or omitted)")
     .argument("[file]", "dotenv file; - or nothing reads stdin")
     .action(async (file: string | undefined, flags: ImportFlags) =>
-      importEnvFile(app, file, flags),
+      runImport(app, async (context, onProgress) => {
+        const { importEnvFile } = await import("@psi/provider-infisical");
+        return importEnvFile(context, { ...flags, file, stdin: app.io.stdin, onProgress });
+      }),
     );
 
   withImportFlags(imports.command("podman-secret"))
@@ -580,10 +374,7 @@ export function registerInfisical(program: Command, app: App): void {
     .argument("[names...]", "Podman secret names")
     .option("--name <name>", "a Podman secret name (repeatable; same as NAME)", collect)
     .option("--all", "every Podman secret")
-    .option(
-      "--podman-socket <path>",
-      "Podman API socket (env PSI_PODMAN_SOCKET; default: the scope's)",
-    )
+    .option("--podman-socket <path>", PODMAN_SOCKET)
     .action(async (names: string[], flags: ImportFlags & { all?: boolean; name?: string[] }) =>
       importPodmanSecrets(app, names, flags),
     );
@@ -594,12 +385,17 @@ export function registerInfisical(program: Command, app: App): void {
     )
     .argument("<files...>", "quadlet files")
     .option("--resolve-secrets", "also import Secret= references, read through Podman")
-    .option(
-      "--podman-socket <path>",
-      "Podman API socket (env PSI_PODMAN_SOCKET; default: the scope's)",
-    )
+    .option("--podman-socket <path>", PODMAN_SOCKET)
     .action(async (files: string[], flags: ImportFlags & { resolveSecrets?: boolean }) =>
-      importQuadlets(app, files, flags),
+      runImport(app, async (context, onProgress) => {
+        const { importQuadlets } = await import("@psi/ops");
+        return importQuadlets(context, {
+          ...flags,
+          ...podmanSource(app, flags),
+          files,
+          onProgress,
+        });
+      }),
     );
 
   const tlsCommand = infisical

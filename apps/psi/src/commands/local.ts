@@ -1,5 +1,3 @@
-import { PsiError } from "@psi/core";
-import { sealLocal } from "@psi/provider-local";
 import type { Command } from "commander";
 import type { App } from "../app.js";
 import { publishMapping, readSecretInput } from "../store-secret.js";
@@ -23,24 +21,10 @@ export function registerLocal(program: Command, app: App): void {
     )
     .action(async (name: string, options: { mappingOnly?: boolean; podmanSocket?: string }) => {
       const context = await app.context();
-      if (context.config.providers?.local === undefined) {
-        throw new PsiError("local.not_configured", "the local provider is not configured", {
-          hint: "add `providers: { local: {} }` to the configuration, so that psi serve can open local secrets",
-        });
-      }
-      const value = await readSecretInput(app.io.stdin, `local store ${name}`);
-      const backend = await context.openCacheBackend?.();
-      if (backend === undefined) {
-        throw new PsiError(
-          "local.no_backend",
-          "local secrets are sealed with the cache backend, and none is configured",
-          {
-            hint: "set cache.backend (keyfile, tpm or hsm) and run `psi cache init --backend ...`",
-          },
-        );
-      }
-      const mapping = await sealLocal(backend, value);
-      value.fill(0);
+      const { sealLocalSecret } = await import("@psi/provider-local");
+      const mapping = await sealLocalSecret(context, () =>
+        readSecretInput(app.io.stdin, `local store ${name}`),
+      );
       const published = await publishMapping(app, {
         name,
         mapping,

@@ -1,49 +1,15 @@
-import type { Provider, PsiContext } from "@psi/core";
-import { PsiError, parseMapping } from "@psi/core";
-import { createLookupService, type LookupService } from "@psi/lookup-server";
+import { cachePath, PsiError } from "@psi/core";
+import {
+  listMappingIds,
+  lookupOnce,
+  type OneShotOptions,
+  removeMappingOnce,
+  storeMappingOnce,
+} from "@psi/lookup-server";
 import type { Command } from "commander";
 import type { App } from "../app.js";
+import { readAll } from "../store-secret.js";
 import { providerFactory } from "../wiring.js";
-import { openServeCache } from "./serve.js";
-
-/**
- * Providers that open on their first lookup: a one-shot lookup answered from the cache,
- * or by the local provider, never logs in to Infisical or opens an HSM it does not need.
- */
-function lazyProviders(context: PsiContext): {
-  providers: Map<string, Provider>;
-  close(): Promise<void>;
-} {
-  const providers = new Map<string, Provider>();
-  const opened: Provider[] = [];
-  for (const [name, block] of Object.entries(context.config.providers ?? {})) {
-    if (block === undefined) continue;
-    let ready: Promise<Provider> | undefined;
-    const open = () => {
-      ready ??= (async () => {
-        const provider = (await providerFactory(name))(context);
-        await provider.open();
-        opened.push(provider);
-        return provider;
-      })();
-      return ready;
-    };
-    providers.set(name, {
-      name,
-      open: async () => {
-        await open();
-      },
-      close: async () => {},
-      lookup: async (mapping, options) => (await open()).lookup(mapping, options),
-    });
-  }
-  return {
-    providers,
-    async close() {
-      await Promise.allSettled(opened.map((provider) => provider.close()));
-    },
-  };
-}
 
 function secretId(app: App): string {
   const id = app.env["SECRET_ID"];
@@ -62,21 +28,10 @@ function quietLogs(app: App): void {
     app.setGlobals({ ...globals, logLevel: "warn" });
 }
 
-async function stateService(app: App): Promise<LookupService> {
+/** Where the one-shot operations keep mappings (state_dir) and log. */
+async function oneShot(app: App): Promise<OneShotOptions> {
   const loaded = await app.loadConfig();
-  return createLookupService({
-    stateDir: loaded.paths.stateDir,
-    providers: new Map(),
-    logger: app.logger(),
-  });
-}
-
-async function readAll(stdin: App["io"]["stdin"]): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stdin) {
-    chunks.push(typeof chunk === "string" ? Buffer.from(chunk) : Buffer.from(chunk as Uint8Array));
-  }
-  return Buffer.concat(chunks);
+  return { stateDir: loaded.paths.stateDir, logger: app.logger() };
 }
 
 /** `psi secret store|lookup|delete|list`: Podman's shell driver, one-shot, no serve needed (SPEC §5). */
@@ -93,12 +48,7 @@ export function registerSecret(program: Command, app: App): void {
     .action(async () => {
       quietLogs(app);
       const id = secretId(app);
-      const service = await stateService(app);
-      service.checkId(id);
-      const mapping = await readAll(app.io.stdin);
-      // what /store accepts: a JSON object with a string provider (nothing written otherwise)
-      parseMapping(mapping, `the mapping on stdin for secret ${id}`);
-      await service.store(id, mapping);
+      await storeMappingOnce({ ...(await oneShot(app)), id, read: () => readAll(app.io.stdin) });
     });
 
   secret
@@ -107,25 +57,14 @@ export function registerSecret(program: Command, app: App): void {
     .action(async () => {
       quietLogs(app);
       const id = secretId(app);
-      // A bad ID is refused before the cache or any provider is opened.
-      (await stateService(app)).checkId(id);
       const loaded = await app.loadConfig();
-      const context = await app.context();
-      const lazy = lazyProviders(context);
-      const { cache, backend } = await openServeCache(app, loaded, app.logger());
-      try {
-        const service = createLookupService({
-          stateDir: loaded.paths.stateDir,
-          providers: lazy.providers,
-          cache,
-          logger: app.logger(),
-        });
-        const answer = await service.lookup(id);
-        app.io.stdout.write(answer.value);
-      } finally {
-        await lazy.close();
-        await backend?.close();
-      }
+      const value = await lookupOnce({
+        id,
+        context: await app.context(),
+        cacheFile: cachePath(loaded),
+        providerFactory,
+      });
+      app.io.stdout.write(value);
     });
 
   secret
@@ -134,7 +73,7 @@ export function registerSecret(program: Command, app: App): void {
     .action(async () => {
       quietLogs(app);
       const id = secretId(app);
-      (await stateService(app)).remove(id);
+      removeMappingOnce({ ...(await oneShot(app)), id });
     });
 
   secret
@@ -142,7 +81,7 @@ export function registerSecret(program: Command, app: App): void {
     .description("print the secret IDs with a mapping, one per line")
     .action(async () => {
       quietLogs(app);
-      const ids = (await stateService(app)).list();
+      const ids = listMappingIds(await oneShot(app));
       if (ids.length > 0) app.io.stdout.write(`${ids.join("\n")}\n`);
     });
 }
