@@ -68,4 +68,5 @@ export {
   type RegisterSecretOptions,
   registerSealedSecret,
 } from "./store.js";
-export { type TimerState, timerState } from "./systemd.js";
+export { requestSystemd, type SystemdRequest, type TimerState, timerState } from "./systemd.js";
+export { type InstallUnitsOptions, installUnits, type UnitsInstall } from "./units.js";
