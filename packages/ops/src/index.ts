@@ -34,6 +34,7 @@ export {
   type DriverInstall,
   type DriverInstallOptions,
   expectedDriverOptions,
+  installDriverConf,
   planDriverInstall,
 } from "./driver.js";
 export {
