@@ -1,4 +1,5 @@
-import type { PcscdMode, StoredMapping } from "@psi/provider-nitrokeyhsm";
+import type { PcscdSetupOptions } from "@psi/ops";
+import type { StoredMapping } from "@psi/provider-nitrokeyhsm";
 import { type Command, Option } from "commander";
 import type { App } from "../app.js";
 import { UsageError } from "../errors.js";
@@ -32,10 +33,7 @@ export function registerNitrokeyHsm(program: Command, app: App): void {
     )
     .action(async () => {
       const { provider, settings } = await hsmSettings(app);
-      const report = await provider.preflightNitrokeyHsm({
-        ...settings,
-        env: app.env,
-      });
+      const report = await provider.preflightNitrokeyHsm({ ...settings, env: app.env });
       if (!report.ok) app.exitCode = 1;
       if (app.reportJson()) {
         app.printJson(report);
@@ -191,10 +189,7 @@ export function registerNitrokeyHsm(program: Command, app: App): void {
     )
     .action(async () => {
       const { provider, settings } = await hsmSettings(app);
-      const result = await provider.testHsmPin({
-        ...settings,
-        env: app.env,
-      });
+      const result = await provider.testHsmPin({ ...settings, env: app.env });
       if (app.globals().json) {
         app.printJson(
           result.ok
@@ -248,15 +243,7 @@ export function registerNitrokeyHsm(program: Command, app: App): void {
     .action(async (options: PcscdOptions) => setupPcscd(app, options));
 }
 
-interface PcscdOptions {
-  mode: PcscdMode;
-  image?: string;
-  write?: boolean;
-  outputDir?: string;
-  buildDir?: string;
-  systemdDir?: string;
-  buildOnly?: boolean;
-}
+type PcscdOptions = Omit<PcscdSetupOptions, "loaded" | "env" | "uid">;
 
 async function setupPcscd(app: App, options: PcscdOptions): Promise<void> {
   const build = options.buildDir !== undefined || options.buildOnly === true;
