@@ -1,4 +1,3 @@
-import { execFile } from "node:child_process";
 import type { Env, Scope } from "@psi/core";
 
 /** What `systemctl show` says about a timer (the properties psi reports). */
@@ -20,14 +19,11 @@ export async function timerState(options: {
     options.timer,
     "--property=LoadState,ActiveState,LastTriggerUSec,NextElapseUSecRealtime",
   ];
-  const text = await new Promise<string | undefined>((resolve) => {
-    execFile("systemctl", argv, { env: { ...options.env }, timeout: 5000 }, (error, stdout) =>
-      resolve(error ? undefined : stdout),
-    );
-  });
-  if (text === undefined) return undefined;
+  const { runTool } = await import("@psi/setup");
+  const run = await runTool("systemctl", argv, options.env, 5000);
+  if (!run.ok) return undefined;
   const properties = Object.fromEntries(
-    text
+    run.stdout
       .split("\n")
       .filter((line) => line.includes("="))
       .map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1)]),
