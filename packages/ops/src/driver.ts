@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { Env, LoadedConfig } from "@psi/core";
-import { defaultPaths, scopeForUid } from "@psi/core";
+import { defaultPaths, ensureDir, scopeForUid, writeFileAtomic } from "@psi/core";
 import { resolveSocketToken } from "@psi/lookup-server";
 import { DRIVER_CONF_NAME, driverConfMode, renderDriverConf } from "@psi/unitgen";
 import { lookupSocketPath } from "./socket.js";
@@ -46,6 +46,17 @@ export async function planDriverInstall(options: DriverInstallOptions): Promise<
     hasToken: token !== undefined,
     mode: driverConfMode({ token }),
   };
+}
+
+/**
+ * `psi install`: writes the driver conf {@link planDriverInstall} renders, atomically and
+ * at its mode from creation (0600 when it carries the socket token, else 0644).
+ */
+export async function installDriverConf(options: DriverInstallOptions): Promise<DriverInstall> {
+  const plan = await planDriverInstall(options);
+  await ensureDir(dirname(plan.path), 0o755);
+  await writeFileAtomic(plan.path, plan.text, { mode: plan.mode });
+  return plan;
 }
 
 /**

@@ -34,6 +34,7 @@ export {
   type DriverInstall,
   type DriverInstallOptions,
   expectedDriverOptions,
+  installDriverConf,
   planDriverInstall,
 } from "./driver.js";
 export {
@@ -75,4 +76,5 @@ export {
   type RegisterSecretOptions,
   registerSealedSecret,
 } from "./store.js";
-export { type TimerState, timerState } from "./systemd.js";
+export { requestSystemd, type SystemdRequest, type TimerState, timerState } from "./systemd.js";
+export { type InstallUnitsOptions, installUnits, type UnitsInstall } from "./units.js";

@@ -93,6 +93,13 @@ async function buildPcscdImage(env: Env, dir: string, image: string): Promise<vo
  */
 export async function setupPcscd(options: PcscdSetupOptions): Promise<PcscdSetupResult> {
   const build = options.buildDir !== undefined || options.buildOnly === true;
+  if (options.mode === "host" && (build || options.systemdDir !== undefined)) {
+    throw new PsiError(
+      "nitrokeyhsm.pcscd_host_build",
+      "buildDir, systemdDir and buildOnly are for the pcscd container; host mode uses the host's pcscd",
+      { hint: "drop them, or use container mode" },
+    );
+  }
   const { loaded } = options;
   const scope = loaded?.scope ?? scopeForUid(options.uid);
   const paths = loaded?.paths ?? defaultPaths(scope, options.env, options.uid);

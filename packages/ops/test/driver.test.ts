@@ -1,8 +1,8 @@
-import { mkdir, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { tempDir } from "@psi/testkit/tmp";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { expectedDriverOptions, planDriverInstall } from "../src/index.js";
+import { expectedDriverOptions, installDriverConf, planDriverInstall } from "../src/index.js";
 
 // The driver conf psi install writes, and the options setup expects secrets to carry.
 
@@ -54,5 +54,25 @@ describe("expectedDriverOptions", () => {
     expect(JSON.stringify(installed)).toContain("/other.sock");
     const named = await expectedDriverOptions({ loaded: undefined, env, uid, socket: plan.socket });
     expect(named).toEqual(fresh);
+  });
+});
+
+describe("installDriverConf", () => {
+  it("writes the planned conf at 0644, and at 0600 from creation once it carries a token", async () => {
+    const plain = await installDriverConf({ loaded: undefined, env, uid, socket: "/s/psi.sock" });
+    expect(plain.path).toBe(join(dir.path, ".config/containers/containers.conf.d/psi.conf"));
+    expect(await readFile(plain.path, "utf8")).toBe(plain.text);
+    expect((await stat(plain.path)).mode & 0o777).toBe(0o644);
+    const token = "b".repeat(64);
+    const secret = await installDriverConf({
+      loaded: undefined,
+      env: { ...env, PSI_SOCKET_TOKEN: token },
+      uid,
+    });
+    expect(secret.path).toBe(plain.path);
+    expect(await readFile(secret.path, "utf8")).toContain(token);
+    expect((await stat(secret.path)).mode & 0o777).toBe(0o600);
+    // Replaced, not rewritten in place: no temp file is left beside it.
+    expect(await readdir(dirname(secret.path))).toEqual(["psi.conf"]);
   });
 });

@@ -1,4 +1,4 @@
-import { readFile, stat } from "node:fs/promises";
+import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { tempDir } from "@psi/testkit/tmp";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -45,5 +45,20 @@ describe("setupPcscd", () => {
       expect(await readFile(file.path, "utf8")).toBe(file.text);
       expect((await stat(file.path)).mode & 0o777).toBe(file.mode);
     }
+  });
+});
+
+describe("setupPcscd input", () => {
+  it("refuses to build a pcscd container in host mode, and writes nothing", async () => {
+    for (const extra of [
+      { buildOnly: true },
+      { buildDir: join(dir.path, "b") },
+      { systemdDir: join(dir.path, "q") },
+    ]) {
+      await expect(
+        setupPcscd({ loaded: undefined, env, uid: 1000, mode: "host", ...extra }),
+      ).rejects.toMatchObject({ code: "nitrokeyhsm.pcscd_host_build" });
+    }
+    expect(await readdir(dir.path)).toEqual([]);
   });
 });

@@ -32,14 +32,22 @@ export {
   nitrokeyhsmProvider,
 } from "./provider.js";
 export {
+  type NitrokeyHsmSettings,
+  nitrokeyHsmProviderSettings,
+  nitrokeyHsmSettings,
+} from "./settings.js";
+export {
   countNitrokeyHsmMappings,
+  judgeNitrokeyHsmStatus,
   type MappingCount,
   type NitrokeyHsmStatus,
+  type NitrokeyHsmStatusVerdict,
   nitrokeyHsmStatus,
   type StatusOptions,
   type TestPinOptions,
   type TestPinResult,
   testHsmPin,
+  testPinError,
 } from "./status.js";
 export {
   readStorePublicKey,

@@ -186,6 +186,28 @@ export async function nitrokeyHsmStatus(options: StatusOptions): Promise<Nitroke
   };
 }
 
+/** Whether a status is healthy (else `psi nitrokeyhsm status` exits 1) and what to do next. */
+export interface NitrokeyHsmStatusVerdict {
+  /** False when the token failed or the pin mismatches or cannot be read. */
+  ok: boolean;
+  /** What the operator does about it, most pressing first. */
+  hints: string[];
+}
+
+/** Judges a {@link nitrokeyHsmStatus}: healthy or not, and the hints that go with it. */
+export function judgeNitrokeyHsmStatus(status: NitrokeyHsmStatus): NitrokeyHsmStatusVerdict {
+  const hints: string[] = [];
+  if (status.tokenError?.hint) hints.push(status.tokenError.hint);
+  if (status.pin === "not pinned") hints.push("run `psi nitrokeyhsm init` to pin the HSM key");
+  if (status.pin === "mismatch") {
+    hints.push(
+      "the token or the public key cache is not the pinned key: `psi nitrokeyhsm preflight` says which",
+    );
+  }
+  const ok = status.tokenError === null && status.pin !== "mismatch" && status.pin !== "unreadable";
+  return { ok, hints };
+}
+
 /** Options of {@link testHsmPin}. */
 export interface TestPinOptions {
   config?: NitrokeyHsmConfig | undefined;
@@ -232,4 +254,23 @@ export async function testHsmPin(options: TestPinOptions): Promise<TestPinResult
         });
     return { ok: false, ...base, error: failure };
   }
+}
+
+/**
+ * A failed PIN test as one error naming the slot and the PIN's source (a bad slot and a
+ * wrong PIN look alike to an operator otherwise), with a hint at the slot when the login
+ * error has none.
+ */
+export function testPinError(failure: Extract<TestPinResult, { ok: false }>): PsiError {
+  const { error, slot, pinSource } = failure;
+  return new PsiError(
+    error.code,
+    `test-pin: slot ${slot}, PIN from ${pinSource}: ${error.message}`,
+    {
+      cause: error,
+      hint:
+        error.hint ??
+        `check providers.nitrokeyhsm.slot (${slot}) against \`pkcs11-tool --list-slots\``,
+    },
+  );
 }

@@ -1,16 +1,20 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { publicKeyPinPath } from "@psi/cache-hsm";
+import { PsiError } from "@psi/core";
 import { createSoftHsmToken, requireSoftHsm, type TestToken } from "@psi/testkit/pkcs11";
 import { tempDir } from "@psi/testkit/tmp";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import {
   createNitrokeyHsmProvider,
   initNitrokeyHsm,
+  judgeNitrokeyHsmStatus,
   nitrokeyHsmStatus,
   preflightNitrokeyHsm,
   sealForStore,
   testHsmPin,
+  testPinError,
 } from "../src/index.js";
 import { recordingLogger, rejection } from "./helpers.js";
 
@@ -146,5 +150,58 @@ describe.skipIf(requireSoftHsm())("nitrokeyhsm provider on SoftHSM 2 (OAEP-SHA1)
         })
       ).ok,
     ).toBe(true);
+  });
+
+  it("judges the status: unpinned, pinned, mismatched, unreadable pin, failing token", async () => {
+    const config = token.nitrokeyhsm();
+    const judge = async (options: { offline?: boolean; pin?: string } = {}) => {
+      const status = await nitrokeyHsmStatus({
+        config: options.pin === undefined ? config : token.nitrokeyhsm({ pin: options.pin }),
+        stateDir,
+        env: {},
+        offline: options.offline === true,
+      });
+      return { status, verdict: judgeNitrokeyHsmStatus(status) };
+    };
+    expect((await judge()).verdict).toEqual({
+      ok: true,
+      hints: ["run `psi nitrokeyhsm init` to pin the HSM key"],
+    });
+    await initNitrokeyHsm({ config, stateDir, env: {} });
+    expect((await judge()).verdict).toEqual({ ok: true, hints: [] });
+
+    const wrongPin = await judge({ pin: "000000" });
+    expect(wrongPin.verdict.ok).toBe(false);
+    expect(wrongPin.verdict.hints).toEqual([wrongPin.status.tokenError?.hint]);
+    expect(wrongPin.verdict.hints[0]).toBeTruthy();
+
+    // Another key pinned: the token and the public key cache no longer match it.
+    await writeFile(publicKeyPinPath(stateDir), `${"a".repeat(64)}\n`);
+    const swapped = await judge({ offline: true });
+    expect(swapped.status.pin).toBe("mismatch");
+    expect(swapped.verdict.ok).toBe(false);
+    expect(swapped.verdict.hints[0]).toMatch(/not the pinned key.*preflight/);
+
+    await writeFile(publicKeyPinPath(stateDir), "not a fingerprint\n");
+    expect((await judge({ offline: true })).verdict).toEqual({ ok: false, hints: [] });
+  });
+
+  it("testPinError names the slot and the PIN's source, and hints at the slot", async () => {
+    const config = token.nitrokeyhsm({ pin: "000000" });
+    const tested = await testHsmPin({ config, env: {} });
+    if (tested.ok) throw new Error("a wrong PIN logged in");
+    const error = testPinError(tested);
+    expect(error.code).toBe("hsm.pin_incorrect");
+    expect(error.message).toBe(
+      `test-pin: slot ${config.slot}, PIN from ${tested.pinSource}: ${tested.error.message}`,
+    );
+    expect(error.cause).toBe(tested.error);
+    expect(error.hint).toBe(tested.error.hint);
+    expect(error.message).not.toContain("000000");
+    // A login error without a hint of its own gets the slot's.
+    const bare = testPinError({ ...tested, error: new PsiError("hsm.login_failed", "no") });
+    expect(bare.hint).toBe(
+      `check providers.nitrokeyhsm.slot (${config.slot}) against \`pkcs11-tool --list-slots\``,
+    );
   });
 });

@@ -32,6 +32,7 @@ export {
   type SetupOptions,
   type SetupRetry,
 } from "./run.js";
+export { runTool, type ToolRun } from "./run-tool.js";
 export type {
   CacheOutcome,
   DriftEntry,

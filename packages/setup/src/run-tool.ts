@@ -4,12 +4,18 @@ import type { Env } from "@psi/core";
 /** How one run of a systemd or D-Bus client went; never a thrown error. */
 export type ToolRun =
   | { ok: true; stdout: string }
-  | { ok: false; missing: boolean; detail: string };
+  | {
+      ok: false;
+      missing: boolean;
+      detail: string;
+      /** All it said on stderr (or the spawn error), trimmed: for messages quoting it whole. */
+      output: string;
+    };
 
 /**
  * Runs `file` (busctl, gdbus, dbus-send, systemctl) with a bounded time. `missing` tells
  * "not installed" (try the next client) from "installed and it failed"; `detail` is the
- * first line of what it said.
+ * first line of what it said. `timeoutMs` 0 waits as long as the tool runs (a start job).
  */
 export function runTool(
   file: string,
@@ -25,10 +31,11 @@ export function runTool(
       (error, stdout, stderr) => {
         if (!error) return resolve({ ok: true, stdout });
         const missing = (error as NodeJS.ErrnoException).code === "ENOENT";
+        const output = (stderr || error.message).trim();
         const detail = missing
           ? `${file} is not installed`
-          : `${file} failed: ${(stderr || error.message).trim().split("\n")[0]}`;
-        resolve({ ok: false, missing, detail });
+          : `${file} failed: ${output.split("\n")[0]}`;
+        resolve({ ok: false, missing, detail, output });
       },
     );
   });

@@ -1,24 +1,14 @@
-import { dirname } from "node:path";
-import { ensureDir, writeFileAtomic } from "@psi/core";
-import { type DriverInstall, lookupSocketPath, planDriverInstall as planInstall } from "@psi/ops";
+import {
+  type DriverInstallOptions,
+  installDriverConf,
+  lookupSocketPath,
+  planDriverInstall,
+} from "@psi/ops";
 import type { Command } from "commander";
 import type { App } from "../app.js";
 import { optionalConfig } from "../optional-config.js";
 
 export { lookupSocketPath };
-
-/** The driver conf for this run's configuration (or the scope's defaults without one). */
-export async function planDriverInstall(
-  app: App,
-  socketFlag: string | undefined,
-): Promise<DriverInstall> {
-  return planInstall({
-    loaded: await optionalConfig(app),
-    env: app.env,
-    uid: app.uid,
-    socket: socketFlag,
-  });
-}
 
 /** `psi install [--stdout] [--socket PATH]` (SPEC §5). */
 export function registerInstall(program: Command, app: App): void {
@@ -36,25 +26,23 @@ export function registerInstall(program: Command, app: App): void {
       "lookup socket the driver calls (env PSI_SOCKET; default: the scope's socket)",
     )
     .action(async (options: { stdout?: boolean; socket?: string }) => {
-      const plan = await planDriverInstall(app, options.socket);
+      const request: DriverInstallOptions = {
+        loaded: await optionalConfig(app),
+        env: app.env,
+        uid: app.uid,
+        socket: options.socket,
+      };
       if (options.stdout) {
-        app.io.stdout.write(plan.text);
+        app.io.stdout.write((await planDriverInstall(request)).text);
         return;
       }
-      // The file carries the token when there is one: 0600 from creation, else world-readable.
-      const mode = plan.mode;
-      await ensureDir(dirname(plan.path), 0o755);
-      await writeFileAtomic(plan.path, plan.text, { mode });
+      const plan = await installDriverConf(request);
+      const mode = `0${plan.mode.toString(8)}`;
       if (app.globals().json) {
-        app.printJson({
-          path: plan.path,
-          socket: plan.socket,
-          mode: `0${mode.toString(8)}`,
-          token: plan.hasToken,
-        });
+        app.printJson({ path: plan.path, socket: plan.socket, mode, token: plan.hasToken });
       } else {
         app.print(
-          `wrote ${plan.path} (mode 0${mode.toString(8)}${plan.hasToken ? ", with the socket token" : ""}): ` +
+          `wrote ${plan.path} (mode ${mode}${plan.hasToken ? ", with the socket token" : ""}): ` +
             `Podman's shell driver now calls psi on ${plan.socket}`,
         );
       }

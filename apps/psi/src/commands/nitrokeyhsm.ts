@@ -1,6 +1,5 @@
-import type { LoadedConfig, NitrokeyHsmConfig } from "@psi/core";
-import { PsiError } from "@psi/core";
-import type { PcscdMode, sealForStore } from "@psi/provider-nitrokeyhsm";
+import type { PcscdSetupOptions } from "@psi/ops";
+import type { StoredMapping } from "@psi/provider-nitrokeyhsm";
 import { type Command, Option } from "commander";
 import type { App } from "../app.js";
 import { UsageError } from "../errors.js";
@@ -12,29 +11,11 @@ import { columnWidth, padCells } from "../text.js";
 // other psi command (psi serve on each boot first of all) must not pay for.
 const hsmProvider = () => import("@psi/provider-nitrokeyhsm");
 
-/** The nitrokeyhsm block, state_dir and whether the block is in the config at all. */
-interface HsmSettings {
-  loaded: LoadedConfig;
-  config: NitrokeyHsmConfig | undefined;
-  stateDir: string;
-  configured: boolean;
-}
-
-async function hsmSettings(app: App): Promise<HsmSettings> {
+/** The nitrokeyhsm settings of this run's configuration (warning when on the defaults). */
+async function hsmSettings(app: App) {
   const loaded = await app.loadConfig();
-  const config = loaded.config.providers?.nitrokeyhsm;
-  return { loaded, config, stateDir: loaded.paths.stateDir, configured: config !== undefined };
-}
-
-// The hsm cache backend uses the same block, so a host may run the HSM without the
-// provider: commands that only inspect or pin the token work on the defaults.
-function noteDefaults(app: App, settings: HsmSettings): void {
-  if (!settings.configured) {
-    app.logger().warn("providers.nitrokeyhsm is not configured; using its defaults (SPEC §2)", {
-      event: "config.defaults",
-      provider: "nitrokeyhsm",
-    });
-  }
+  const provider = await hsmProvider();
+  return { provider, settings: provider.nitrokeyHsmSettings(loaded, app.logger()) };
 }
 
 const MARK = { ok: "ok  ", fail: "FAIL", skip: "skip" } as const;
@@ -51,13 +32,8 @@ export function registerNitrokeyHsm(program: Command, app: App): void {
       "check the HSM step by step (module, token, PIN, login, key, public key, OAEP round trip, pin); exit 1 on any failure",
     )
     .action(async () => {
-      const settings = await hsmSettings(app);
-      noteDefaults(app, settings);
-      const report = await (await hsmProvider()).preflightNitrokeyHsm({
-        config: settings.config,
-        stateDir: settings.stateDir,
-        env: app.env,
-      });
+      const { provider, settings } = await hsmSettings(app);
+      const report = await provider.preflightNitrokeyHsm({ ...settings, env: app.env });
       if (!report.ok) app.exitCode = 1;
       if (app.reportJson()) {
         app.printJson(report);
@@ -86,11 +62,9 @@ export function registerNitrokeyHsm(program: Command, app: App): void {
       "re-pin a different key (a token replaced on purpose; its old secrets become unreadable)",
     )
     .action(async (options: { force?: boolean }) => {
-      const settings = await hsmSettings(app);
-      noteDefaults(app, settings);
-      const result = await (await hsmProvider()).initNitrokeyHsm({
-        config: settings.config,
-        stateDir: settings.stateDir,
+      const { provider, settings } = await hsmSettings(app);
+      const result = await provider.initNitrokeyHsm({
+        ...settings,
         env: app.env,
         logger: app.logger(),
         force: options.force === true,
@@ -128,23 +102,13 @@ export function registerNitrokeyHsm(program: Command, app: App): void {
       "Podman API socket (env PSI_PODMAN_SOCKET; default: the scope's)",
     )
     .action(async (name: string, options: { mappingOnly?: boolean; podmanSocket?: string }) => {
-      const settings = await hsmSettings(app);
-      if (!settings.configured) {
-        throw new PsiError(
-          "nitrokeyhsm.not_configured",
-          "the nitrokeyhsm provider is not configured",
-          {
-            hint: "add `providers: { nitrokeyhsm: {} }` (with your module, slot and key) to the configuration, so that psi serve can open these secrets",
-          },
-        );
-      }
+      const loaded = await app.loadConfig();
+      const provider = await hsmProvider();
+      const settings = provider.nitrokeyHsmProviderSettings(loaded);
       const value = await readSecretInput(app.io.stdin, `nitrokeyhsm store ${name}`);
-      let stored: Awaited<ReturnType<typeof sealForStore>>;
+      let stored: StoredMapping;
       try {
-        stored = await (await hsmProvider()).sealForStore(value, {
-          config: settings.config,
-          stateDir: settings.stateDir,
-        });
+        stored = await provider.sealForStore(value, settings);
       } finally {
         value.fill(0);
       }
@@ -153,8 +117,8 @@ export function registerNitrokeyHsm(program: Command, app: App): void {
         mapping: stored.bytes,
         ...(options.mappingOnly === undefined ? {} : { mappingOnly: options.mappingOnly }),
         ...(options.podmanSocket === undefined ? {} : { podmanSocket: options.podmanSocket }),
-        defaultPodmanSocket: settings.loaded.paths.podmanSocket,
-        scope: settings.loaded.scope,
+        defaultPodmanSocket: loaded.paths.podmanSocket,
+        scope: loaded.scope,
         stateDir: settings.stateDir,
         event: "nitrokeyhsm.store",
       });
@@ -182,16 +146,14 @@ export function registerNitrokeyHsm(program: Command, app: App): void {
     )
     .option("--offline", "do not log in to the token (pin, public key cache and secrets only)")
     .action(async (options: { offline?: boolean }) => {
-      const settings = await hsmSettings(app);
-      noteDefaults(app, settings);
-      const status = await (await hsmProvider()).nitrokeyHsmStatus({
-        config: settings.config,
-        stateDir: settings.stateDir,
+      const { provider, settings } = await hsmSettings(app);
+      const status = await provider.nitrokeyHsmStatus({
+        ...settings,
         env: app.env,
         offline: options.offline === true,
       });
-      if (status.tokenError !== null || status.pin === "mismatch" || status.pin === "unreadable")
-        app.exitCode = 1;
+      const verdict = provider.judgeNitrokeyHsmStatus(status);
+      if (!verdict.ok) app.exitCode = 1;
       if (app.reportJson()) {
         app.printJson({ configured: settings.configured, stateDir: settings.stateDir, ...status });
         return;
@@ -216,14 +178,7 @@ export function registerNitrokeyHsm(program: Command, app: App): void {
         `pin status   ${status.pin}`,
         `secrets      ${status.mappings.nitrokeyhsm} nitrokeyhsm mapping(s) of ${status.mappings.total} in ${settings.stateDir}`,
       ];
-      if (status.tokenError?.hint) lines.push(`hint: ${status.tokenError.hint}`);
-      if (status.pin === "not pinned")
-        lines.push("hint: run `psi nitrokeyhsm init` to pin the HSM key");
-      if (status.pin === "mismatch") {
-        lines.push(
-          "hint: the token or the public key cache is not the pinned key: `psi nitrokeyhsm preflight` says which",
-        );
-      }
+      lines.push(...verdict.hints.map((hint) => `hint: ${hint}`));
       app.print(lines.join("\n"));
     });
 
@@ -233,12 +188,8 @@ export function registerNitrokeyHsm(program: Command, app: App): void {
       "resolve the HSM PIN (says from where, never prints it) and log in once; exit 0 or 1",
     )
     .action(async () => {
-      const settings = await hsmSettings(app);
-      noteDefaults(app, settings);
-      const result = await (await hsmProvider()).testHsmPin({
-        config: settings.config,
-        env: app.env,
-      });
+      const { provider, settings } = await hsmSettings(app);
+      const result = await provider.testHsmPin({ ...settings, env: app.env });
       if (app.globals().json) {
         app.printJson(
           result.ok
@@ -253,20 +204,8 @@ export function registerNitrokeyHsm(program: Command, app: App): void {
         if (!result.ok) app.exitCode = 1;
         return;
       }
-      if (!result.ok) {
-        // One message on stderr that names the slot and the PIN's source (a bad slot and a
-        // wrong PIN look alike to an operator otherwise); nothing on stdout.
-        throw new PsiError(
-          result.error.code,
-          `test-pin: slot ${result.slot}, PIN from ${result.pinSource}: ${result.error.message}`,
-          {
-            cause: result.error,
-            hint:
-              result.error.hint ??
-              `check providers.nitrokeyhsm.slot (${result.slot}) against \`pkcs11-tool --list-slots\``,
-          },
-        );
-      }
+      // One message on stderr, nothing on stdout.
+      if (!result.ok) throw provider.testPinError(result);
       app.print(
         `PIN from ${result.pinSource}: login to ${result.tokenLabel === null ? "the token" : `token "${result.tokenLabel}"`} (slot ${result.slot}) works`,
       );
@@ -304,15 +243,7 @@ export function registerNitrokeyHsm(program: Command, app: App): void {
     .action(async (options: PcscdOptions) => setupPcscd(app, options));
 }
 
-interface PcscdOptions {
-  mode: PcscdMode;
-  image?: string;
-  write?: boolean;
-  outputDir?: string;
-  buildDir?: string;
-  systemdDir?: string;
-  buildOnly?: boolean;
-}
+type PcscdOptions = Omit<PcscdSetupOptions, "loaded" | "env" | "uid">;
 
 async function setupPcscd(app: App, options: PcscdOptions): Promise<void> {
   const build = options.buildDir !== undefined || options.buildOnly === true;
