@@ -25,14 +25,24 @@ if (invoked && (invoked === self || realpath(invoked) === realpath(self))) {
     const { enablePsiCompileCache } = await import("./compile-cache.js");
     enablePsiCompileCache(process.env, uid);
     const { runCli } = await import("./main.js");
+    // `psi ... | head` closes the pipe early: end quietly, as other Unix tools do, instead
+    // of dying with an unhandled EPIPE stack trace.
+    const quietOnEpipe = (stream: NodeJS.WriteStream) => {
+      if (stream.listenerCount("error") === 0)
+        stream.on("error", (error: NodeJS.ErrnoException) => {
+          if (error.code !== "EPIPE") throw error;
+          process.exit(process.exitCode ?? 0);
+        });
+      return stream;
+    };
     process.exitCode = await runCli(argv, {
       // Getters: Node builds each stdio stream on first use, and serve never reads stdin.
       io: {
         get stdout() {
-          return process.stdout;
+          return quietOnEpipe(process.stdout);
         },
         get stderr() {
-          return process.stderr;
+          return quietOnEpipe(process.stderr);
         },
         get stdin() {
           return process.stdin;

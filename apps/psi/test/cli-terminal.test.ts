@@ -114,3 +114,16 @@ describe.skipIf(skipTmux)("on a terminal", () => {
     }
   }, 60_000);
 });
+
+describe("output into a pipe that closes early", () => {
+  it("`psi --help | true` ends quietly with 0, no EPIPE stack trace", () => {
+    // `true` exits before Node has started, so every write meets a pipe without readers.
+    const run = spawnSync(
+      "bash",
+      ["-c", `"${process.execPath}" "${CLI}" --help | true; echo "exit=\${PIPESTATUS[0]}"`],
+      { encoding: "utf8" },
+    );
+    expect(run.stdout.trim()).toBe("exit=0");
+    expect(run.stderr).toBe("");
+  });
+});
