@@ -25,6 +25,12 @@ export {
   parsePrometheus,
 } from "./metrics.js";
 export {
+  openConfiguredServeCache,
+  type ServeHandle,
+  type StartServeOptions,
+  startServe,
+} from "./serve.js";
+export {
   createLookupServer,
   type ListenTarget,
   type LookupBackends,
