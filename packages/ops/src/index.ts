@@ -44,6 +44,12 @@ export {
   setupPcscd,
 } from "./pcscd.js";
 export {
+  dryRunHostSetup,
+  type HostSetupOptions,
+  type RunHostSetupOptions,
+  runHostSetup,
+} from "./setup.js";
+export {
   getOnSocket,
   lookupSocketPath,
   SOCKET_TIMEOUT_MS,
