@@ -1,14 +1,10 @@
-import { PsiError } from "@psi/core";
 import {
-  assertCacheBackend,
   type CacheLocations,
   cacheLocations,
   cacheStatus,
   describeMapping,
-  initCache,
-  invalidateCache,
-  listCacheBackends,
-  resolveInvalidateTargets,
+  initHostCache,
+  invalidateHostCache,
 } from "@psi/ops";
 import { type Command, Option } from "commander";
 import type { App } from "../app.js";
@@ -35,30 +31,16 @@ interface InitFlags {
 
 /** `psi cache init --backend B`: provision the key, then write an empty cache with it. */
 async function runCacheInit(app: App, options: InitFlags): Promise<void> {
-  if (options.backend === undefined) {
-    throw new PsiError(
-      "cache.backend_required",
-      "psi cache init needs --backend; the backends are:\n" + listCacheBackends(),
-      { hint: "for example: psi cache init --backend tpm" },
-    );
-  }
-  // Before the configuration is read: a typo is reported as such, whatever the config holds.
-  assertCacheBackend(options.backend);
-  const where = await locations(app);
-  const hsm =
-    options.backend === "hsm" && where.configFile !== undefined
-      ? (await app.loadConfig()).config.providers?.nitrokeyhsm
-      : undefined;
-  const result = await initCache({
+  const result = await initHostCache({
     backend: options.backend,
-    where,
+    config: () => optionalConfig(app),
     env: app.env,
+    uid: app.uid,
     logger: app.logger(),
     keyPath: options.keyPath,
     force: options.force,
     withKey: options.withKey,
     tpm2Device: options.tpm2Device,
-    hsm,
   });
   if (app.globals().json) {
     app.printJson({
@@ -241,23 +223,16 @@ function registerCacheInvalidate(cache: Command, app: App): void {
         );
       const where = await locations(app);
       const path = where.cachePath;
-      const stateDir = where.paths.stateDir;
-      const targetsOrAll = options.all
-        ? ("all" as const)
-        : await resolveInvalidateTargets({
-            targets,
-            stateDir,
-            env: app.env,
-            podmanSocket: options.podmanSocket,
-            podmanScope: async () => {
-              const context = await app.context();
-              return { scope: context.scope, defaultSocket: context.paths.podmanSocket };
-            },
-          });
-      const result = await invalidateCache({
-        path,
-        backend: await app.cacheBackend(),
-        targets: targetsOrAll,
+      const result = await invalidateHostCache({
+        where,
+        targets: options.all ? "all" : targets,
+        env: app.env,
+        podmanSocket: options.podmanSocket,
+        podmanScope: async () => {
+          const context = await app.context();
+          return { scope: context.scope, defaultSocket: context.paths.podmanSocket };
+        },
+        backend: () => app.cacheBackend(),
       });
       const json = app.globals().json;
       if (!result.exists) {
