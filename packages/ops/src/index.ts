@@ -30,9 +30,14 @@ export {
   DEMO_SAMPLES,
   type DemoHost,
   type DemoPodmanOptions,
+  type DemoServe,
+  type DemoServeOptions,
+  demoEnvironment,
+  demoLookup,
   demoSocketPath,
   demoThroughPodman,
   prepareDemoHost,
+  startDemoServe,
 } from "./demo.js";
 export {
   type DriverInstall,
