@@ -10,7 +10,7 @@ import { type Command, Option } from "commander";
 import type { App } from "../app.js";
 import { UsageError } from "../errors.js";
 import { optionalConfig } from "../optional-config.js";
-import { columnWidth, formatAge, padCells, plural } from "../text.js";
+import { formatAge, hexByte, labelled, octalMode, plural } from "../text.js";
 
 // `psi cache init / status / invalidate` (SPEC §11): @psi/ops does the work; this file
 // parses the flags and renders the results.
@@ -136,7 +136,6 @@ function registerCacheStatus(cache: Command, app: App): void {
       const configured = where.configuredBackend;
       const enabled = where.enabled;
       if (!report.ok) app.exitCode = 1;
-      const hex = (n: number) => `0x${n.toString(16).padStart(2, "0")}`;
       if (app.reportJson()) {
         app.printJson({
           path,
@@ -145,7 +144,7 @@ function registerCacheStatus(cache: Command, app: App): void {
           backend: configured ?? null,
           exists: file.exists,
           size: file.size ?? null,
-          mode: file.mode === undefined ? null : file.mode.toString(8).padStart(4, "0"),
+          mode: file.mode === undefined ? null : octalMode(file.mode),
           last_written: file.mtimeMs === undefined ? null : new Date(file.mtimeMs).toISOString(),
           version: file.version ?? null,
           tag: file.tag ?? null,
@@ -176,7 +175,10 @@ function registerCacheStatus(cache: Command, app: App): void {
           ]);
         }
         if (file.version !== undefined && file.tag !== undefined) {
-          lines.push(["format", `PSIC version ${file.version}, tag ${hex(file.tag)} (${tagName})`]);
+          lines.push([
+            "format",
+            `PSIC version ${file.version}, tag ${hexByte(file.tag)} (${tagName})`,
+          ]);
         }
         if (file.error) lines.push(["error", `${file.error.message}`]);
       }
@@ -189,11 +191,10 @@ function registerCacheStatus(cache: Command, app: App): void {
         ]);
         if (!verify.ok && verify.error?.hint) lines.push(["", `hint: ${verify.error.hint}`]);
       }
-      const width = columnWidth(lines.map(([label]) => label));
-      for (const [label, value] of lines) app.print(`${padCells(label, width)}  ${value}`);
+      for (const line of labelled(lines)) app.print(line);
       if (mismatch) {
         app.print(
-          `warning: the file was written by the ${tagName} backend (tag ${hex(file.tag ?? 0)}), but cache.backend is ${configured}: ` +
+          `warning: the file was written by the ${tagName} backend (tag ${hexByte(file.tag ?? 0)}), but cache.backend is ${configured}: ` +
             `psi serve cannot read it. Run \`psi cache init --backend ${configured}\` (or psi setup) to rewrite it, ` +
             `or set cache.backend: ${tagName} in ${where.configFile}`,
         );

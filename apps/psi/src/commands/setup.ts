@@ -8,7 +8,7 @@ import type {
 } from "@psi/setup";
 import type { Command } from "commander";
 import type { App } from "../app.js";
-import { columnWidth, padCells, plural, progressLine, table } from "../text.js";
+import { columnWidth, padCells, plural, progressLine, table, withHint } from "../text.js";
 
 /** Options of `psi setup` (and `psi cache refresh`, which is setup for every provider). */
 export interface SetupCommandOptions {
@@ -67,9 +67,7 @@ export async function runSetupCommand(app: App, options: SetupCommandOptions): P
 }
 
 function issueLine(issue: SetupIssue): string {
-  let text = issue.message;
-  if (issue.hint) text += `\n      hint: ${issue.hint}`;
-  return text;
+  return withHint(issue.message, issue.hint, 6);
 }
 
 /** Changed keys (names only) and the restarts they caused, under a workload's line. */
@@ -154,9 +152,7 @@ export function renderSetup(result: SetupResult): string {
       );
       break;
     case "failed":
-      lines.push(
-        `cache: FAILED: ${cache.message}${cache.hint ? `\n      hint: ${cache.hint}` : ""}`,
-      );
+      lines.push(withHint(`cache: FAILED: ${cache.message}`, cache.hint, 6));
       break;
   }
   const reload = result.daemonReload;
