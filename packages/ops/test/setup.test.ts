@@ -121,6 +121,12 @@ describe.skipIf(skip)("runHostSetup and dryRunHostSetup (real Podman, fake Infis
   });
 
   it("a dry run compares Podman's secrets with the options psi install writes for --socket", async () => {
+    // Registered through the test's cat driver, not the curl one psi install writes.
+    const created = await sandbox.run(
+      ["secret", "create", "--driver", "shell", "app--EXTRA", "-"],
+      '{"provider":"local"}',
+    );
+    expect(created.code, created.stderr).toBe(0);
     const report = await dryRunHostSetup({
       loaded,
       env,
@@ -129,10 +135,9 @@ describe.skipIf(skip)("runHostSetup and dryRunHostSetup (real Podman, fake Infis
       podmanSocket: sandbox.socketPath,
       socket: join(dir.path, "run", "psi.sock"),
     });
-    // Registered through the test's cat driver, not the curl one psi install writes.
-    const db = report.secrets.find((s) => s.name === "app--DB");
-    expect(db?.class).toBe("stale-opts");
-    expect(report.counts.staleOpts).toBe(1);
-    expect(report.workloads.find((w) => w.name === "app")?.dropInExists).toBe(true);
+    const extra = report.secrets.find((s) => s.name === "app--EXTRA");
+    expect(extra).toMatchObject({ class: "stale-opts", workload: "app" });
+    expect(extra?.differingOptions?.length).toBeGreaterThan(0);
+    expect(report.workloads.find((w) => w.name === "app")?.missingFromDropIn).toContain("app--EXTRA");
   });
 });
