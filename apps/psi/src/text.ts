@@ -116,3 +116,27 @@ export function progressLine<T>(
     done: () => line.done(),
   };
 }
+
+/**
+ * Label/value lines (`psi status`, `psi cache status`): labels padded to the widest in
+ * terminal cells, two spaces, the value as it is (nothing trimmed).
+ */
+export function labelled(rows: readonly (readonly [string, string])[]): string[] {
+  const width = columnWidth(rows.map(([label]) => label));
+  return rows.map(([label, value]) => `${padCells(label, width)}  ${value}`);
+}
+
+/** `text`, and when there is a hint, `hint: …` on the next line indented by `indent` spaces. */
+export function withHint(text: string, hint: string | undefined, indent: number): string {
+  return hint ? `${text}\n${" ".repeat(indent)}hint: ${hint}` : text;
+}
+
+/** A cache header tag as `0x0a`. */
+export function hexByte(value: number): string {
+  return `0x${value.toString(16).padStart(2, "0")}`;
+}
+
+/** File permission bits as `0600`. */
+export function octalMode(mode: number): string {
+  return mode.toString(8).padStart(4, "0");
+}

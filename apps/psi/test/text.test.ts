@@ -1,6 +1,17 @@
 import { describe, expect, it } from "vitest";
 import type { Progress } from "../src/app.js";
-import { columnWidth, displayWidth, padCells, plural, progressLine, table } from "../src/text.js";
+import {
+  columnWidth,
+  displayWidth,
+  hexByte,
+  labelled,
+  octalMode,
+  padCells,
+  plural,
+  progressLine,
+  table,
+  withHint,
+} from "../src/text.js";
 
 describe("human text", () => {
   it("counts nouns in the right number (no more '8 entrys')", () => {
@@ -17,6 +28,31 @@ describe("human text", () => {
         ["CCC", "D", ""],
       ]),
     ).toEqual(["A    BB", "CCC  D"]);
+  });
+
+  it("pads labels to the widest in cells and keeps values as they are", () => {
+    expect(
+      labelled([
+        ["path", "/x"],
+        ["", "note "],
+        ["名前", "v"],
+      ]),
+    ).toEqual(["path  /x", "      note ", "名前  v"]);
+  });
+
+  it("puts a hint on its own indented line, and nothing without one", () => {
+    expect(withHint("cache: FAILED", "run psi setup", 6)).toBe(
+      "cache: FAILED\n      hint: run psi setup",
+    );
+    expect(withHint("ok", undefined, 4)).toBe("ok");
+    expect(withHint("ok", "", 4)).toBe("ok");
+  });
+
+  it("formats tags and modes as the status commands print them", () => {
+    expect(hexByte(3)).toBe("0x03");
+    expect(hexByte(0xa1)).toBe("0xa1");
+    expect(octalMode(0o600)).toBe("0600");
+    expect(octalMode(0o4755)).toBe("4755");
   });
 
   it("keeps columns at a minimum width", () => {

@@ -34,6 +34,12 @@ export {
   storeMappingOnce,
 } from "./oneshot.js";
 export {
+  openConfiguredServeCache,
+  type ServeHandle,
+  type StartServeOptions,
+  startServe,
+} from "./serve.js";
+export {
   createLookupServer,
   type ListenTarget,
   type LookupBackends,

@@ -539,3 +539,60 @@ export async function invalidateCache(options: {
     await backend.close();
   }
 }
+
+/** Options of {@link initHostCache}: {@link CacheInitOptions} with the host's configuration. */
+export interface HostCacheInitOptions extends Omit<CacheInitOptions, "backend" | "where" | "hsm"> {
+  /** The backend to provision; without one, the error lists them. */
+  backend: string | undefined;
+  /** Reads the configuration (undefined without one); asked only once the backend name is known good. */
+  config: () => Promise<LoadedConfig | undefined>;
+  uid: number;
+}
+
+/**
+ * `psi cache init` on this host: checks the backend name before the configuration is
+ * read (a typo is reported as such, whatever the file holds), then provisions the key
+ * where the configuration (or the scope's defaults) says, with its nitrokeyhsm block for hsm.
+ */
+export async function initHostCache(options: HostCacheInitOptions): Promise<CacheInitResult> {
+  const { backend, config, uid, ...rest } = options;
+  if (backend === undefined) {
+    throw new PsiError(
+      "cache.backend_required",
+      "psi cache init needs --backend; the backends are:\n" + listCacheBackends(),
+      { hint: "for example: psi cache init --backend tpm" },
+    );
+  }
+  assertCacheBackend(backend);
+  const loaded = await config();
+  return initCache({
+    ...rest,
+    backend,
+    where: cacheLocations(loaded, { env: options.env, uid }),
+    hsm: backend === "hsm" ? loaded?.config.providers?.nitrokeyhsm : undefined,
+  });
+}
+
+/** Options of {@link invalidateHostCache}. */
+export interface HostInvalidateOptions extends Omit<ResolveTargetsOptions, "targets" | "stateDir"> {
+  where: CacheLocations;
+  /** Podman secret names or secret IDs, or every entry. */
+  targets: string[] | "all";
+  /** The configured cache backend, not opened (undefined when the cache is off or unset). */
+  backend: () => Promise<CacheBackend | undefined>;
+}
+
+/**
+ * `psi cache invalidate`: resolves the targets (IDs through state_dir, names through the
+ * Podman API) before anything is read or written, then drops their entries.
+ */
+export async function invalidateHostCache(
+  options: HostInvalidateOptions,
+): Promise<InvalidateResult> {
+  const { where, targets, backend, ...resolve } = options;
+  const resolved =
+    targets === "all"
+      ? ("all" as const)
+      : await resolveInvalidateTargets({ ...resolve, targets, stateDir: where.paths.stateDir });
+  return invalidateCache({ path: where.cachePath, backend: await backend(), targets: resolved });
+}

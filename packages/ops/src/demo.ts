@@ -4,9 +4,16 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { saveCache } from "@psi/cache";
 import { initKeyfile, keyfileCacheBackendFromKey } from "@psi/cache-keyfile";
-import { defaultPaths, type Env } from "@psi/core";
+import type { CacheBackend, LoadedConfig, Logger, Provider } from "@psi/core";
+import { defaultPaths, type Env, PsiError } from "@psi/core";
+import {
+  createLookupServer,
+  type LookupServer,
+  openConfiguredServeCache,
+} from "@psi/lookup-server";
 import { sealLocal } from "@psi/provider-local";
 import { renderDriverConf } from "@psi/unitgen";
+import { getOnSocket } from "./socket.js";
 
 // `psi demo`'s host: a throwaway directory with a configuration (local provider, keyfile
 // cache backend), sample secrets sealed as mapping files and an empty cache file, and the
@@ -192,4 +199,88 @@ export async function demoThroughPodman(
   return value === undefined
     ? { skipped: "Podman wrote no secret file for the container" }
     : { value };
+}
+
+/**
+ * The environment the demo's serve reads: the caller's without PSI_* overrides and
+ * systemd credentials (they must not leak into the demo), with PSI_CONFIG at its configuration.
+ */
+export function demoEnvironment(env: Env, configPath: string): Env {
+  const kept = Object.entries(env).filter(
+    ([name]) => !name.startsWith("PSI_") && name !== "CREDENTIALS_DIRECTORY",
+  );
+  return { ...Object.fromEntries(kept), PSI_CONFIG: configPath };
+}
+
+/** Options of {@link startDemoServe}. */
+export interface DemoServeOptions {
+  /** The demo configuration, loaded from the host's configPath. */
+  loaded: LoadedConfig;
+  socket: string;
+  logger: Logger;
+  /** Opens the configured providers (the frontend's wiring); the local one must open. */
+  openProviders: () => Promise<ReadonlyMap<string, Provider>>;
+  /** Opens the configured cache backend (the keyfile). */
+  openCacheBackend: () => Promise<CacheBackend | undefined>;
+}
+
+/** The demo's running serve and what closes it (server, providers, cache and backend). */
+export interface DemoServe {
+  server: LookupServer;
+  close(): Promise<void>;
+}
+
+/**
+ * serve over the demo host, as `psi serve` answers (metrics on), listening on `socket`.
+ * Throws `demo.local_failed` when the local provider did not open; whatever opened is
+ * closed again on failure.
+ */
+export async function startDemoServe(options: DemoServeOptions): Promise<DemoServe> {
+  const { loaded, logger } = options;
+  const providers = await options.openProviders();
+  const { cache, backend } = await openConfiguredServeCache(
+    loaded,
+    logger,
+    options.openCacheBackend,
+  );
+  let server: LookupServer | undefined;
+  const close = async () => {
+    await server?.close();
+    await Promise.allSettled([...providers.values()].map((provider) => provider.close()));
+    await backend?.close();
+    // stop watching cache.enc before the directory goes
+    cache?.close();
+  };
+  try {
+    if (!providers.has("local")) {
+      throw new PsiError(
+        "demo.local_failed",
+        "the demo's local provider did not open (see the log above)",
+      );
+    }
+    server = createLookupServer({
+      stateDir: loaded.paths.stateDir,
+      providers,
+      cache,
+      logger,
+      metrics: true,
+    });
+    await server.listen({ path: options.socket });
+    return { server, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+/** The demo's lookup of `name` through `socket`, as the shell driver does it; the value as text. */
+export async function demoLookup(socket: string, name: string): Promise<string> {
+  const answer = await getOnSocket(socket, `/lookup/${name}`);
+  if (answer.status !== 200) {
+    throw new PsiError(
+      "demo.lookup_failed",
+      `the demo lookup answered ${answer.status}: ${answer.body}`,
+    );
+  }
+  return answer.body;
 }

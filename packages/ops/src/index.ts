@@ -13,10 +13,14 @@ export {
   cacheLocations,
   cacheStatus,
   describeMapping,
+  type HostCacheInitOptions,
+  type HostInvalidateOptions,
   type InvalidateResult,
   type InvalidateTarget,
   initCache,
+  initHostCache,
   invalidateCache,
+  invalidateHostCache,
   listCacheBackends,
   type ResolveTargetsOptions,
   resolveInvalidateTargets,
@@ -26,9 +30,14 @@ export {
   DEMO_SAMPLES,
   type DemoHost,
   type DemoPodmanOptions,
+  type DemoServe,
+  type DemoServeOptions,
+  demoEnvironment,
+  demoLookup,
   demoSocketPath,
   demoThroughPodman,
   prepareDemoHost,
+  startDemoServe,
 } from "./demo.js";
 export {
   type DriverInstall,
@@ -51,6 +60,12 @@ export {
   type PlacedPcscdFile,
   setupPcscd,
 } from "./pcscd.js";
+export {
+  dryRunHostSetup,
+  type HostSetupOptions,
+  type RunHostSetupOptions,
+  runHostSetup,
+} from "./setup.js";
 export {
   getOnSocket,
   lookupSocketPath,

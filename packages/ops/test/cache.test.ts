@@ -10,7 +10,9 @@ import {
   cacheLocations,
   cacheStatus,
   initCache,
+  initHostCache,
   invalidateCache,
+  invalidateHostCache,
   resolveInvalidateTargets,
 } from "../src/index.js";
 
@@ -204,5 +206,109 @@ describe("invalidate", () => {
       targets: "all",
     }).catch((e: unknown) => e);
     expect(isPsiError(error, "cache.no_backend")).toBe(true);
+  });
+});
+
+describe("initHostCache", () => {
+  it("asks for the backend, then checks its name before reading the configuration", async () => {
+    const { logger } = captureLogger("warn");
+    let read = 0;
+    const config = async () => {
+      read++;
+      return loadConfig({ path: configPath, env, uid });
+    };
+    const missing = await initHostCache({ backend: undefined, config, env, uid, logger }).catch(
+      (e: unknown) => e,
+    );
+    expect(isPsiError(missing, "cache.backend_required")).toBe(true);
+    expect((missing as Error).message).toContain("keyfile");
+    const typo = await initHostCache({ backend: "keyfiel", config, env, uid, logger }).catch(
+      (e: unknown) => e,
+    );
+    expect(isPsiError(typo, "cache.unknown_backend")).toBe(true);
+    expect(read).toBe(0);
+    await expect(stat(join(stateDir, "cache.enc"))).rejects.toThrow();
+  });
+
+  it("provisions where the configuration says, or the scope's defaults without one", async () => {
+    const { logger } = captureLogger("warn");
+    const configured = await initHostCache({
+      backend: "keyfile",
+      config: () => loadConfig({ path: configPath, env, uid }),
+      env,
+      uid,
+      logger,
+    });
+    expect(configured).toMatchObject({ keyPath: keyFile, cachePath: join(stateDir, "cache.enc") });
+
+    const home = join(dir.path, "bare");
+    const bare = {
+      HOME: home,
+      XDG_CONFIG_HOME: join(home, "config"),
+      XDG_STATE_HOME: join(home, "state"),
+    };
+    const defaults = await initHostCache({
+      backend: "keyfile",
+      config: async () => undefined,
+      env: bare,
+      uid,
+      logger,
+    });
+    const expected = cacheLocations(undefined, { env: bare, uid });
+    expect(defaults).toMatchObject({ keyPath: expected.keyFile, cachePath: expected.cachePath });
+    expect(defaults.notes).toEqual([
+      "create the configuration with cache: { backend: keyfile } so psi uses it",
+    ]);
+    expect((await stat(expected.keyFile)).mode & 0o777).toBe(0o600);
+  });
+});
+
+describe("invalidateHostCache", () => {
+  it("resolves IDs in state_dir and drops their entries; all drops every entry", async () => {
+    await initKeyfile();
+    for (const [i, id] of IDS.entries()) {
+      await writeFile(join(stateDir, id), MAPPINGS[i]!, { mode: 0o600 });
+    }
+    const backend = createKeyfileCacheBackend({ path: keyFile });
+    await backend.open();
+    const path = join(stateDir, "cache.enc");
+    await saveCache({
+      path,
+      backend,
+      previous: (await readCacheFile({ path, backend })) ?? null,
+      prune: true,
+      fetched: MAPPINGS.map((m, i) => ({ mapping: parseMapping(m), value: Buffer.from(`v${i}`) })),
+    });
+    await backend.close();
+    const options = {
+      where: await where(),
+      env,
+      podmanScope: async () => {
+        throw new Error("Podman must not be asked for secret IDs");
+      },
+      backend: async () => createKeyfileCacheBackend({ path: keyFile }),
+    };
+    const one = await invalidateHostCache({ ...options, targets: [IDS[0]!] });
+    expect(one.removed.map((r) => [r.id, r.removed])).toEqual([[IDS[0], true]]);
+    expect(one.entries).toBe(1);
+    const all = await invalidateHostCache({ ...options, targets: "all" });
+    expect(all).toMatchObject({ exists: true, removedAll: 1, entries: 0 });
+  });
+
+  it("an unresolvable name fails before the cache is opened", async () => {
+    let opened = false;
+    const error = await invalidateHostCache({
+      where: await where(),
+      env,
+      targets: ["app--K0"],
+      podmanSocket: join(dir.path, "no-podman.sock"),
+      podmanScope: async () => ({ scope: "user", defaultSocket: join(dir.path, "x.sock") }),
+      backend: async () => {
+        opened = true;
+        return createKeyfileCacheBackend({ path: keyFile });
+      },
+    }).catch((e: unknown) => e);
+    expect(isPsiError(error, "cache.invalidate_unresolved")).toBe(true);
+    expect(opened).toBe(false);
   });
 });

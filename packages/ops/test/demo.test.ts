@@ -1,12 +1,19 @@
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { readCacheFile } from "@psi/cache";
-import { createKeyfileCacheBackend } from "@psi/cache-keyfile";
-import { loadConfig, parseMapping } from "@psi/core";
-import { openLocalBlob } from "@psi/provider-local";
+import { createKeyfileCacheBackend, keyfileCacheBackend } from "@psi/cache-keyfile";
+import { type CacheBackend, isPsiError, loadConfig, makeContext, parseMapping } from "@psi/core";
+import { localProvider, openLocalBlob } from "@psi/provider-local";
 import { tempDir } from "@psi/testkit/tmp";
+import { captureLogger } from "@psi/testkit/unix-http";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { DEMO_SAMPLES, prepareDemoHost } from "../src/index.js";
+import {
+  DEMO_SAMPLES,
+  demoEnvironment,
+  demoLookup,
+  prepareDemoHost,
+  startDemoServe,
+} from "../src/index.js";
 
 // The demo host on real files: the configuration loads, the mappings open with the keyfile
 // and give the samples back, the cache file is empty, and remove() leaves nothing.
@@ -47,5 +54,89 @@ describe("prepareDemoHost", () => {
 
     await host.remove();
     await expect(stat(host.dir)).rejects.toMatchObject({ code: "ENOENT" });
+  });
+});
+
+describe("startDemoServe", () => {
+  it("serves the sealed samples through the local provider and closes everything", async () => {
+    const host = await prepareDemoHost({ root: root.path });
+    const socket = join(root.path, "demo.sock");
+    const { logger } = captureLogger("warn");
+    const loaded = await loadConfig({ path: host.configPath, env: {}, uid: process.getuid!() });
+    const context = makeContext(loaded, { logger, env: {} });
+    let backend: CacheBackend | undefined;
+    context.openCacheBackend = async () => {
+      if (backend === undefined) {
+        backend = keyfileCacheBackend(context);
+        await backend.open();
+      }
+      return backend;
+    };
+    const served = await startDemoServe({
+      loaded,
+      socket,
+      logger,
+      openProviders: async () => {
+        const local = localProvider(context);
+        await local.open();
+        return new Map([["local", local]]);
+      },
+      openCacheBackend: () => context.openCacheBackend!(),
+    });
+    try {
+      for (const sample of DEMO_SAMPLES) {
+        expect(await demoLookup(socket, sample.name)).toBe(sample.value);
+      }
+      const missing = await demoLookup(socket, "demo--NOPE").catch((e: unknown) => e);
+      expect(isPsiError(missing, "demo.lookup_failed")).toBe(true);
+    } finally {
+      await served.close();
+      await host.remove();
+    }
+    await expect(stat(socket)).rejects.toMatchObject({ code: "ENOENT" });
+  });
+
+  it("refuses to serve without the local provider, closing what opened", async () => {
+    const host = await prepareDemoHost({ root: root.path });
+    const socket = join(root.path, "demo.sock");
+    const { logger } = captureLogger("error");
+    const loaded = await loadConfig({ path: host.configPath, env: {}, uid: process.getuid!() });
+    let closed = 0;
+    const error = await startDemoServe({
+      loaded,
+      socket,
+      logger,
+      openProviders: async () => new Map(),
+      openCacheBackend: async () => {
+        const backend = createKeyfileCacheBackend({ path: host.keyFile });
+        const close = backend.close.bind(backend);
+        backend.close = async () => {
+          closed++;
+          await close();
+        };
+        return backend;
+      },
+    }).catch((e: unknown) => e);
+    await host.remove();
+    expect(isPsiError(error, "demo.local_failed")).toBe(true);
+    expect(closed).toBe(1);
+    await expect(stat(socket)).rejects.toMatchObject({ code: "ENOENT" });
+  });
+});
+
+describe("demoEnvironment", () => {
+  it("keeps the caller's environment but no PSI_* override or systemd credentials", () => {
+    expect(
+      demoEnvironment(
+        {
+          HOME: "/h",
+          PATH: "/bin",
+          PSI_SOCKET: "/x",
+          PSI_CONFIG: "/y",
+          CREDENTIALS_DIRECTORY: "/c",
+        },
+        "/demo/config.yaml",
+      ),
+    ).toEqual({ HOME: "/h", PATH: "/bin", PSI_CONFIG: "/demo/config.yaml" });
   });
 });

@@ -1,20 +1,16 @@
-import { PsiError } from "@psi/core";
 import {
-  assertCacheBackend,
   type CacheLocations,
   cacheLocations,
   cacheStatus,
   describeMapping,
-  initCache,
-  invalidateCache,
-  listCacheBackends,
-  resolveInvalidateTargets,
+  initHostCache,
+  invalidateHostCache,
 } from "@psi/ops";
 import { type Command, Option } from "commander";
 import type { App } from "../app.js";
 import { UsageError } from "../errors.js";
 import { optionalConfig } from "../optional-config.js";
-import { columnWidth, formatAge, padCells, plural } from "../text.js";
+import { formatAge, hexByte, labelled, octalMode, plural } from "../text.js";
 
 // `psi cache init / status / invalidate` (SPEC §11): @psi/ops does the work; this file
 // parses the flags and renders the results.
@@ -35,30 +31,16 @@ interface InitFlags {
 
 /** `psi cache init --backend B`: provision the key, then write an empty cache with it. */
 async function runCacheInit(app: App, options: InitFlags): Promise<void> {
-  if (options.backend === undefined) {
-    throw new PsiError(
-      "cache.backend_required",
-      "psi cache init needs --backend; the backends are:\n" + listCacheBackends(),
-      { hint: "for example: psi cache init --backend tpm" },
-    );
-  }
-  // Before the configuration is read: a typo is reported as such, whatever the config holds.
-  assertCacheBackend(options.backend);
-  const where = await locations(app);
-  const hsm =
-    options.backend === "hsm" && where.configFile !== undefined
-      ? (await app.loadConfig()).config.providers?.nitrokeyhsm
-      : undefined;
-  const result = await initCache({
+  const result = await initHostCache({
     backend: options.backend,
-    where,
+    config: () => optionalConfig(app),
     env: app.env,
+    uid: app.uid,
     logger: app.logger(),
     keyPath: options.keyPath,
     force: options.force,
     withKey: options.withKey,
     tpm2Device: options.tpm2Device,
-    hsm,
   });
   if (app.globals().json) {
     app.printJson({
@@ -154,7 +136,6 @@ function registerCacheStatus(cache: Command, app: App): void {
       const configured = where.configuredBackend;
       const enabled = where.enabled;
       if (!report.ok) app.exitCode = 1;
-      const hex = (n: number) => `0x${n.toString(16).padStart(2, "0")}`;
       if (app.reportJson()) {
         app.printJson({
           path,
@@ -163,7 +144,7 @@ function registerCacheStatus(cache: Command, app: App): void {
           backend: configured ?? null,
           exists: file.exists,
           size: file.size ?? null,
-          mode: file.mode === undefined ? null : file.mode.toString(8).padStart(4, "0"),
+          mode: file.mode === undefined ? null : octalMode(file.mode),
           last_written: file.mtimeMs === undefined ? null : new Date(file.mtimeMs).toISOString(),
           version: file.version ?? null,
           tag: file.tag ?? null,
@@ -194,7 +175,10 @@ function registerCacheStatus(cache: Command, app: App): void {
           ]);
         }
         if (file.version !== undefined && file.tag !== undefined) {
-          lines.push(["format", `PSIC version ${file.version}, tag ${hex(file.tag)} (${tagName})`]);
+          lines.push([
+            "format",
+            `PSIC version ${file.version}, tag ${hexByte(file.tag)} (${tagName})`,
+          ]);
         }
         if (file.error) lines.push(["error", `${file.error.message}`]);
       }
@@ -207,11 +191,10 @@ function registerCacheStatus(cache: Command, app: App): void {
         ]);
         if (!verify.ok && verify.error?.hint) lines.push(["", `hint: ${verify.error.hint}`]);
       }
-      const width = columnWidth(lines.map(([label]) => label));
-      for (const [label, value] of lines) app.print(`${padCells(label, width)}  ${value}`);
+      for (const line of labelled(lines)) app.print(line);
       if (mismatch) {
         app.print(
-          `warning: the file was written by the ${tagName} backend (tag ${hex(file.tag ?? 0)}), but cache.backend is ${configured}: ` +
+          `warning: the file was written by the ${tagName} backend (tag ${hexByte(file.tag ?? 0)}), but cache.backend is ${configured}: ` +
             `psi serve cannot read it. Run \`psi cache init --backend ${configured}\` (or psi setup) to rewrite it, ` +
             `or set cache.backend: ${tagName} in ${where.configFile}`,
         );
@@ -241,23 +224,16 @@ function registerCacheInvalidate(cache: Command, app: App): void {
         );
       const where = await locations(app);
       const path = where.cachePath;
-      const stateDir = where.paths.stateDir;
-      const targetsOrAll = options.all
-        ? ("all" as const)
-        : await resolveInvalidateTargets({
-            targets,
-            stateDir,
-            env: app.env,
-            podmanSocket: options.podmanSocket,
-            podmanScope: async () => {
-              const context = await app.context();
-              return { scope: context.scope, defaultSocket: context.paths.podmanSocket };
-            },
-          });
-      const result = await invalidateCache({
-        path,
-        backend: await app.cacheBackend(),
-        targets: targetsOrAll,
+      const result = await invalidateHostCache({
+        where,
+        targets: options.all ? "all" : targets,
+        env: app.env,
+        podmanSocket: options.podmanSocket,
+        podmanScope: async () => {
+          const context = await app.context();
+          return { scope: context.scope, defaultSocket: context.paths.podmanSocket };
+        },
+        backend: () => app.cacheBackend(),
       });
       const json = app.globals().json;
       if (!result.exists) {

@@ -1,15 +1,16 @@
-import { errorMessage, PsiError } from "@psi/core";
-import { createLookupServer, type LookupServer } from "@psi/lookup-server";
+import { errorMessage } from "@psi/core";
 import {
   type DemoHost,
+  type DemoServe,
+  demoEnvironment,
+  demoLookup,
   demoSocketPath,
   demoThroughPodman,
-  getOnSocket,
   prepareDemoHost,
+  startDemoServe,
 } from "@psi/ops";
 import type { Command } from "commander";
 import { type App, createApp } from "../app.js";
-import { openServeCache } from "./serve.js";
 
 // `psi demo` (SPEC §8.3, §14): @psi/ops prepares the demo host (directory, keyfile, sealed
 // samples) and the Podman walkthrough; this file runs serve over it and narrates.
@@ -45,8 +46,7 @@ export function registerDemo(program: Command, app: App): void {
       process.on("SIGTERM", onSignal!);
       process.on("SIGHUP", onSignal!);
       let host: DemoHost | undefined;
-      let server: LookupServer | undefined;
-      let closeProviders: (() => Promise<void>) | undefined;
+      let served: DemoServe | undefined;
       try {
         host = await prepareDemoHost();
         const { dir, configPath, stateDir, samples } = host;
@@ -61,53 +61,22 @@ export function registerDemo(program: Command, app: App): void {
         for (const sample of samples) app.print(`     ${sample.name}`);
 
         // The demo's own serve: the same wiring as `psi serve`, on the demo configuration.
-        // PSI_* overrides and systemd credentials of the caller must not leak into the demo.
-        const demoEnv = Object.fromEntries(
-          Object.entries(app.env).filter(
-            ([name]) => !name.startsWith("PSI_") && name !== "CREDENTIALS_DIRECTORY",
-          ),
-        );
-        const demo = createApp(app.io, { ...demoEnv, PSI_CONFIG: configPath }, app.uid);
+        const demo = createApp(app.io, demoEnvironment(app.env, configPath), app.uid);
         demo.setGlobals(app.globals());
-        const providers = await demo.openProviders();
-        const { cache, backend: cacheBackend } = await openServeCache(
-          demo,
-          await demo.loadConfig(),
-          demo.logger(),
-        );
-        closeProviders = async () => {
-          await Promise.allSettled([...providers.values()].map((provider) => provider.close()));
-          await cacheBackend?.close();
-          // stop watching cache.enc before the directory goes
-          cache?.close();
-        };
-        if (!providers.has("local")) {
-          throw new PsiError(
-            "demo.local_failed",
-            "the demo's local provider did not open (see the log above)",
-          );
-        }
-        server = createLookupServer({
-          stateDir,
-          providers,
-          cache,
+        served = await startDemoServe({
+          loaded: await demo.loadConfig(),
+          socket,
           logger: demo.logger(),
-          metrics: true,
+          openProviders: () => demo.openProviders(),
+          openCacheBackend: async () => (await demo.context()).openCacheBackend?.(),
         });
-        await server.listen({ path: socket });
         app.print(`3. psi serve is listening on ${socket}\n`);
 
         const first = samples[0]!;
         app.print("4. A lookup through the socket, as Podman's shell driver does it:");
         app.print(`   $ curl -sf --unix-socket ${socket} http://localhost/lookup/${first.name}`);
-        const answer = await getOnSocket(socket, `/lookup/${first.name}`);
-        if (answer.status !== 200) {
-          throw new PsiError(
-            "demo.lookup_failed",
-            `the demo lookup answered ${answer.status}: ${answer.body}`,
-          );
-        }
-        app.print(`   ${answer.body}\n`);
+        const answer = await demoLookup(socket, first.name);
+        app.print(`   ${answer}\n`);
 
         if (options.podman) {
           app.print(
@@ -152,8 +121,7 @@ export function registerDemo(program: Command, app: App): void {
         process.off("SIGINT", onSignal!);
         process.off("SIGTERM", onSignal!);
         process.off("SIGHUP", onSignal!);
-        await server?.close();
-        await closeProviders?.();
+        await served?.close();
         // The server removed its socket; the directory holds everything else.
         await host?.remove();
       }

@@ -8,8 +8,6 @@ import type { Command } from "commander";
 import type { App } from "../app.js";
 import { optionalConfig } from "../optional-config.js";
 
-export { lookupSocketPath };
-
 /** `psi install [--stdout] [--socket PATH]` (SPEC §5). */
 export function registerInstall(program: Command, app: App): void {
   program

@@ -1,18 +1,14 @@
-import type { Provider, PsiContext } from "@psi/core";
-import { cachePath, errorMessage } from "@psi/core";
+import { dryRunHostSetup, type HostSetupOptions, runHostSetup } from "@psi/ops";
 import type {
   DryRunReport,
   SetupIssue,
   SetupProgress,
   SetupResult,
-  SetupRetry,
   WorkloadOutcome,
 } from "@psi/setup";
 import type { Command } from "commander";
 import type { App } from "../app.js";
-import { optionalConfig } from "../optional-config.js";
-import { columnWidth, padCells, plural, progressLine, table } from "../text.js";
-import { lookupSocketPath } from "./install.js";
+import { columnWidth, padCells, plural, progressLine, table, withHint } from "../text.js";
 
 /** Options of `psi setup` (and `psi cache refresh`, which is setup for every provider). */
 export interface SetupCommandOptions {
@@ -35,135 +31,31 @@ function setupProgress(app: App): { update: (p: SetupProgress) => void; done: ()
   );
 }
 
-/**
- * The driver options a secret created now gets: with `--socket`/`PSI_SOCKET`, what `psi
- * install` writes for that socket; otherwise what Podman holds, the installed
- * containers.conf.d/psi.conf (so a socket set once through `install --socket` does not make
- * every setup re-create every secret); without that file, what `psi install` would write.
- * Undefined when they cannot be worked out.
- */
-async function expectedOptions(
-  app: App,
-  required: boolean,
-  socket: string | undefined,
-): Promise<Record<string, string> | undefined> {
-  try {
-    const { expectedDriverOptions } = await import("@psi/ops");
-    return await expectedDriverOptions({
-      loaded: await optionalConfig(app),
-      env: app.env,
-      uid: app.uid,
-      socket,
-    });
-  } catch (error) {
-    if (required) throw error;
-    app
-      .logger()
-      .debug(`cannot work out the driver options psi install would write: ${errorMessage(error)}`, {
-        event: "setup.driver_options",
-      });
-    return undefined;
-  }
-}
-
-/** Retries of setup listings: Infisical's `retry_delays` (SPEC §9); other providers none. */
-async function retryFor(app: App, context: PsiContext): Promise<SetupRetry> {
-  const delays = context.config.providers?.infisical?.retry_delays;
-  if (!delays || delays.length === 0) return (operation) => operation();
-  const { setupRetry } = await import("@psi/provider-infisical");
-  return setupRetry(delays, app.logger());
-}
-
-/**
- * Before `on_change: restart` restarts anything: waits until the running serve has loaded
- * the cache.enc setup just wrote, so the restarted container gets the new value.
- */
-async function waitForServeLoad(app: App, context: PsiContext, writtenAt: number): Promise<void> {
-  const [{ waitForServeLoad: wait }, { resolveSocketToken }] = await Promise.all([
-    import("@psi/ops"),
-    import("@psi/lookup-server"),
-  ]);
-  const { token } = await resolveSocketToken({
-    env: app.env,
-    configToken: context.config.socket_token,
-  }).catch(() => ({ token: undefined }));
-  await wait({
-    socket: lookupSocketPath(undefined, app.env, context.paths),
-    token,
-    writtenAt,
-    logger: app.logger(),
-  });
-}
-
-/** Opens the providers setup fetches from (those of the selected workloads). */
-async function openFetchingProviders(
-  app: App,
-  context: PsiContext,
-  only: string | undefined,
-): Promise<Map<string, Provider>> {
-  const { providerFetchesRemotely } = await import("@psi/unitgen");
-  const names = new Set(
-    Object.values(context.config.workloads ?? {})
-      .map((workload) => workload.provider)
-      .filter((name) => (only === undefined || name === only) && providerFetchesRemotely(name)),
-  );
-  const opened = new Map<string, Provider>();
-  for (const name of names) {
-    for (const [key, provider] of await app.openProviders(name)) opened.set(key, provider);
-  }
-  return opened;
-}
-
-/** Runs `psi setup` (or its dry run) and prints the result; sets the exit code. */
+/** Runs `psi setup` (or its dry run) through @psi/ops and prints the result; sets the exit code. */
 export async function runSetupCommand(app: App, options: SetupCommandOptions): Promise<void> {
-  const loaded = await app.loadConfig();
-  const context = await app.context();
-  const { createPodmanClient, podmanSocketPath } = await import("@psi/podman");
-  const socketPath = podmanSocketPath({
-    flag: options.podmanSocket,
+  const host: HostSetupOptions = {
+    loaded: await app.loadConfig(),
     env: app.env,
-    defaultPath: loaded.paths.podmanSocket,
-  });
-  const podman = createPodmanClient({ socketPath, scope: loaded.scope });
-  const setup = await import("@psi/setup");
-
+    uid: app.uid,
+    logger: app.logger(),
+    provider: options.provider,
+    podmanSocket: options.podmanSocket,
+    socket: options.socket,
+    openCacheBackend: async () => (await app.context()).openCacheBackend?.(),
+  };
   if (options.dryRun) {
-    const report = await setup.planDryRun({
-      context,
-      podman,
-      expectedDriverOptions: (await expectedOptions(app, true, options.socket)) ?? {},
-      provider: options.provider,
-    });
+    const report = await dryRunHostSetup(host);
     if (app.reportJson()) app.printJson(report);
     else app.print(renderDryRun(report));
     return;
   }
-
-  const providers = await openFetchingProviders(app, context, options.provider);
   const progress = setupProgress(app);
   try {
-    const settings = loaded.config.cache;
-    const cache =
-      settings?.enabled && settings.backend !== undefined
-        ? {
-            path: cachePath(loaded),
-            backend: async () => {
-              const backend = await context.openCacheBackend?.();
-              return backend;
-            },
-          }
-        : undefined;
-    const result = await setup.runSetup({
-      context,
-      providers,
-      podman,
-      cache,
-      provider: options.provider,
-      retry: await retryFor(app, context),
+    const result = await runHostSetup({
+      ...host,
+      openProviders: (name) => app.openProviders(name),
       allowEmpty: options.allowEmpty === true,
-      expectedDriverOptions: await expectedOptions(app, false, options.socket),
       onProgress: progress.update,
-      beforeRestart: (writtenAt) => waitForServeLoad(app, context, writtenAt),
     });
     progress.done();
     if (!result.ok) app.exitCode = 1;
@@ -171,14 +63,11 @@ export async function runSetupCommand(app: App, options: SetupCommandOptions): P
     else app.print(renderSetup(result));
   } finally {
     progress.done();
-    await Promise.all([...providers.values()].map((provider) => provider.close().catch(() => {})));
   }
 }
 
 function issueLine(issue: SetupIssue): string {
-  let text = issue.message;
-  if (issue.hint) text += `\n      hint: ${issue.hint}`;
-  return text;
+  return withHint(issue.message, issue.hint, 6);
 }
 
 /** Changed keys (names only) and the restarts they caused, under a workload's line. */
@@ -263,9 +152,7 @@ export function renderSetup(result: SetupResult): string {
       );
       break;
     case "failed":
-      lines.push(
-        `cache: FAILED: ${cache.message}${cache.hint ? `\n      hint: ${cache.hint}` : ""}`,
-      );
+      lines.push(withHint(`cache: FAILED: ${cache.message}`, cache.hint, 6));
       break;
   }
   const reload = result.daemonReload;

@@ -2,7 +2,7 @@ import { collectStatus, type StatusIssue, type StatusReport } from "@psi/ops";
 import type { Command } from "commander";
 import type { App } from "../app.js";
 import { optionalConfig } from "../optional-config.js";
-import { columnWidth, formatAge, padCells } from "../text.js";
+import { formatAge, hexByte, labelled, octalMode, plural, withHint } from "../text.js";
 
 // `psi status` (SPEC §11, §14): @psi/ops collects the report; this file renders it.
 
@@ -52,7 +52,7 @@ export function statusJson(report: StatusReport): Record<string, unknown> {
       path: cache.path,
       exists: cache.file.exists,
       size: cache.file.size ?? null,
-      mode: cache.file.mode === undefined ? null : cache.file.mode.toString(8).padStart(4, "0"),
+      mode: cache.file.mode === undefined ? null : octalMode(cache.file.mode),
       last_written:
         cache.file.mtimeMs === undefined ? null : new Date(cache.file.mtimeMs).toISOString(),
       age_seconds: cache.ageSeconds ?? null,
@@ -133,7 +133,7 @@ export function renderStatus(report: StatusReport): string {
     const tag =
       cache.file.tag === undefined
         ? ""
-        : `, on disk: ${cache.file.backend ?? "unknown"} (tag 0x${cache.file.tag.toString(16).padStart(2, "0")})`;
+        : `, on disk: ${cache.file.backend ?? "unknown"} (tag ${hexByte(cache.file.tag)})`;
     rows.push(["", `backend: ${cache.backend ?? "(none configured)"}${tag}`]);
     if (!cache.file.exists) {
       rows.push(["", "no file yet (psi setup writes it)"]);
@@ -155,9 +155,7 @@ export function renderStatus(report: StatusReport): string {
     "providers",
     report.providers.length === 0
       ? "(none configured)"
-      : report.providers
-          .map((p) => `${p.name} (${p.workloads} workload${p.workloads === 1 ? "" : "s"})`)
-          .join(", "),
+      : report.providers.map((p) => `${p.name} (${plural(p.workloads, "workload")})`).join(", "),
   ]);
   if (!drift.reachable) {
     rows.push(["drift", drift.error ?? `Podman API not reachable at ${drift.podmanSocket}`]);
@@ -174,18 +172,14 @@ export function renderStatus(report: StatusReport): string {
       ]);
     }
   }
-  const width = columnWidth(rows.map(([label]) => label));
-  const lines = rows.map(([label, value]) => `${padCells(label, width)}  ${value}`);
+  const lines = labelled(rows);
   for (const [title, issues] of [
     ["problems", report.problems],
     ["warnings", report.warnings],
   ] as const) {
     if (issues.length === 0) continue;
     lines.push("", `${title}:`);
-    for (const i of issues) {
-      lines.push(`  ${i.component}: ${i.message}`);
-      if (i.hint) lines.push(`    hint: ${i.hint}`);
-    }
+    for (const i of issues) lines.push(withHint(`  ${i.component}: ${i.message}`, i.hint, 4));
   }
   lines.push(
     "",
@@ -217,7 +211,7 @@ export function registerStatus(program: Command, app: App): void {
         context: () => app.context(),
       });
       if (!report.ok) app.exitCode = 1;
-      if (app.globals().json === true || app.io.stdout.isTTY !== true) {
+      if (app.reportJson()) {
         app.printJson(statusJson(report));
       } else {
         app.print(renderStatus(report));
