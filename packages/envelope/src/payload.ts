@@ -62,46 +62,58 @@ export function encodePayload(cache: CacheContents): Uint8Array {
 
 /**
  * The encoder for what PSI writes: keys that start with lowercase hex and need no JSON
- * escape. The bytes are written straight into one buffer of the exact size (the caller
- * wipes it after encrypting), in hex-prefix radix order. Undefined for other keys.
+ * escape; undefined for other keys. Each `"key":"base64"` is first written in the map's
+ * order (memory order: reading keys and values in sorted order misses the CPU cache on
+ * every entry at 100,000 entries), then the fragments are copied in hex-prefix radix
+ * order into one buffer of the exact size. The staging copy is wiped; the caller wipes
+ * the result after encrypting.
  */
 export function encodeHexKeyed(entries: Map<string, Uint8Array>, tail: string): Buffer | undefined {
-  const keys: string[] = new Array(entries.size);
-  const values: Uint8Array[] = new Array(entries.size);
+  const n = entries.size;
+  const keys: string[] = new Array(n);
+  const values: Uint8Array[] = new Array(n);
+  // fragment i is staging[starts[i], starts[i + 1])
+  const starts = new Uint32Array(n + 1);
   let i = 0;
-  // "key":"value" and a comma (one too many: the last entry has none, the tail replaces it)
-  let size = ENTRIES_HEAD.length + tail.length - 1;
+  let length = 0;
   for (const [key, value] of entries) {
     keys[i] = key;
     values[i] = value;
-    size += key.length + base64Length(value.length) + 6;
-    i++;
+    length += key.length + base64Length(value.length) + 5;
+    starts[++i] = length;
   }
-  if (i === 0) size++;
   const order = hexKeyOrder(keys);
   if (order === undefined) return undefined;
-  const out = Buffer.allocUnsafe(size);
-  let o = out.write(ENTRIES_HEAD, 0, "latin1");
-  for (let k = 0; k < order.length; k++) {
-    const index = order[k] as number;
-    const key = keys[index] as string;
-    if (k > 0) out[o++] = 0x2c;
-    out[o++] = QUOTE;
+  const staging = Buffer.allocUnsafe(length);
+  let o = 0;
+  for (i = 0; i < n; i++) {
+    const key = keys[i] as string;
+    staging[o++] = QUOTE;
     for (let j = 0; j < key.length; j++) {
       const code = key.charCodeAt(j);
       if (code < 0x20 || code > 0x7e || code === QUOTE || code === BACKSLASH) {
         // needs an escape: the general encoder writes it
-        out.fill(0, 0, o);
+        staging.fill(0, 0, o);
         return undefined;
       }
-      out[o++] = code;
+      staging[o++] = code;
     }
-    out[o++] = QUOTE;
-    out[o++] = 0x3a;
-    out[o++] = QUOTE;
-    o = writeBase64(values[index] as Uint8Array, out, o);
-    out[o++] = QUOTE;
+    staging[o++] = QUOTE;
+    staging[o++] = 0x3a;
+    staging[o++] = QUOTE;
+    o = writeBase64(values[i] as Uint8Array, staging, o);
+    staging[o++] = QUOTE;
   }
+  // the entries, a comma between two, the tail
+  const size = ENTRIES_HEAD.length + length + Math.max(n - 1, 0) + tail.length;
+  const out = Buffer.allocUnsafe(size);
+  o = out.write(ENTRIES_HEAD, 0, "latin1");
+  for (let k = 0; k < n; k++) {
+    const index = order[k] as number;
+    if (k > 0) out[o++] = 0x2c;
+    o += staging.copy(out, o, starts[index] as number, starts[index + 1] as number);
+  }
+  staging.fill(0);
   o += out.write(tail, o, "latin1");
   if (o !== size) throw new Error(`payload encoder wrote ${o} bytes, expected ${size}`);
   return out;
