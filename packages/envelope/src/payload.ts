@@ -115,7 +115,10 @@ export function encodeHexKeyed(entries: Map<string, Uint8Array>, tail: string): 
   }
   staging.fill(0);
   o += out.write(tail, o, "latin1");
-  if (o !== size) throw new Error(`payload encoder wrote ${o} bytes, expected ${size}`);
+  if (o !== size) {
+    out.fill(0);
+    throw new Error(`payload encoder wrote ${o} bytes, expected ${size}`);
+  }
   return out;
 }
 
