@@ -169,7 +169,10 @@ export async function prepareCacheSave(
   }
   const hmacKey = previous ? previous.hmacKey : randomBytes(HMAC_KEY_LENGTH);
   const keyer = cacheKeyer(hmacKey);
-  const memo = new WeakMap<object, string>();
+  // A Map, not a WeakMap: the mappings live as long as the save anyway (the fetched list
+  // holds them), and 100,000 weak entries made every full GC of a setup run walk them as
+  // ephemerons (mark-compact pauses of a 100k save halved without).
+  const memo = new Map<object, string>();
   return {
     previous,
     ...(previousError === undefined ? {} : { previousError }),
@@ -198,22 +201,31 @@ export async function saveCache(options: SaveCacheOptions): Promise<SaveCacheRes
   let added = 0;
   let updated = 0;
   let unchanged = 0;
-  const seen = new Set<string>();
+  // Counted once per key, on its first value. With prune, `entries` starts empty, so its
+  // growth tells a first value; otherwise it starts as a copy of `old` and a set does.
+  // One lookup fewer per entry matters at 100,000 entries, where each misses the CPU cache.
+  const seen = options.prune ? undefined : new Set<string>();
   for (const { mapping, value } of options.fetched) {
     const key = keyOf(mapping);
-    if (!seen.has(key)) {
-      seen.add(key);
+    let first: boolean;
+    if (seen === undefined) {
+      const size = entries.size;
+      entries.set(key, value);
+      first = entries.size !== size;
+    } else {
+      first = !seen.has(key);
+      if (first) seen.add(key);
+      entries.set(key, value);
+    }
+    if (first) {
       const before = old.get(key);
       if (before === undefined) added++;
       else if (sameBytes(before, value)) unchanged++;
       else updated++;
     }
-    entries.set(key, value);
   }
-  let pruned = 0;
-  if (options.prune) {
-    for (const key of old.keys()) if (!seen.has(key)) pruned++;
-  }
+  // Every key of `old` not fetched again is dropped; those fetched were updated or unchanged.
+  const pruned = options.prune ? old.size - updated - unchanged : 0;
   const writtenAt = Math.floor((options.now ?? Date.now)() / 1000);
   await writeCacheFile({
     path: options.path,

@@ -146,6 +146,34 @@ describe("saveCache", () => {
     expect([...read!.entries.keys()]).toEqual([cacheKey(read!.hmacKey, mapping("B"))]);
   });
 
+  it("counts a mapping fetched twice once (its first value), and writes the last", async () => {
+    const backend = keyfileCipher();
+    await saveCache({
+      path,
+      backend,
+      fetched: ["A", "B", "C"].map((k) => ({ mapping: mapping(k), value: value(k) })),
+      prune: true,
+    });
+    // Two workloads sharing a source: the same mapping arrives twice, as distinct objects.
+    const twice = [
+      { mapping: mapping("A"), value: value("A") },
+      { mapping: mapping("D"), value: value("D") },
+      { mapping: mapping("A"), value: value("A2") },
+      { mapping: mapping("D"), value: value("D2") },
+    ];
+    for (const prune of [true, false]) {
+      const result = await saveCache({ path, backend, fetched: twice, prune });
+      expect(result).toMatchObject(
+        prune
+          ? { entries: 2, added: 1, unchanged: 1, updated: 0, pruned: 2 }
+          : { entries: 2, added: 0, unchanged: 0, updated: 2, pruned: 0 },
+      );
+      const read = await readCacheFile({ path, backend });
+      expect(read!.entries.get(cacheKey(read!.hmacKey, mapping("A")))?.toString()).toBe("A2");
+      expect(read!.entries.get(cacheKey(read!.hmacKey, mapping("D")))?.toString()).toBe("D2");
+    }
+  });
+
   it("keeps the entries of a previous file given by the caller (the vectors)", async () => {
     const backend = await tpmVectorCipher();
     const source = await copyVector("tpm-cache.enc", dir.path, "vector.enc");
