@@ -4,7 +4,10 @@
 //   load floor = read the file + AES-256-GCM decrypt + JSON.parse the payload;
 //   save floor = JSON.stringify the payload + AES-256-GCM encrypt + write, fsync, rename.
 // Budgets (docs/performance.md): load ≤ 4× its floor and setup's save ≤ 4× its floor at
-// every size (the floors leave out what the format adds: HMAC keys, base64 per entry); linear: the 100k time at most 15× the 10k time (10× is exactly linear).
+// every size (the floors leave out what the format adds: HMAC keys, base64 per entry).
+// Linear: the code's 10k → 100k growth at most 1.25× the floors' own growth in the same run
+// (10× is exactly linear; the floors themselves grow 10-14× here, as hash tables and the
+// heap outgrow the CPU caches and full GCs walk a bigger heap).
 //   save  = what setup does after fetching: encrypt the whole payload and replace cache.enc
 //           atomically (temp file, fsync, rename, fsync dir) — saveCache with the previous
 //           contents already in hand;
@@ -69,7 +72,7 @@ function floorPayload(fetched) {
 const SIZES = [1_000, 10_000, 100_000];
 const RUNS = { 1000: 9, 10000: 9, 100000: 5 };
 const BUDGET = 4;
-const LINEAR = 15;
+const LINEAR = 1.25;
 
 function fetchedSet(entries) {
   const fetched = [];
@@ -215,11 +218,20 @@ export default async function cacheBench({ root, log }) {
         2,
       ),
     };
+    linear.save_growth_vs_floor = round(
+      linear.save_100k_over_10k / linear.floor_save_100k_over_10k,
+      2,
+    );
+    linear.load_growth_vs_floor = round(
+      linear.load_100k_over_10k / linear.floor_load_100k_over_10k,
+      2,
+    );
     log(
       `linearity: ms per 1,000 entries at ${SIZES.join(" / ")}: save ${linear.save_ms_per_1k.join(" / ")}, ` +
         `load ${linear.load_ms_per_1k.join(" / ")}; 100k/10k: save ${linear.save_100k_over_10k}×, ` +
-        `load ${linear.load_100k_over_10k}× (exactly linear = 10×, budget ≤ ${LINEAR}×); the floors ` +
-        `grew ${linear.floor_save_100k_over_10k}× (save) and ${linear.floor_load_100k_over_10k}× (load)`,
+        `load ${linear.load_100k_over_10k}× (exactly linear = 10×); the floors grew ` +
+        `${linear.floor_save_100k_over_10k}× (save) and ${linear.floor_load_100k_over_10k}× (load) → ` +
+        `${linear.save_growth_vs_floor}× / ${linear.load_growth_vs_floor}× the floors' growth (budget ≤ ${LINEAR}×)`,
     );
     const goals = [];
     for (const n of SIZES) {
@@ -242,9 +254,9 @@ export default async function cacheBench({ root, log }) {
     goals.push(
       goal(
         "cache save and load grow linearly, 10k → 100k entries",
-        `≤ ${LINEAR}× (10× = linear)`,
-        `save ${linear.save_100k_over_10k}×, load ${linear.load_100k_over_10k}× (floors ${linear.floor_save_100k_over_10k}× / ${linear.floor_load_100k_over_10k}×)`,
-        linear.save_100k_over_10k <= LINEAR && linear.load_100k_over_10k <= LINEAR,
+        `growth ≤ ${LINEAR}× the floors' growth`,
+        `save ${linear.save_100k_over_10k}×, load ${linear.load_100k_over_10k}× vs floors ${linear.floor_save_100k_over_10k}× / ${linear.floor_load_100k_over_10k}× → ${linear.save_growth_vs_floor}× / ${linear.load_growth_vs_floor}×`,
+        linear.save_growth_vs_floor <= LINEAR && linear.load_growth_vs_floor <= LINEAR,
       ),
     );
     return { runs: RUNS, budget: BUDGET, sizes: results, linear, breakdown_10k: breakdown, goals };
