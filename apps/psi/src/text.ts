@@ -118,11 +118,15 @@ export function progressLine<T>(
 }
 
 /**
- * Label/value lines (`psi status`, `psi cache status`): labels padded to the widest in
- * terminal cells, two spaces, the value as it is (nothing trimmed).
+ * Label/value lines (`psi status`, `psi cache status`, `psi nitrokeyhsm status`): labels
+ * padded to the widest in terminal cells (at least `minWidth`), two spaces, the value as
+ * it is (nothing trimmed).
  */
-export function labelled(rows: readonly (readonly [string, string])[]): string[] {
-  const width = columnWidth(rows.map(([label]) => label));
+export function labelled(rows: readonly (readonly [string, string])[], minWidth = 0): string[] {
+  const width = columnWidth(
+    rows.map(([label]) => label),
+    minWidth,
+  );
   return rows.map(([label, value]) => `${padCells(label, width)}  ${value}`);
 }
 

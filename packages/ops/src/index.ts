@@ -47,6 +47,15 @@ export {
   planDriverInstall,
 } from "./driver.js";
 export {
+  backendFactory,
+  backendNames,
+  type Host,
+  type HostOptions,
+  openHost,
+  providerFactory,
+  providerNames,
+} from "./host.js";
+export {
   importPodmanSecrets,
   importQuadlets,
   type PodmanSecretImportOptions,

@@ -9,7 +9,6 @@ import {
 import { type Command, Option } from "commander";
 import type { App } from "../app.js";
 import { UsageError } from "../errors.js";
-import { optionalConfig } from "../optional-config.js";
 import { formatAge, hexByte, labelled, octalMode, plural } from "../text.js";
 
 // `psi cache init / status / invalidate` (SPEC §11): @psi/ops does the work; this file
@@ -17,7 +16,7 @@ import { formatAge, hexByte, labelled, octalMode, plural } from "../text.js";
 
 /** The cache's locations from the configuration, or the scope's defaults without one. */
 async function locations(app: App): Promise<CacheLocations> {
-  return cacheLocations(await optionalConfig(app), { env: app.env, uid: app.uid });
+  return cacheLocations(await app.optionalConfig(), { env: app.env, uid: app.uid });
 }
 
 /** `psi cache init` flags, as commander parses them. */
@@ -33,7 +32,7 @@ interface InitFlags {
 async function runCacheInit(app: App, options: InitFlags): Promise<void> {
   const result = await initHostCache({
     backend: options.backend,
-    config: () => optionalConfig(app),
+    config: () => app.optionalConfig(),
     env: app.env,
     uid: app.uid,
     logger: app.logger(),

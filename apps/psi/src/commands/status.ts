@@ -1,7 +1,6 @@
 import { collectStatus, type StatusIssue, type StatusReport } from "@psi/ops";
 import type { Command } from "commander";
 import type { App } from "../app.js";
-import { optionalConfig } from "../optional-config.js";
 import { formatAge, hexByte, labelled, octalMode, plural, withHint } from "../text.js";
 
 // `psi status` (SPEC §11, §14): @psi/ops collects the report; this file renders it.
@@ -201,7 +200,7 @@ export function registerStatus(program: Command, app: App): void {
       "Podman API socket for the drift summary (env PSI_PODMAN_SOCKET; default: the scope's)",
     )
     .action(async (options: { socket?: string; podmanSocket?: string }) => {
-      const loaded = await optionalConfig(app);
+      const loaded = await app.optionalConfig();
       const report = await collectStatus({
         loaded,
         env: app.env,
