@@ -12,6 +12,7 @@ export {
   cacheInitializers,
   cacheLocations,
   cacheStatus,
+  cacheStatusJson,
   describeMapping,
   type HostCacheInitOptions,
   type HostInvalidateOptions,
@@ -94,6 +95,7 @@ export {
   type StatusIssue,
   type StatusOptions,
   type StatusReport,
+  statusReportJson,
 } from "./status.js";
 export {
   type RegisteredSecret,

@@ -455,3 +455,92 @@ export async function collectStatus(options: StatusOptions): Promise<StatusRepor
     warnings,
   };
 }
+
+/**
+ * The report in its machine form, as `psi status --json` prints it: snake_case keys like the
+ * log lines, null for what is unknown, the cache file's mode in octal and times in ISO 8601.
+ */
+export function statusReportJson(report: StatusReport): Record<string, unknown> {
+  const { serve, cache, drift } = report;
+  const issue = (i: StatusIssue) => ({
+    component: i.component,
+    code: i.code,
+    message: i.message,
+    ...(i.hint === undefined ? {} : { hint: i.hint }),
+  });
+  return {
+    ok: report.ok,
+    config: report.config ?? null,
+    scope: report.scope,
+    serve: {
+      socket: serve.socket,
+      running: serve.running,
+      healthz_ms: serve.healthzMs ?? null,
+      ...(serve.error === undefined ? {} : { error: serve.error }),
+      metrics:
+        serve.metrics == null
+          ? null
+          : {
+              lookups: {
+                total: serve.metrics.lookups.total,
+                ok: serve.metrics.lookups.ok,
+                failed: serve.metrics.lookups.failed,
+                by_source: serve.metrics.lookups.bySource,
+                by_outcome: serve.metrics.lookups.byOutcome,
+              },
+              cache_entries: serve.metrics.cacheEntries,
+              cache_age_seconds: serve.metrics.cacheAgeSeconds ?? null,
+              cache_degraded: serve.metrics.cacheDegraded ?? null,
+              provider_latency: Object.fromEntries(
+                Object.entries(serve.metrics.providerLatency).map(([name, l]) => [
+                  name,
+                  { count: l.count, mean_ms: l.meanMs },
+                ]),
+              ),
+            },
+    },
+    cache: {
+      enabled: cache.enabled,
+      backend: cache.backend ?? null,
+      path: cache.path,
+      exists: cache.file.exists,
+      size: cache.file.size ?? null,
+      mode: cache.file.mode === undefined ? null : cache.file.mode.toString(8).padStart(4, "0"),
+      last_written:
+        cache.file.mtimeMs === undefined ? null : new Date(cache.file.mtimeMs).toISOString(),
+      age_seconds: cache.ageSeconds ?? null,
+      refresh_interval: cache.refreshInterval,
+      stale_after_seconds: cache.staleAfterSeconds ?? null,
+      stale: cache.stale ?? null,
+      version: cache.file.version ?? null,
+      tag: cache.file.tag ?? null,
+      tag_backend: cache.file.tag === undefined ? null : (cache.file.backend ?? "unknown"),
+      mismatch: cache.mismatch,
+      entries: cache.entries ?? null,
+      ...(cache.file.error ? { error: cache.file.error } : {}),
+    },
+    providers: report.providers,
+    drift: {
+      podman_socket: drift.podmanSocket,
+      reachable: drift.reachable,
+      ...(drift.error === undefined ? {} : { error: drift.error }),
+      ...(drift.reachable
+        ? {
+            clean: drift.clean,
+            counts: {
+              managed: drift.counts?.managed ?? 0,
+              stale_opts: drift.counts?.staleOpts ?? 0,
+              orphaned: drift.counts?.orphaned ?? 0,
+            },
+            workloads: (drift.workloads ?? []).map((w) => ({
+              name: w.name,
+              missing_from_drop_in: w.missingFromDropIn,
+              missing_in_podman: w.missingInPodman,
+            })),
+          }
+        : {}),
+    },
+    problems: report.problems.map(issue),
+    warnings: report.warnings.map(issue),
+  };
+}

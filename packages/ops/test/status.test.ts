@@ -7,7 +7,7 @@ import { createLookupServer, type LookupServer } from "@psi/lookup-server";
 import { tempDir } from "@psi/testkit/tmp";
 import { captureLogger } from "@psi/testkit/unix-http";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { collectStatus } from "../src/index.js";
+import { collectStatus, statusReportJson } from "../src/index.js";
 
 // collectStatus as a frontend calls it, against a real lookup server on a Unix socket
 // with a real keyfile cache; no CLI involved.
@@ -114,5 +114,33 @@ describe("collectStatus", () => {
     expect(report.config).toBeUndefined();
     expect(report.warnings.map((w) => w.code)).toContain("config.missing");
     expect(report.drift.error).toBe("no configuration file: nothing to compare with Podman");
+  });
+});
+
+describe("statusReportJson", () => {
+  it("is the report with snake_case keys, nulls for the unknown, the mode in octal", async () => {
+    await serve();
+    const loaded = await loadConfig({ path: configPath, env, uid: process.getuid!() });
+    const json = statusReportJson(
+      await collectStatus({ loaded, env, uid: process.getuid!(), socket }),
+    ) as Record<string, Record<string, unknown>>;
+    expect(json["serve"]).toMatchObject({ socket, running: true });
+    expect(json["serve"]?.["metrics"]).toMatchObject({
+      lookups: { total: 0, by_source: {} },
+      cache_age_seconds: expect.any(Number),
+    });
+    expect(json["cache"]).toMatchObject({
+      path: cachePath,
+      mode: "0600",
+      tag_backend: "keyfile",
+      stale_after_seconds: expect.any(Number),
+      entries: 1,
+    });
+    expect(json["cache"]?.["last_written"]).toMatch(/^\d{4}-\d\d-\d\dT/);
+    // Podman is not reachable: no counts, an error instead.
+    expect(Object.keys(json["drift"] ?? {})).toEqual(["podman_socket", "reachable", "error"]);
+    expect(json["warnings"]).toEqual([
+      expect.objectContaining({ component: "drift", code: "drift.unavailable" }),
+    ]);
   });
 });
