@@ -30,13 +30,11 @@ export function registerInstall(program: Command, app: App): void {
       }
       const plan = await installDriverConf(request);
       const mode = `0${plan.mode.toString(8)}`;
-      if (app.globals().json) {
-        app.printJson({ path: plan.path, socket: plan.socket, mode, token: plan.hasToken });
-      } else {
-        app.print(
+      app.output(
+        { path: plan.path, socket: plan.socket, mode, token: plan.hasToken },
+        () =>
           `wrote ${plan.path} (mode ${mode}${plan.hasToken ? ", with the socket token" : ""}): ` +
-            `Podman's shell driver now calls psi on ${plan.socket}`,
-        );
-      }
+          `Podman's shell driver now calls psi on ${plan.socket}`,
+      );
     });
 }

@@ -5,7 +5,7 @@ import { type Command, Option } from "commander";
 import type { App } from "../app.js";
 import { UsageError } from "../errors.js";
 import { addStoreCommand } from "../store-secret.js";
-import { columnWidth, labelled, padCells } from "../text.js";
+import { columnWidth, labelled, padCells, reloadLines } from "../text.js";
 
 // Loaded on use: the provider pulls in graphene-pk11 and its native addon, which every
 // other psi command (psi serve on each boot first of all) must not pay for.
@@ -240,34 +240,28 @@ async function setupPcscd(app: App, options: PcscdOptions): Promise<void> {
   const loaded = await app.optionalConfig();
   const { setupPcscd: run } = await import("@psi/ops");
   const result = await run({ ...options, loaded, env: app.env, uid: app.uid });
-  const { files, builtFrom: built, daemonReload: reload, commands } = result;
-  const write = result.written;
-  if (app.globals().json) {
-    app.printJson({
-      volume: result.volume,
-      mode: result.mode,
-      written: write,
-      files,
-      ...(built ? { built: { image: result.image, from_rootfs: built.fromRootfs } } : {}),
-      ...(reload ? { daemon_reload: reload } : {}),
-      commands,
-      notes: result.notes,
-    });
-    return;
-  }
-  const out: string[] = [];
-  for (const file of files) {
-    if (write) out.push(`wrote ${file.path}`);
-    else out.push(`# ---- ${file.path}`, file.text);
-  }
-  if (built)
-    out.push(
-      `built ${result.image} from ${built.dir}${built.fromRootfs ? " (FROM scratch + rootfs.tar)" : ""}`,
+  const { files, builtFrom: built, daemonReload: reload, commands, notes } = result;
+  const json = {
+    volume: result.volume,
+    mode: result.mode,
+    written: result.written,
+    files,
+    ...(built ? { built: { image: result.image, from_rootfs: built.fromRootfs } } : {}),
+    ...(reload ? { daemon_reload: reload } : {}),
+    commands,
+    notes,
+  };
+  app.output(json, () => {
+    const out = files.flatMap((file) =>
+      result.written ? [`wrote ${file.path}`] : [`# ---- ${file.path}`, file.text],
     );
-  if (options.buildOnly) out.push("--build-only: no quadlets written");
-  if (reload?.status === "reloaded") out.push(`systemd: reloaded (${reload.via})`);
-  else if (reload?.status === "unavailable") out.push(`systemd: not reloaded: ${reload.detail}`);
-  out.push("", "then:", ...commands.map((command) => `  ${command}`));
-  out.push("", "notes:", ...result.notes.map((note) => `  - ${note}`));
-  app.print(out.join("\n"));
+    if (built)
+      out.push(
+        `built ${result.image} from ${built.dir}${built.fromRootfs ? " (FROM scratch + rootfs.tar)" : ""}`,
+      );
+    if (options.buildOnly) out.push("--build-only: no quadlets written");
+    out.push(...reloadLines(reload), "", "then:", ...commands.map((command) => `  ${command}`));
+    out.push("", "notes:", ...notes.map((note) => `  - ${note}`));
+    return out.join("\n");
+  });
 }

@@ -124,10 +124,6 @@ export function registerStatus(program: Command, app: App): void {
         context: () => app.context(),
       });
       if (!report.ok) app.exitCode = 1;
-      if (app.reportJson()) {
-        app.printJson(statusReportJson(report));
-      } else {
-        app.print(renderStatus(report));
-      }
+      app.report(statusReportJson(report), () => renderStatus(report));
     });
 }
