@@ -11,7 +11,7 @@ import { type Command, Option } from "commander";
 import type { App } from "../app.js";
 import { UsageError } from "../errors.js";
 import { collect, PODMAN_SOCKET } from "../options.js";
-import { columnWidth, padCells, plural, progressLine, table } from "../text.js";
+import { columnWidth, padCells, plural, progressLine, table, withHint } from "../text.js";
 
 // `psi infisical ...` (SPEC §12): argument parsing and output only; the work is done by
 // @psi/provider-infisical's operations (and @psi/ops for the imports that read Podman), so
@@ -30,7 +30,7 @@ function renderLogin(checks: LoginCheck[]): string {
     `${check.method} (${check.auth})`,
     check.ok
       ? `token valid until ${new Date((check.expiresAt ?? 0) * 1000).toISOString()}`
-      : `${check.error?.message ?? "failed"}${check.error?.hint ? `\n    hint: ${check.error.hint}` : ""}`,
+      : withHint(check.error?.message ?? "failed", check.error?.hint, 4),
   ]);
   const failed = checks.filter((check) => !check.ok).length;
   const summary =
@@ -179,8 +179,8 @@ function renderTls(results: TlsResult[]): string {
       ? `; hooks: ${result.hooks.filter((hook) => hook.ok).length} of ${result.hooks.length} ok`
       : "";
     if (result.action === "failed") {
-      lines.push(`${name}  FAILED   ${result.error?.message ?? result.reason ?? ""}`);
-      if (result.error?.hint) lines.push(`${" ".repeat(width)}    hint: ${result.error.hint}`);
+      const failure = `${name}  FAILED   ${result.error?.message ?? result.reason ?? ""}`;
+      lines.push(withHint(failure, result.error?.hint, width + 4));
       if (result.serialNumber)
         lines.push(`${" ".repeat(width)}    written: serial ${result.serialNumber}${hooks}`);
       continue;
