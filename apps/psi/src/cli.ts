@@ -24,7 +24,6 @@ if (invoked && (invoked === self || realpath(invoked) === realpath(self))) {
     const uid = process.getuid?.() ?? 1000;
     const { enablePsiCompileCache } = await import("./compile-cache.js");
     enablePsiCompileCache(process.env, uid);
-    const { runCli } = await import("./main.js");
     // `psi ... | head` closes the pipe early: end quietly, as other Unix tools do, instead
     // of dying with an unhandled EPIPE stack trace.
     const quietOnEpipe = (stream: NodeJS.WriteStream) => {
@@ -35,7 +34,7 @@ if (invoked && (invoked === self || realpath(invoked) === realpath(self))) {
         });
       return stream;
     };
-    process.exitCode = await runCli(argv, {
+    const options = {
       // Getters: Node builds each stdio stream on first use, and serve never reads stdin.
       io: {
         get stdout() {
@@ -50,6 +49,8 @@ if (invoked && (invoked === self || realpath(invoked) === realpath(self))) {
       },
       env: process.env,
       uid,
-    });
+    };
+    const { runCli } = await import("./main.js");
+    process.exitCode = await runCli(argv, options);
   }
 }

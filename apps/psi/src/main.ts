@@ -1,10 +1,11 @@
 import type { LogLevel } from "@psi/core";
 import { parseLogLevel } from "@psi/core";
-import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { type App, createApp, envFlag, type GlobalOptions, type Io } from "./app.js";
+import type { Command } from "commander";
+import { type App, createApp, type GlobalOptions, type Io } from "./app.js";
 import { allCommandGroups, type CommandGroup, commandGroup } from "./commands/index.js";
 import { describeError, UsageError } from "./errors.js";
-import { addReferenceHelp } from "./reference.js";
+import { resolveGlobals } from "./globals.js";
+import { plainServeArgs, runPlainServe } from "./plain-serve.js";
 import { VERSION } from "./version.js";
 
 /** Exit codes (SPEC §11): 0 success, 1 user-facing error, 2 usage error. */
@@ -17,6 +18,15 @@ export const EXIT_USAGE = 2;
  * `argv` names (all of them for `--help`, no command or a name none registers).
  */
 export async function createProgram(app: App, argv: readonly string[] = []): Promise<Command> {
+  // Loaded here, not at import: a plain `psi serve` never builds the tree (plain-serve.ts).
+  const { Command, InvalidArgumentError, Option } = await import("commander");
+  const levelArgument = (value: string): LogLevel => {
+    const level = parseLogLevel(value);
+    if (!level) {
+      throw new InvalidArgumentError("expected debug, info, warn (warning) or error, in any case");
+    }
+    return level;
+  };
   const program = new Command("psi")
     .description(
       "PSI: host-local secret broker for Podman's shell secret driver.\n" +
@@ -47,22 +57,13 @@ export async function createProgram(app: App, argv: readonly string[] = []): Pro
     })
     .exitOverride();
   program.hook("preAction", (_root, action) => {
-    const options = action.optsWithGlobals<GlobalOptions>();
-    const logLevel = options.logLevel ?? levelFromEnv(app.env["PSI_LOG_LEVEL"]);
-    const logJson = options.logJson === true || envFlag(app.env["PSI_LOG_JSON"]) === true;
-    app.setGlobals({
-      ...(options.config === undefined ? {} : { config: options.config }),
-      ...(logLevel === undefined ? {} : { logLevel }),
-      logJson,
-      json: options.json === true,
-      debug: options.debug === true,
-    });
+    app.setGlobals(resolveGlobals(action.optsWithGlobals<GlobalOptions>(), app.env));
   });
   const name = commandWord(program, argv);
   const only = name === undefined ? undefined : await commandGroup(name);
   const groups: CommandGroup[] = only ? [only] : await allCommandGroups();
   for (const register of groups) register(program, app);
-  addReferenceHelp(program);
+  (await import("./reference.js")).addReferenceHelp(program);
   return program;
 }
 
@@ -80,32 +81,15 @@ function commandWord(program: Command, argv: readonly string[]): string | undefi
   return undefined;
 }
 
-function levelArgument(value: string): LogLevel {
-  const level = parseLogLevel(value);
-  if (!level) {
-    throw new InvalidArgumentError("expected debug, info, warn (warning) or error, in any case");
-  }
-  return level;
-}
-
-/** `PSI_LOG_LEVEL` as the reference reads it; a value it cannot read is a usage error. */
-function levelFromEnv(value: string | undefined): LogLevel | undefined {
-  if (value === undefined || value.trim() === "") return undefined;
-  const level = parseLogLevel(value);
-  if (!level) {
-    throw new UsageError(
-      `PSI_LOG_LEVEL=${value} is not a log level (debug, info, warn/warning or error)`,
-    );
-  }
-  return level;
-}
-
 /** Runs the CLI and returns the exit code; prints errors, never throws. */
 export async function runCli(
   argv: string[],
   options: { io: Io; env: Readonly<Record<string, string | undefined>>; uid: number },
 ): Promise<number> {
+  const plain = plainServeArgs(argv);
+  if (plain) return runPlainServe(plain, options);
   const app = createApp(options.io, options.env, options.uid);
+  const { CommanderError } = await import("commander");
   const program = await createProgram(app, argv);
   try {
     await program.parseAsync(argv, { from: "user" });
