@@ -88,6 +88,12 @@ export interface CacheReport {
   /** undefined when staleness does not apply (cache off, nothing fetched remotely). */
   stale: boolean | undefined;
   mismatch: boolean;
+  /**
+   * The verdict `psi status` leads with, first match wins: off (cache disabled), stale,
+   * degraded (serve answers from values it loaded before), unreadable (header from another
+   * backend, or a broken file), no-backend, else ok.
+   */
+  state: "off" | "stale" | "degraded" | "unreadable" | "no-backend" | "ok";
   /** Entries serve holds from the file (from its metrics), when serve answered them. */
   entries?: number;
 }
@@ -203,6 +209,7 @@ function cacheReport(
   paths: ScopePaths,
   file: CacheFileStatus,
   nowMs: number,
+  degraded: boolean,
 ): CacheReport {
   const settings = loaded?.config.cache;
   const enabled = settings?.enabled === true;
@@ -224,6 +231,7 @@ function cacheReport(
       settings?.backend !== undefined &&
       file.tag !== undefined &&
       file.backend !== settings.backend,
+    state: "ok",
   };
   if (file.mtimeMs !== undefined) {
     report.ageSeconds = Math.max(0, Math.round((nowMs - file.mtimeMs) / 1000));
@@ -233,6 +241,11 @@ function cacheReport(
   if (enabled && settings?.backend !== undefined && fetching && staleAfterSeconds !== undefined) {
     report.stale = !file.exists || (report.ageSeconds ?? 0) > staleAfterSeconds;
   }
+  if (!enabled) report.state = "off";
+  else if (report.stale === true) report.state = "stale";
+  else if (degraded) report.state = "degraded";
+  else if (report.mismatch || file.error) report.state = "unreadable";
+  else if (settings?.backend === undefined) report.state = "no-backend";
   return report;
 }
 
@@ -347,7 +360,8 @@ export async function collectStatus(options: StatusOptions): Promise<StatusRepor
           context: options.context ?? (async () => makeContext(loaded, { env, logger: quiet() })),
         }),
   ]);
-  const cache = cacheReport(loaded, paths, file, options.nowMs ?? Date.now());
+  const degraded = serve.metrics?.cacheDegraded !== undefined;
+  const cache = cacheReport(loaded, paths, file, options.nowMs ?? Date.now(), degraded);
   if (serve.metrics) cache.entries = serve.metrics.cacheEntries.file;
 
   const workloads = Object.values(loaded?.config.workloads ?? {});

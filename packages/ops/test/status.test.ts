@@ -1,4 +1,4 @@
-import { mkdir, utimes, writeFile } from "node:fs/promises";
+import { mkdir, readFile, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createCacheStore, saveCache } from "@psi/cache";
 import { createKeyfileCacheBackend, initKeyfile } from "@psi/cache-keyfile";
@@ -88,7 +88,12 @@ describe("collectStatus", () => {
     expect(report.ok).toBe(true);
     expect(report.serve.running).toBe(true);
     expect(report.serve.metrics?.cacheEntries.file).toBe(1);
-    expect(report.cache).toMatchObject({ enabled: true, backend: "keyfile", stale: false });
+    expect(report.cache).toMatchObject({
+      enabled: true,
+      backend: "keyfile",
+      stale: false,
+      state: "ok",
+    });
     expect(report.cache.entries).toBe(1);
     expect(report.providers).toEqual([{ name: "infisical", workloads: 1, fetches: true }]);
     expect(report.drift.reachable).toBe(false);
@@ -103,6 +108,7 @@ describe("collectStatus", () => {
     expect(report.ok).toBe(false);
     expect(report.serve.error).toBe(`not running (no socket at ${socket})`);
     expect(report.problems.map((p) => p.code)).toEqual(["serve.down", "cache.stale"]);
+    expect(report.cache.state).toBe("stale");
     expect(report.problems[1]?.message).toContain("last written 3h ago");
     expect(report.problems.every((p) => p.hint !== undefined)).toBe(true);
   });
@@ -142,5 +148,24 @@ describe("statusReportJson", () => {
     expect(json["warnings"]).toEqual([
       expect.objectContaining({ component: "drift", code: "drift.unavailable" }),
     ]);
+  });
+});
+
+describe("the cache verdict", () => {
+  it("says unreadable for another backend's header, no-backend, and off when disabled", async () => {
+    const text = await readFile(configPath, "utf8");
+    await writeFile(configPath, text.replace("backend: keyfile", "backend: tpm"));
+    const uid = process.getuid!();
+    const other = await loadConfig({ path: configPath, env, uid });
+    const mismatched = await collectStatus({ loaded: other, env, uid, socket });
+    expect(mismatched.cache).toMatchObject({ mismatch: true, state: "unreadable" });
+    await writeFile(configPath, text.replace("enabled: true", "enabled: false"));
+    const off = await loadConfig({ path: configPath, env, uid });
+    expect((await collectStatus({ loaded: off, env, uid, socket })).cache.state).toBe("off");
+    await writeFile(configPath, text.replace("backend: keyfile, ", ""));
+    const none = await loadConfig({ path: configPath, env, uid });
+    expect((await collectStatus({ loaded: none, env, uid, socket })).cache.state).toBe(
+      "no-backend",
+    );
   });
 });

@@ -32,16 +32,7 @@ export function renderStatus(report: StatusReport): string {
   if (!cache.enabled) {
     rows.push(["cache", "off (every lookup goes to its provider)"]);
   } else {
-    const state =
-      cache.stale === true
-        ? "STALE"
-        : serve.metrics?.cacheDegraded !== undefined
-          ? "DEGRADED"
-          : cache.mismatch || cache.file.error
-            ? "UNREADABLE"
-            : cache.backend === undefined
-              ? "NO BACKEND"
-              : "ok";
+    const state = cache.state === "ok" ? "ok" : cache.state.replace("-", " ").toUpperCase();
     rows.push(["cache", `${state}  ${cache.path}`]);
     const tag =
       cache.file.tag === undefined
