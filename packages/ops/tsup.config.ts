@@ -1,7 +1,9 @@
 import { defineConfig } from "tsup";
 
 export default defineConfig({
-  entry: ["src/index.ts"],
+  // host.ts also on its own (`@psi/ops/host`): every CLI run opens the host, and must not
+  // load the rest of the operations to do it.
+  entry: ["src/index.ts", "src/host.ts"],
   format: ["esm"],
   dts: { compilerOptions: { customConditions: [] } },
   clean: true,

@@ -12,168 +12,123 @@ export const GLOBAL_ENV: Record<string, string> = {
   JOURNAL_STREAM: "set by systemd: log lines on the journal carry syslog priorities (<3>..<7>)",
 };
 
-const SCOPE_ENV = { XDG_RUNTIME_DIR: "user scope: where the socket and Podman's socket live" };
-const PODMAN_ENV = { PSI_PODMAN_SOCKET: "Podman API socket (as --podman-socket)" };
-const SOCKET_ENV = { PSI_SOCKET: "PSI's lookup socket (as --socket)" };
-const TOKEN_ENV = {
-  PSI_SOCKET_TOKEN:
+const SCOPE = "XDG_RUNTIME_DIR";
+const PODMAN = "PSI_PODMAN_SOCKET";
+const SOCKET = "PSI_SOCKET";
+const TOKEN = "PSI_SOCKET_TOKEN";
+const CREDENTIALS = "CREDENTIALS_DIRECTORY";
+const PIN = "PSI_NITROKEYHSM_PIN";
+const AWS = "AWS_ACCESS_KEY_ID";
+
+/** What each variable a command reads means (the commands below list the ones they read). */
+const ENV: Record<string, string> = {
+  [SCOPE]: "user scope: where the socket and Podman's socket live",
+  [PODMAN]: "Podman API socket (as --podman-socket)",
+  [SOCKET]: "PSI's lookup socket (as --socket)",
+  [TOKEN]:
     "bearer token of the socket (after $CREDENTIALS_DIRECTORY/psi-socket-token and socket_token)",
-};
-const CREDENTIALS_ENV = {
-  CREDENTIALS_DIRECTORY: "systemd credentials: psi-cache-key (tpm), hsm-pin, psi-socket-token",
-};
-const PIN_ENV = {
-  PSI_NITROKEYHSM_PIN:
-    "HSM user PIN (after $CREDENTIALS_DIRECTORY/hsm-pin and providers.nitrokeyhsm.pin)",
-};
-const AWS_ENV = {
-  AWS_ACCESS_KEY_ID: "aws-iam auth: AWS credentials (and the other standard AWS_* variables)",
+  [CREDENTIALS]: "systemd credentials: psi-cache-key (tpm), hsm-pin, psi-socket-token",
+  [PIN]: "HSM user PIN (after $CREDENTIALS_DIRECTORY/hsm-pin and providers.nitrokeyhsm.pin)",
+  [AWS]: "aws-iam auth: AWS credentials (and the other standard AWS_* variables)",
+  LISTEN_FDS: "socket activation (with LISTEN_PID)",
+  SECRET_ID: "the Podman secret ID (set by Podman)",
+  CONTAINERS_STORAGE_CONF:
+    "read by the podman build it runs (and the other containers-* variables)",
 };
 
-/** Per command path (`cache init`, `infisical tls status`): one example and the environment it reads. */
-export const COMMAND_REFERENCE: Record<string, { example: string; env?: Record<string, string> }> =
-  {
-    serve: {
-      example: "psi serve --socket /run/psi/psi.sock",
-      env: {
-        ...SOCKET_ENV,
-        ...TOKEN_ENV,
-        ...CREDENTIALS_ENV,
-        ...PIN_ENV,
-        ...SCOPE_ENV,
-        LISTEN_FDS: "socket activation (with LISTEN_PID)",
-      },
-    },
-    setup: {
-      example: "psi setup --provider infisical --dry-run",
-      env: {
-        ...PODMAN_ENV,
-        ...SOCKET_ENV,
-        ...TOKEN_ENV,
-        ...CREDENTIALS_ENV,
-        ...PIN_ENV,
-        ...AWS_ENV,
-        ...SCOPE_ENV,
-      },
-    },
-    "cache init": {
-      example: "psi cache init --backend tpm --tpm2-device /dev/tpmrm0",
-      env: { ...PIN_ENV },
-    },
-    "cache status": {
-      example: "psi cache status --verify",
-      env: { ...CREDENTIALS_ENV, ...PIN_ENV },
-    },
-    "cache refresh": {
-      example: "psi cache refresh",
-      env: {
-        ...PODMAN_ENV,
-        ...SOCKET_ENV,
-        ...CREDENTIALS_ENV,
-        ...PIN_ENV,
-        ...AWS_ENV,
-        ...SCOPE_ENV,
-      },
-    },
-    "cache invalidate": {
-      example: "psi cache invalidate web--DB_PASSWORD",
-      env: { ...PODMAN_ENV, ...CREDENTIALS_ENV, ...PIN_ENV, ...SCOPE_ENV },
-    },
-    install: {
-      example: "psi install --socket /run/psi/psi.sock",
-      env: { ...SOCKET_ENV, ...TOKEN_ENV, ...CREDENTIALS_ENV, ...SCOPE_ENV },
-    },
-    "secret store": {
-      example: "SECRET_ID=<id> psi secret store < mapping.json",
-      env: { SECRET_ID: "the Podman secret ID (set by Podman)" },
-    },
-    "secret lookup": {
-      example: "SECRET_ID=<id> psi secret lookup --log-level debug",
-      env: {
-        SECRET_ID: "the Podman secret ID (set by Podman)",
-        ...CREDENTIALS_ENV,
-        ...PIN_ENV,
-        ...AWS_ENV,
-      },
-    },
-    "secret delete": {
-      example: "SECRET_ID=<id> psi secret delete",
-      env: { SECRET_ID: "the Podman secret ID (set by Podman)" },
-    },
-    "secret list": { example: "psi secret list" },
-    "local store": {
-      example: 'printf %s "$VALUE" | psi local store vault--ROOT_TOKEN',
-      env: { ...PODMAN_ENV, ...CREDENTIALS_ENV, ...PIN_ENV, ...SCOPE_ENV },
-    },
-    "systemd install": {
-      example: "psi systemd install --mode container --image ghcr.io/example/psi:1 --enable",
-      env: { ...SOCKET_ENV, ...SCOPE_ENV },
-    },
-    demo: { example: "psi demo --once" },
-    "nitrokeyhsm preflight": {
-      example: "psi nitrokeyhsm preflight",
-      env: { ...CREDENTIALS_ENV, ...PIN_ENV },
-    },
-    "nitrokeyhsm init": {
-      example: "psi nitrokeyhsm init",
-      env: { ...CREDENTIALS_ENV, ...PIN_ENV },
-    },
-    "nitrokeyhsm store": {
-      example: 'printf %s "$VALUE" | psi nitrokeyhsm store infisical--CLIENT_SECRET',
-      env: { ...PODMAN_ENV, ...SCOPE_ENV },
-    },
-    "nitrokeyhsm status": {
-      example: "psi nitrokeyhsm status --offline",
-      env: { ...CREDENTIALS_ENV, ...PIN_ENV },
-    },
-    "nitrokeyhsm test-pin": {
-      example: "PSI_NITROKEYHSM_PIN=123456 psi nitrokeyhsm test-pin",
-      env: { ...CREDENTIALS_ENV, ...PIN_ENV },
-    },
-    "nitrokeyhsm setup-pcscd": {
-      example:
-        "psi nitrokeyhsm setup-pcscd --build-dir /opt/psi/pcscd --systemd-dir /etc/containers/systemd",
-      env: {
-        CONTAINERS_STORAGE_CONF:
-          "read by the podman build it runs (and the other containers-* variables)",
-      },
-    },
-    "infisical login": { example: "psi infisical login", env: { ...AWS_ENV } },
-    "infisical env": {
-      example: "psi infisical env --project shop --path /web --format env > /run/web/env",
-      env: { ...AWS_ENV },
-    },
-    "infisical write-file": {
-      example:
-        "psi infisical write-file TLS_KEY /etc/web/key.pem --project shop --path /web --mode 0640",
-      env: { ...AWS_ENV },
-    },
-    "infisical import env-file": {
-      example: "psi infisical import env-file .env --project shop --path /web --dry-run",
-      env: { ...AWS_ENV },
-    },
-    "infisical import podman-secret": {
-      example:
-        "psi infisical import podman-secret --all --project shop --path /web --conflict skip",
-      env: { ...PODMAN_ENV, ...AWS_ENV, ...CREDENTIALS_ENV, ...PIN_ENV, ...SCOPE_ENV },
-    },
-    "infisical import quadlet": {
-      example:
-        "psi infisical import quadlet /etc/containers/systemd/web.container --project shop --path /web --resolve-secrets",
-      env: { ...PODMAN_ENV, ...AWS_ENV, ...CREDENTIALS_ENV, ...PIN_ENV, ...SCOPE_ENV },
-    },
-    "infisical tls issue": { example: "psi infisical tls issue web", env: { ...AWS_ENV } },
-    "infisical tls renew": { example: "psi infisical tls renew", env: { ...AWS_ENV } },
-    "infisical tls status": {
-      example: "psi infisical tls status --timer psi-tls-renew.timer",
-      env: { ...AWS_ENV },
-    },
-    status: {
-      example: "psi status --json",
-      env: { ...SOCKET_ENV, ...PODMAN_ENV, ...TOKEN_ENV, ...CREDENTIALS_ENV, ...SCOPE_ENV },
-    },
-    completion: { example: "psi completion bash > /etc/bash_completion.d/psi" },
-  };
+/** Per command path (`cache init`, `infisical tls status`): one example and the variables it reads. */
+export const COMMAND_REFERENCE: Record<string, { example: string; env?: string[] }> = {
+  serve: {
+    example: "psi serve --socket /run/psi/psi.sock",
+    env: [SOCKET, TOKEN, CREDENTIALS, PIN, SCOPE, "LISTEN_FDS"],
+  },
+  setup: {
+    example: "psi setup --provider infisical --dry-run",
+    env: [PODMAN, SOCKET, TOKEN, CREDENTIALS, PIN, AWS, SCOPE],
+  },
+  "cache init": { example: "psi cache init --backend tpm --tpm2-device /dev/tpmrm0", env: [PIN] },
+  "cache status": { example: "psi cache status --verify", env: [CREDENTIALS, PIN] },
+  "cache refresh": {
+    example: "psi cache refresh",
+    env: [PODMAN, SOCKET, CREDENTIALS, PIN, AWS, SCOPE],
+  },
+  "cache invalidate": {
+    example: "psi cache invalidate web--DB_PASSWORD",
+    env: [PODMAN, CREDENTIALS, PIN, SCOPE],
+  },
+  install: {
+    example: "psi install --socket /run/psi/psi.sock",
+    env: [SOCKET, TOKEN, CREDENTIALS, SCOPE],
+  },
+  "secret store": { example: "SECRET_ID=<id> psi secret store < mapping.json", env: ["SECRET_ID"] },
+  "secret lookup": {
+    example: "SECRET_ID=<id> psi secret lookup --log-level debug",
+    env: ["SECRET_ID", CREDENTIALS, PIN, AWS],
+  },
+  "secret delete": { example: "SECRET_ID=<id> psi secret delete", env: ["SECRET_ID"] },
+  "secret list": { example: "psi secret list" },
+  "local store": {
+    example: 'printf %s "$VALUE" | psi local store vault--ROOT_TOKEN',
+    env: [PODMAN, CREDENTIALS, PIN, SCOPE],
+  },
+  "systemd install": {
+    example: "psi systemd install --mode container --image ghcr.io/example/psi:1 --enable",
+    env: [SOCKET, SCOPE],
+  },
+  demo: { example: "psi demo --once" },
+  "nitrokeyhsm preflight": { example: "psi nitrokeyhsm preflight", env: [CREDENTIALS, PIN] },
+  "nitrokeyhsm init": { example: "psi nitrokeyhsm init", env: [CREDENTIALS, PIN] },
+  "nitrokeyhsm store": {
+    example: 'printf %s "$VALUE" | psi nitrokeyhsm store infisical--CLIENT_SECRET',
+    env: [PODMAN, SCOPE],
+  },
+  "nitrokeyhsm status": { example: "psi nitrokeyhsm status --offline", env: [CREDENTIALS, PIN] },
+  "nitrokeyhsm test-pin": {
+    example: "PSI_NITROKEYHSM_PIN=123456 psi nitrokeyhsm test-pin",
+    env: [CREDENTIALS, PIN],
+  },
+  "nitrokeyhsm setup-pcscd": {
+    example:
+      "psi nitrokeyhsm setup-pcscd --build-dir /opt/psi/pcscd --systemd-dir /etc/containers/systemd",
+    env: ["CONTAINERS_STORAGE_CONF"],
+  },
+  "infisical login": { example: "psi infisical login", env: [AWS] },
+  "infisical env": {
+    example: "psi infisical env --project shop --path /web --format env > /run/web/env",
+    env: [AWS],
+  },
+  "infisical write-file": {
+    example:
+      "psi infisical write-file TLS_KEY /etc/web/key.pem --project shop --path /web --mode 0640",
+    env: [AWS],
+  },
+  "infisical import env-file": {
+    example: "psi infisical import env-file .env --project shop --path /web --dry-run",
+    env: [AWS],
+  },
+  "infisical import podman-secret": {
+    example: "psi infisical import podman-secret --all --project shop --path /web --conflict skip",
+    env: [PODMAN, AWS, CREDENTIALS, PIN, SCOPE],
+  },
+  "infisical import quadlet": {
+    example:
+      "psi infisical import quadlet /etc/containers/systemd/web.container --project shop --path /web --resolve-secrets",
+    env: [PODMAN, AWS, CREDENTIALS, PIN, SCOPE],
+  },
+  "infisical tls issue": { example: "psi infisical tls issue web", env: [AWS] },
+  "infisical tls renew": { example: "psi infisical tls renew", env: [AWS] },
+  "infisical tls status": {
+    example: "psi infisical tls status --timer psi-tls-renew.timer",
+    env: [AWS],
+  },
+  status: { example: "psi status --json", env: [SOCKET, PODMAN, TOKEN, CREDENTIALS, SCOPE] },
+  completion: { example: "psi completion bash > /etc/bash_completion.d/psi" },
+};
+
+/** The variables a command reads with what they mean, in the order it lists them. */
+function commandEnv(path: string): [string, string][] {
+  return (COMMAND_REFERENCE[path]?.env ?? []).map((name) => [name, ENV[name] ?? ""]);
+}
 
 /** `cache init` for the command `psi cache init`. */
 export function commandPath(command: Command): string {
@@ -182,12 +137,15 @@ export function commandPath(command: Command): string {
   return names.join(" ");
 }
 
+function visibleCommands(command: Command): Command[] {
+  return command.commands.filter((child) => !(child as Command & { _hidden?: boolean })._hidden);
+}
+
 /** Every command that runs something (no subcommands), depth first, in definition order. */
 export function leafCommands(program: Command): Command[] {
   const out: Command[] = [];
   const walk = (command: Command) => {
-    for (const child of command.commands) {
-      if ((child as Command & { _hidden?: boolean })._hidden) continue;
+    for (const child of visibleCommands(command)) {
       if (child.commands.length > 0) walk(child);
       else out.push(child);
     }
@@ -196,17 +154,18 @@ export function leafCommands(program: Command): Command[] {
   return out;
 }
 
-function envLines(env: Record<string, string>): string[] {
-  const width = Math.max(...Object.keys(env).map((name) => name.length));
-  return Object.entries(env).map(([name, text]) => `  ${name.padEnd(width)}  ${text}`);
+function envLines(env: [string, string][]): string[] {
+  const width = Math.max(...env.map(([name]) => name.length));
+  return env.map(([name, text]) => `  ${name.padEnd(width)}  ${text}`);
 }
 
 /** Adds "Example:" and "Environment:" to each command's --help. */
 export function addReferenceHelp(program: Command): void {
   for (const command of leafCommands(program)) {
-    const entry = COMMAND_REFERENCE[commandPath(command)];
+    const path = commandPath(command);
+    const entry = COMMAND_REFERENCE[path];
     if (!entry) continue;
-    const env = { ...(entry.env ?? {}), ...GLOBAL_ENV };
+    const env = [...commandEnv(path), ...Object.entries(GLOBAL_ENV)];
     command.addHelpText(
       "after",
       ["", "Example:", `  ${entry.example}`, "", "Environment:", ...envLines(env)].join("\n"),
@@ -268,11 +227,12 @@ export function renderCliMarkdown(program: Command): string {
     }
     if (entry) {
       lines.push("Example:", "", "```sh", entry.example, "```", "");
-      if (entry.env && Object.keys(entry.env).length > 0) {
+      const env = commandEnv(path);
+      if (env.length > 0) {
         lines.push(
           "Environment (besides the global ones):",
           "",
-          ...Object.entries(entry.env).map(([name, text]) => `- \`${name}\`: ${text}`),
+          ...env.map(([name, text]) => `- \`${name}\`: ${text}`),
           "",
         );
       }
@@ -294,15 +254,13 @@ function nodes(program: Command): Node[] {
   const walk = (command: Command, path: string) => {
     const flags: string[] = [];
     const values: Record<string, string[]> = {};
-    for (const option of [...visibleOptions(command), ...(path === "" ? [] : [])]) {
+    for (const option of visibleOptions(command)) {
       for (const flag of [option.short, option.long].filter(Boolean) as string[]) {
         flags.push(flag);
         if (option.required || option.optional) values[flag] = option.argChoices ?? [];
       }
     }
-    const children = command.commands.filter(
-      (child) => !(child as Command & { _hidden?: boolean })._hidden,
-    );
+    const children = visibleCommands(command);
     out.push({ path, subcommands: children.map((child) => child.name()), flags, values });
     for (const child of children) walk(child, path ? `${path} ${child.name()}` : child.name());
   };
@@ -315,30 +273,21 @@ export function renderCompletion(program: Command, shell: "bash" | "zsh" | "fish
   const tree = nodes(program);
   const global = tree.find((node) => node.path === "")!;
   if (shell === "fish") {
+    const flagLine = (flag: string, choices: string[] | undefined, where: string) => {
+      const line = `complete -c psi${where} ${flag.startsWith("--") ? "-l" : "-s"} ${flag.replace(/^-+/, "")}`;
+      if (choices === undefined) return line;
+      return choices.length > 0 ? `${line} -x -a '${choices.join(" ")}'` : `${line} -r -F`;
+    };
     const lines = ["# fish completion for psi (psi completion fish)", "complete -c psi -f"];
     for (const node of tree) {
       const words = node.path ? node.path.split(" ") : [];
       const condition =
         words.length === 0 ? "__fish_use_subcommand" : `__psi_path_is ${words.join(" ")}`;
       for (const sub of node.subcommands) lines.push(`complete -c psi -n '${condition}' -a ${sub}`);
-      for (const flag of node === global ? [] : node.flags) {
-        const long = flag.startsWith("--");
-        const name = flag.replace(/^-+/, "");
-        const choices = node.values[flag];
-        let line = `complete -c psi -n '${condition}' ${long ? "-l" : "-s"} ${name}`;
-        if (choices !== undefined)
-          line += choices.length > 0 ? ` -x -a '${choices.join(" ")}'` : " -r -F";
-        lines.push(line);
-      }
+      for (const flag of node === global ? [] : node.flags)
+        lines.push(flagLine(flag, node.values[flag], ` -n '${condition}'`));
     }
-    for (const flag of global.flags) {
-      const long = flag.startsWith("--");
-      const choices = global.values[flag];
-      let line = `complete -c psi ${long ? "-l" : "-s"} ${flag.replace(/^-+/, "")}`;
-      if (choices !== undefined)
-        line += choices.length > 0 ? ` -x -a '${choices.join(" ")}'` : " -r -F";
-      lines.push(line);
-    }
+    for (const flag of global.flags) lines.push(flagLine(flag, global.values[flag], ""));
     lines.push(
       "function __psi_path_is",
       "  set -l words (commandline -opc)",

@@ -1,5 +1,6 @@
 // The one renderer every command's human output shares: counts, ages, columns measured in
 // terminal cells, and the progress line.
+import type { DaemonReloadOutcome } from "@psi/setup";
 import type { Progress } from "./app.js";
 
 export { formatAge } from "@psi/core";
@@ -118,11 +119,15 @@ export function progressLine<T>(
 }
 
 /**
- * Label/value lines (`psi status`, `psi cache status`): labels padded to the widest in
- * terminal cells, two spaces, the value as it is (nothing trimmed).
+ * Label/value lines (`psi status`, `psi cache status`, `psi nitrokeyhsm status`): labels
+ * padded to the widest in terminal cells (at least `minWidth`), two spaces, the value as
+ * it is (nothing trimmed).
  */
-export function labelled(rows: readonly (readonly [string, string])[]): string[] {
-  const width = columnWidth(rows.map(([label]) => label));
+export function labelled(rows: readonly (readonly [string, string])[], minWidth = 0): string[] {
+  const width = columnWidth(
+    rows.map(([label]) => label),
+    minWidth,
+  );
   return rows.map(([label, value]) => `${padCells(label, width)}  ${value}`);
 }
 
@@ -139,4 +144,11 @@ export function hexByte(value: number): string {
 /** File permission bits as `0600`. */
 export function octalMode(mode: number): string {
   return mode.toString(8).padStart(4, "0");
+}
+
+/** The `systemd: ...` line of a daemon-reload (setup, setup-pcscd); none when it was skipped. */
+export function reloadLines(reload: DaemonReloadOutcome | undefined): string[] {
+  if (reload?.status === "reloaded") return [`systemd: reloaded (${reload.via})`];
+  if (reload?.status === "unavailable") return [`systemd: not reloaded: ${reload.detail}`];
+  return [];
 }

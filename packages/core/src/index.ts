@@ -5,6 +5,7 @@ export * from "./config-schema.js";
 export * from "./contracts.js";
 export * from "./duration.js";
 export * from "./errors.js";
+export * from "./frontend.js";
 export * from "./fs-secure.js";
 export * from "./logger.js";
 export * from "./logger-types.js";

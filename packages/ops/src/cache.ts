@@ -352,6 +352,30 @@ export interface CacheStatusReport {
   ok: boolean;
 }
 
+/**
+ * The report in its machine form, as `psi cache status --json` prints it: snake_case keys,
+ * null for what is unknown, the mode in octal, the write time in ISO 8601.
+ */
+export function cacheStatusJson(report: CacheStatusReport): Record<string, unknown> {
+  const { where, file, verify } = report;
+  return {
+    path: where.cachePath,
+    config: where.configFile ?? null,
+    enabled: where.enabled,
+    backend: where.configuredBackend ?? null,
+    exists: file.exists,
+    size: file.size ?? null,
+    mode: file.mode === undefined ? null : file.mode.toString(8).padStart(4, "0"),
+    last_written: file.mtimeMs === undefined ? null : new Date(file.mtimeMs).toISOString(),
+    version: file.version ?? null,
+    tag: file.tag ?? null,
+    tag_backend: report.tagBackend ?? null,
+    mismatch: report.mismatch,
+    ...(file.error ? { error: file.error } : {}),
+    ...(verify ? { verify } : {}),
+  };
+}
+
 /** Reads the cache file's header and metadata; with `backend`, also decrypts it. */
 export async function cacheStatus(
   where: CacheLocations,

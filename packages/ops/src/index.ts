@@ -12,6 +12,7 @@ export {
   cacheInitializers,
   cacheLocations,
   cacheStatus,
+  cacheStatusJson,
   describeMapping,
   type HostCacheInitOptions,
   type HostInvalidateOptions,
@@ -46,6 +47,15 @@ export {
   installDriverConf,
   planDriverInstall,
 } from "./driver.js";
+export {
+  backendFactory,
+  backendNames,
+  type Host,
+  type HostOptions,
+  openHost,
+  providerFactory,
+  providerNames,
+} from "./host.js";
 export {
   importPodmanSecrets,
   importQuadlets,
@@ -85,6 +95,7 @@ export {
   type StatusIssue,
   type StatusOptions,
   type StatusReport,
+  statusReportJson,
 } from "./status.js";
 export {
   type RegisteredSecret,

@@ -88,6 +88,12 @@ export interface CacheReport {
   /** undefined when staleness does not apply (cache off, nothing fetched remotely). */
   stale: boolean | undefined;
   mismatch: boolean;
+  /**
+   * The verdict `psi status` leads with, first match wins: off (cache disabled), stale,
+   * degraded (serve answers from values it loaded before), unreadable (header from another
+   * backend, or a broken file), no-backend, else ok.
+   */
+  state: "off" | "stale" | "degraded" | "unreadable" | "no-backend" | "ok";
   /** Entries serve holds from the file (from its metrics), when serve answered them. */
   entries?: number;
 }
@@ -203,6 +209,7 @@ function cacheReport(
   paths: ScopePaths,
   file: CacheFileStatus,
   nowMs: number,
+  degraded: boolean,
 ): CacheReport {
   const settings = loaded?.config.cache;
   const enabled = settings?.enabled === true;
@@ -224,6 +231,7 @@ function cacheReport(
       settings?.backend !== undefined &&
       file.tag !== undefined &&
       file.backend !== settings.backend,
+    state: "ok",
   };
   if (file.mtimeMs !== undefined) {
     report.ageSeconds = Math.max(0, Math.round((nowMs - file.mtimeMs) / 1000));
@@ -233,6 +241,11 @@ function cacheReport(
   if (enabled && settings?.backend !== undefined && fetching && staleAfterSeconds !== undefined) {
     report.stale = !file.exists || (report.ageSeconds ?? 0) > staleAfterSeconds;
   }
+  if (!enabled) report.state = "off";
+  else if (report.stale === true) report.state = "stale";
+  else if (degraded) report.state = "degraded";
+  else if (report.mismatch || file.error) report.state = "unreadable";
+  else if (settings?.backend === undefined) report.state = "no-backend";
   return report;
 }
 
@@ -347,7 +360,8 @@ export async function collectStatus(options: StatusOptions): Promise<StatusRepor
           context: options.context ?? (async () => makeContext(loaded, { env, logger: quiet() })),
         }),
   ]);
-  const cache = cacheReport(loaded, paths, file, options.nowMs ?? Date.now());
+  const degraded = serve.metrics?.cacheDegraded !== undefined;
+  const cache = cacheReport(loaded, paths, file, options.nowMs ?? Date.now(), degraded);
   if (serve.metrics) cache.entries = serve.metrics.cacheEntries.file;
 
   const workloads = Object.values(loaded?.config.workloads ?? {});
@@ -453,5 +467,94 @@ export async function collectStatus(options: StatusOptions): Promise<StatusRepor
     drift,
     problems,
     warnings,
+  };
+}
+
+/**
+ * The report in its machine form, as `psi status --json` prints it: snake_case keys like the
+ * log lines, null for what is unknown, the cache file's mode in octal and times in ISO 8601.
+ */
+export function statusReportJson(report: StatusReport): Record<string, unknown> {
+  const { serve, cache, drift } = report;
+  const issue = (i: StatusIssue) => ({
+    component: i.component,
+    code: i.code,
+    message: i.message,
+    ...(i.hint === undefined ? {} : { hint: i.hint }),
+  });
+  return {
+    ok: report.ok,
+    config: report.config ?? null,
+    scope: report.scope,
+    serve: {
+      socket: serve.socket,
+      running: serve.running,
+      healthz_ms: serve.healthzMs ?? null,
+      ...(serve.error === undefined ? {} : { error: serve.error }),
+      metrics:
+        serve.metrics == null
+          ? null
+          : {
+              lookups: {
+                total: serve.metrics.lookups.total,
+                ok: serve.metrics.lookups.ok,
+                failed: serve.metrics.lookups.failed,
+                by_source: serve.metrics.lookups.bySource,
+                by_outcome: serve.metrics.lookups.byOutcome,
+              },
+              cache_entries: serve.metrics.cacheEntries,
+              cache_age_seconds: serve.metrics.cacheAgeSeconds ?? null,
+              cache_degraded: serve.metrics.cacheDegraded ?? null,
+              provider_latency: Object.fromEntries(
+                Object.entries(serve.metrics.providerLatency).map(([name, l]) => [
+                  name,
+                  { count: l.count, mean_ms: l.meanMs },
+                ]),
+              ),
+            },
+    },
+    cache: {
+      enabled: cache.enabled,
+      backend: cache.backend ?? null,
+      path: cache.path,
+      exists: cache.file.exists,
+      size: cache.file.size ?? null,
+      mode: cache.file.mode === undefined ? null : cache.file.mode.toString(8).padStart(4, "0"),
+      last_written:
+        cache.file.mtimeMs === undefined ? null : new Date(cache.file.mtimeMs).toISOString(),
+      age_seconds: cache.ageSeconds ?? null,
+      refresh_interval: cache.refreshInterval,
+      stale_after_seconds: cache.staleAfterSeconds ?? null,
+      stale: cache.stale ?? null,
+      version: cache.file.version ?? null,
+      tag: cache.file.tag ?? null,
+      tag_backend: cache.file.tag === undefined ? null : (cache.file.backend ?? "unknown"),
+      mismatch: cache.mismatch,
+      entries: cache.entries ?? null,
+      ...(cache.file.error ? { error: cache.file.error } : {}),
+    },
+    providers: report.providers,
+    drift: {
+      podman_socket: drift.podmanSocket,
+      reachable: drift.reachable,
+      ...(drift.error === undefined ? {} : { error: drift.error }),
+      ...(drift.reachable
+        ? {
+            clean: drift.clean,
+            counts: {
+              managed: drift.counts?.managed ?? 0,
+              stale_opts: drift.counts?.staleOpts ?? 0,
+              orphaned: drift.counts?.orphaned ?? 0,
+            },
+            workloads: (drift.workloads ?? []).map((w) => ({
+              name: w.name,
+              missing_from_drop_in: w.missingFromDropIn,
+              missing_in_podman: w.missingInPodman,
+            })),
+          }
+        : {}),
+    },
+    problems: report.problems.map(issue),
+    warnings: report.warnings.map(issue),
   };
 }

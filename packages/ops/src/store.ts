@@ -1,6 +1,6 @@
 import { access } from "node:fs/promises";
 import { join } from "node:path";
-import { type Env, isPsiError, PsiError, type Scope } from "@psi/core";
+import { type Env, isPsiError, type Logger, PsiError, type Scope } from "@psi/core";
 
 /** Options of {@link registerSealedSecret}. */
 export interface RegisterSecretOptions {
@@ -16,6 +16,10 @@ export interface RegisterSecretOptions {
   env: Env;
   /** state_dir, where the shell driver's store should have written the mapping. */
   stateDir: string;
+  /** Warned when Podman created the secret but no mapping file appeared. */
+  logger?: Logger | undefined;
+  /** Event name of that warning, e.g. `local.store`. */
+  event?: string | undefined;
 }
 
 /** What {@link registerSealedSecret} did. */
@@ -29,7 +33,7 @@ export interface RegisteredSecret {
 /**
  * Registers a sealed mapping as Podman secret `name` through the Podman API (replacing
  * one of that name); Podman hands it to the shell driver's store, which writes
- * state_dir/<id>. Reports whether that file appeared.
+ * state_dir/<id>. Reports whether that file appeared (and warns through `logger` when not).
  */
 export async function registerSealedSecret(
   options: RegisterSecretOptions,
@@ -60,5 +64,15 @@ export async function registerSealedSecret(
     () => true,
     () => false,
   );
+  if (!stored) {
+    options.logger?.warn(
+      `Podman created secret ${options.name}, but ${mappingFile} does not exist`,
+      {
+        event: options.event ?? "secret.store",
+        secret_id: id,
+        hint: "check containers.conf.d/psi.conf (psi install) and that psi serve uses this state_dir",
+      },
+    );
+  }
   return { id, mappingFile, stored };
 }

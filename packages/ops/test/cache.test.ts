@@ -9,6 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   cacheLocations,
   cacheStatus,
+  cacheStatusJson,
   initCache,
   initHostCache,
   invalidateCache,
@@ -104,6 +105,20 @@ describe("cacheStatus", () => {
     expect(plain.verify).toBeUndefined();
     const verified = await cacheStatus(await where(), backend);
     expect(verified.verify).toMatchObject({ ok: true, entries: 0 });
+  });
+
+  it("has a machine form: snake_case, nulls for the unknown, the mode in octal", async () => {
+    const absent = cacheStatusJson(await cacheStatus(await where()));
+    expect(absent).toMatchObject({ exists: false, size: null, mode: null, tag_backend: null });
+    expect(absent).not.toHaveProperty("verify");
+    await initKeyfile();
+    const json = cacheStatusJson(await cacheStatus(await where()));
+    expect(json).toMatchObject({ exists: true, mode: "0600", tag: 3, tag_backend: "keyfile" });
+    expect(json["last_written"]).toMatch(/^\d{4}-\d\d-\d\dT/);
+    expect(Object.keys(json)).toEqual([
+      ...["path", "config", "enabled", "backend", "exists", "size", "mode", "last_written"],
+      ...["version", "tag", "tag_backend", "mismatch"],
+    ]);
   });
 
   it("reports a header from another backend as a mismatch", async () => {

@@ -138,6 +138,8 @@ describe.skipIf(skip)("runHostSetup and dryRunHostSetup (real Podman, fake Infis
     const extra = report.secrets.find((s) => s.name === "app--EXTRA");
     expect(extra).toMatchObject({ class: "stale-opts", workload: "app" });
     expect(extra?.differingOptions?.length).toBeGreaterThan(0);
-    expect(report.workloads.find((w) => w.name === "app")?.missingFromDropIn).toContain("app--EXTRA");
+    expect(report.workloads.find((w) => w.name === "app")?.missingFromDropIn).toContain(
+      "app--EXTRA",
+    );
   });
 });

@@ -1,4 +1,4 @@
-import { mkdir, utimes, writeFile } from "node:fs/promises";
+import { mkdir, readFile, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createCacheStore, saveCache } from "@psi/cache";
 import { createKeyfileCacheBackend, initKeyfile } from "@psi/cache-keyfile";
@@ -7,7 +7,7 @@ import { createLookupServer, type LookupServer } from "@psi/lookup-server";
 import { tempDir } from "@psi/testkit/tmp";
 import { captureLogger } from "@psi/testkit/unix-http";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { collectStatus } from "../src/index.js";
+import { collectStatus, statusReportJson } from "../src/index.js";
 
 // collectStatus as a frontend calls it, against a real lookup server on a Unix socket
 // with a real keyfile cache; no CLI involved.
@@ -88,7 +88,12 @@ describe("collectStatus", () => {
     expect(report.ok).toBe(true);
     expect(report.serve.running).toBe(true);
     expect(report.serve.metrics?.cacheEntries.file).toBe(1);
-    expect(report.cache).toMatchObject({ enabled: true, backend: "keyfile", stale: false });
+    expect(report.cache).toMatchObject({
+      enabled: true,
+      backend: "keyfile",
+      stale: false,
+      state: "ok",
+    });
     expect(report.cache.entries).toBe(1);
     expect(report.providers).toEqual([{ name: "infisical", workloads: 1, fetches: true }]);
     expect(report.drift.reachable).toBe(false);
@@ -103,6 +108,7 @@ describe("collectStatus", () => {
     expect(report.ok).toBe(false);
     expect(report.serve.error).toBe(`not running (no socket at ${socket})`);
     expect(report.problems.map((p) => p.code)).toEqual(["serve.down", "cache.stale"]);
+    expect(report.cache.state).toBe("stale");
     expect(report.problems[1]?.message).toContain("last written 3h ago");
     expect(report.problems.every((p) => p.hint !== undefined)).toBe(true);
   });
@@ -114,5 +120,52 @@ describe("collectStatus", () => {
     expect(report.config).toBeUndefined();
     expect(report.warnings.map((w) => w.code)).toContain("config.missing");
     expect(report.drift.error).toBe("no configuration file: nothing to compare with Podman");
+  });
+});
+
+describe("statusReportJson", () => {
+  it("is the report with snake_case keys, nulls for the unknown, the mode in octal", async () => {
+    await serve();
+    const loaded = await loadConfig({ path: configPath, env, uid: process.getuid!() });
+    const json = statusReportJson(
+      await collectStatus({ loaded, env, uid: process.getuid!(), socket }),
+    ) as Record<string, Record<string, unknown>>;
+    expect(json["serve"]).toMatchObject({ socket, running: true });
+    expect(json["serve"]?.["metrics"]).toMatchObject({
+      lookups: { total: 0, by_source: {} },
+      cache_age_seconds: expect.any(Number),
+    });
+    expect(json["cache"]).toMatchObject({
+      path: cachePath,
+      mode: "0600",
+      tag_backend: "keyfile",
+      stale_after_seconds: expect.any(Number),
+      entries: 1,
+    });
+    expect(json["cache"]?.["last_written"]).toMatch(/^\d{4}-\d\d-\d\dT/);
+    // Podman is not reachable: no counts, an error instead.
+    expect(Object.keys(json["drift"] ?? {})).toEqual(["podman_socket", "reachable", "error"]);
+    expect(json["warnings"]).toEqual([
+      expect.objectContaining({ component: "drift", code: "drift.unavailable" }),
+    ]);
+  });
+});
+
+describe("the cache verdict", () => {
+  it("says unreadable for another backend's header, no-backend, and off when disabled", async () => {
+    const text = await readFile(configPath, "utf8");
+    await writeFile(configPath, text.replace("backend: keyfile", "backend: tpm"));
+    const uid = process.getuid!();
+    const other = await loadConfig({ path: configPath, env, uid });
+    const mismatched = await collectStatus({ loaded: other, env, uid, socket });
+    expect(mismatched.cache).toMatchObject({ mismatch: true, state: "unreadable" });
+    await writeFile(configPath, text.replace("enabled: true", "enabled: false"));
+    const off = await loadConfig({ path: configPath, env, uid });
+    expect((await collectStatus({ loaded: off, env, uid, socket })).cache.state).toBe("off");
+    await writeFile(configPath, text.replace("backend: keyfile, ", ""));
+    const none = await loadConfig({ path: configPath, env, uid });
+    expect((await collectStatus({ loaded: none, env, uid, socket })).cache.state).toBe(
+      "no-backend",
+    );
   });
 });

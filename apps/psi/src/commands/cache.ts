@@ -2,6 +2,7 @@ import {
   type CacheLocations,
   cacheLocations,
   cacheStatus,
+  cacheStatusJson,
   describeMapping,
   initHostCache,
   invalidateHostCache,
@@ -9,15 +10,15 @@ import {
 import { type Command, Option } from "commander";
 import type { App } from "../app.js";
 import { UsageError } from "../errors.js";
-import { optionalConfig } from "../optional-config.js";
-import { formatAge, hexByte, labelled, octalMode, plural } from "../text.js";
+import { INSTALLED_SOCKET } from "../options.js";
+import { formatAge, hexByte, labelled, plural } from "../text.js";
 
-// `psi cache init / status / invalidate` (SPEC §11): @psi/ops does the work; this file
-// parses the flags and renders the results.
+// `psi cache init / status / invalidate / refresh` (SPEC §11): @psi/ops does the work;
+// this file parses the flags and renders the results.
 
 /** The cache's locations from the configuration, or the scope's defaults without one. */
 async function locations(app: App): Promise<CacheLocations> {
-  return cacheLocations(await optionalConfig(app), { env: app.env, uid: app.uid });
+  return cacheLocations(await app.optionalConfig(), { env: app.env, uid: app.uid });
 }
 
 /** `psi cache init` flags, as commander parses them. */
@@ -32,35 +33,26 @@ interface InitFlags {
 /** `psi cache init --backend B`: provision the key, then write an empty cache with it. */
 async function runCacheInit(app: App, options: InitFlags): Promise<void> {
   const result = await initHostCache({
+    ...options,
     backend: options.backend,
-    config: () => optionalConfig(app),
+    config: () => app.optionalConfig(),
     env: app.env,
     uid: app.uid,
     logger: app.logger(),
-    keyPath: options.keyPath,
-    force: options.force,
-    withKey: options.withKey,
-    tpm2Device: options.tpm2Device,
   });
-  if (app.globals().json) {
-    app.printJson({
-      backend: result.backend,
-      key_path: result.keyPath,
-      cache_path: result.cachePath,
-      notes: result.notes,
-    });
-    return;
-  }
-  app.print(
-    result.publicKey
-      ? `wrote an empty cache to ${result.cachePath}, encrypted to the token's public key ` +
-          `(kept in ${result.keyPath}; the private key never leaves the token)`
-      : `wrote the ${result.backend} cache key to ${result.keyPath} and an empty cache to ${result.cachePath}`,
+  const { backend, keyPath, cachePath, notes } = result;
+  app.output({ backend, keyPath, cachePath, notes }, () =>
+    [
+      result.publicKey
+        ? `wrote an empty cache to ${cachePath}, encrypted to the token's public key ` +
+          `(kept in ${keyPath}; the private key never leaves the token)`
+        : `wrote the ${backend} cache key to ${keyPath} and an empty cache to ${cachePath}`,
+      ...notes.map((note) => `  note: ${note}`),
+    ].join("\n"),
   );
-  for (const note of result.notes) app.print(`  note: ${note}`);
 }
 
-/** `psi cache ...` (SPEC §11): init here; status, refresh and invalidate join this group. */
+/** `psi cache init|status|invalidate|refresh` (SPEC §11). */
 export function registerCache(program: Command, app: App): void {
   const cache = program
     .command("cache")
@@ -88,32 +80,20 @@ export function registerCache(program: Command, app: App): void {
       "--tpm2-device <device>",
       "tpm: TPM device or TCTI, e.g. /dev/tpmrm0 or swtpm:port=2321 (default: systemd-creds picks)",
     )
-    .action(async (options: InitFlags) => {
-      await runCacheInit(app, options);
-    });
+    .action((options: InitFlags) => runCacheInit(app, options));
   registerCacheStatus(cache, app);
   registerCacheInvalidate(cache, app);
-  registerCacheRefresh(cache, app);
-}
-
-/** `psi cache refresh`: setup for every provider; setup's code loads only when it runs. */
-function registerCacheRefresh(cache: Command, app: App): void {
+  // Setup for every provider; setup's code loads only when it runs.
   cache
     .command("refresh")
     .description(
       "re-fetch every provider's secrets into the cache (= psi setup for every provider)",
     )
     .option("--podman-socket <path>", "Podman API socket (env PSI_PODMAN_SOCKET)")
-    .option(
-      "--socket <path>",
-      "PSI's lookup socket, as given to psi install (env PSI_SOCKET; default: what the installed psi.conf names)",
-    )
+    .option("--socket <path>", INSTALLED_SOCKET)
     .action(async (options: { podmanSocket?: string; socket?: string }) => {
       const { runSetupCommand } = await import("./setup.js");
-      await runSetupCommand(app, {
-        ...(options.podmanSocket === undefined ? {} : { podmanSocket: options.podmanSocket }),
-        ...(options.socket === undefined ? {} : { socket: options.socket }),
-      });
+      await runSetupCommand(app, options);
     });
 }
 
@@ -131,75 +111,60 @@ function registerCacheStatus(cache: Command, app: App): void {
         where,
         options.verify ? () => app.cacheBackend() : undefined,
       );
-      const { file, mismatch, verify, tagBackend: tagName } = report;
-      const path = where.cachePath;
-      const configured = where.configuredBackend;
-      const enabled = where.enabled;
       if (!report.ok) app.exitCode = 1;
-      if (app.reportJson()) {
-        app.printJson({
-          path,
-          config: where.configFile ?? null,
-          enabled,
-          backend: configured ?? null,
-          exists: file.exists,
-          size: file.size ?? null,
-          mode: file.mode === undefined ? null : octalMode(file.mode),
-          last_written: file.mtimeMs === undefined ? null : new Date(file.mtimeMs).toISOString(),
-          version: file.version ?? null,
-          tag: file.tag ?? null,
-          tag_backend: tagName ?? null,
-          mismatch,
-          ...(file.error ? { error: file.error } : {}),
-          ...(verify ? { verify } : {}),
-        });
-        return;
-      }
-      const lines: [string, string][] = [
-        ["path", path],
-        ["config", where.configFile ?? "(no configuration file)"],
-        ["enabled", enabled ? "yes" : "no"],
-        ["backend", configured ?? "(none configured)"],
-      ];
-      if (!file.exists) {
-        lines.push([
-          "file",
-          "does not exist (psi setup writes it; psi cache init creates an empty one)",
-        ]);
-      } else {
-        if (file.size !== undefined) lines.push(["size", `${file.size} bytes`]);
-        if (file.mtimeMs !== undefined) {
-          lines.push([
-            "last written",
-            `${new Date(file.mtimeMs).toISOString()} (${formatAge(Math.max(0, Math.round((Date.now() - file.mtimeMs) / 1000)))} ago)`,
-          ]);
-        }
-        if (file.version !== undefined && file.tag !== undefined) {
-          lines.push([
-            "format",
-            `PSIC version ${file.version}, tag ${hexByte(file.tag)} (${tagName})`,
-          ]);
-        }
-        if (file.error) lines.push(["error", `${file.error.message}`]);
-      }
-      if (verify) {
-        lines.push([
-          "verify",
-          verify.ok
-            ? `ok: ${plural(verify.entries ?? 0, "entry")}, written_at ${verify.written_at}${verify.legacy ? " (legacy version 1 payload: loads empty)" : ""}`
-            : `FAILED: ${verify.error?.message}`,
-        ]);
-        if (!verify.ok && verify.error?.hint) lines.push(["", `hint: ${verify.error.hint}`]);
-      }
-      for (const line of labelled(lines)) app.print(line);
-      if (mismatch) {
-        app.print(
-          `warning: the file was written by the ${tagName} backend (tag ${hexByte(file.tag ?? 0)}), but cache.backend is ${configured}: ` +
-            `psi serve cannot read it. Run \`psi cache init --backend ${configured}\` (or psi setup) to rewrite it, ` +
-            `or set cache.backend: ${tagName} in ${where.configFile}`,
-        );
-      }
+      app.report(cacheStatusJson(report), () => renderCacheStatus(where, report));
     });
+}
+
+function renderCacheStatus(
+  where: CacheLocations,
+  report: Awaited<ReturnType<typeof cacheStatus>>,
+): string {
+  const { file, verify, tagBackend } = report;
+  const configured = where.configuredBackend;
+  const lines: [string, string][] = [
+    ["path", where.cachePath],
+    ["config", where.configFile ?? "(no configuration file)"],
+    ["enabled", where.enabled ? "yes" : "no"],
+    ["backend", configured ?? "(none configured)"],
+  ];
+  if (!file.exists) {
+    lines.push([
+      "file",
+      "does not exist (psi setup writes it; psi cache init creates an empty one)",
+    ]);
+  } else {
+    if (file.size !== undefined) lines.push(["size", `${file.size} bytes`]);
+    if (file.mtimeMs !== undefined) {
+      const age = formatAge(Math.max(0, Math.round((Date.now() - file.mtimeMs) / 1000)));
+      lines.push(["last written", `${new Date(file.mtimeMs).toISOString()} (${age} ago)`]);
+    }
+    if (file.version !== undefined && file.tag !== undefined) {
+      lines.push([
+        "format",
+        `PSIC version ${file.version}, tag ${hexByte(file.tag)} (${tagBackend})`,
+      ]);
+    }
+    if (file.error) lines.push(["error", `${file.error.message}`]);
+  }
+  if (verify) {
+    lines.push([
+      "verify",
+      verify.ok
+        ? `ok: ${plural(verify.entries ?? 0, "entry")}, written_at ${verify.written_at}${verify.legacy ? " (legacy version 1 payload: loads empty)" : ""}`
+        : `FAILED: ${verify.error?.message}`,
+    ]);
+    if (!verify.ok && verify.error?.hint) lines.push(["", `hint: ${verify.error.hint}`]);
+  }
+  const out = labelled(lines);
+  if (report.mismatch) {
+    out.push(
+      `warning: the file was written by the ${tagBackend} backend (tag ${hexByte(file.tag ?? 0)}), but cache.backend is ${configured}: ` +
+        `psi serve cannot read it. Run \`psi cache init --backend ${configured}\` (or psi setup) to rewrite it, ` +
+        `or set cache.backend: ${tagBackend} in ${where.configFile}`,
+    );
+  }
+  return out.join("\n");
 }
 
 /** `psi cache invalidate <name|id>... | --all` (SPEC §11): drop entries from cache.enc, atomically. */
@@ -235,42 +200,37 @@ function registerCacheInvalidate(cache: Command, app: App): void {
         },
         backend: () => app.cacheBackend(),
       });
-      const json = app.globals().json;
       if (!result.exists) {
-        if (json) app.printJson({ path, exists: false, removed: [], entries: 0 });
-        else app.print(`no cache file at ${path}: nothing to invalidate`);
-        return;
-      }
-      const report = result.removed;
-      const removedAll = result.removedAll ?? 0;
-      if (json) {
-        app.printJson({
-          path,
-          exists: true,
-          ...(options.all ? { all: true, removed_count: removedAll } : {}),
-          removed: report.map((r) => ({
-            target: r.target,
-            id: r.id,
-            ...(r.name === undefined ? {} : { name: r.name }),
-            provider: r.mapping.provider,
-            removed: r.removed,
-          })),
-          entries: result.entries,
-        });
-        return;
-      }
-      if (options.all) {
-        app.print(`removed all ${plural(removedAll, "entry")} from ${path} (the HMAC key is kept)`);
-        return;
-      }
-      for (const r of report) {
-        const who = r.name === undefined ? r.id : `${r.name} (ID ${r.id})`;
-        app.print(
-          r.removed
-            ? `removed ${who}: ${describeMapping(r.mapping)}`
-            : `${who} was not in the cache (${describeMapping(r.mapping)})`,
+        app.output(
+          { path, exists: false, removed: [], entries: 0 },
+          () => `no cache file at ${path}: nothing to invalidate`,
         );
+        return;
       }
-      app.print(`${plural(result.entries, "entry")} left in ${path}`);
+      const removedAll = result.removedAll ?? 0;
+      const json = {
+        path,
+        exists: true,
+        ...(options.all ? { all: true, removed_count: removedAll } : {}),
+        removed: result.removed.map((r) => ({
+          target: r.target,
+          id: r.id,
+          ...(r.name === undefined ? {} : { name: r.name }),
+          provider: r.mapping.provider,
+          removed: r.removed,
+        })),
+        entries: result.entries,
+      };
+      app.output(json, () => {
+        if (options.all)
+          return `removed all ${plural(removedAll, "entry")} from ${path} (the HMAC key is kept)`;
+        const lines = result.removed.map((r) => {
+          const who = r.name === undefined ? r.id : `${r.name} (ID ${r.id})`;
+          return r.removed
+            ? `removed ${who}: ${describeMapping(r.mapping)}`
+            : `${who} was not in the cache (${describeMapping(r.mapping)})`;
+        });
+        return [...lines, `${plural(result.entries, "entry")} left in ${path}`].join("\n");
+      });
     });
 }

@@ -20,6 +20,9 @@ function shellQuote(text: string): string {
   return /^[A-Za-z0-9_./@%+=:,-]+$/.test(text) ? text : `'${text.replace(/'/g, "'\\''")}'`;
 }
 
+// SIGHUP too: closing the terminal must not leave the keyfile and sealed secrets behind.
+const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+
 /** `psi demo [--socket PATH] [--once] [--no-podman]` (SPEC §8.3, §14). */
 export function registerDemo(program: Command, app: App): void {
   program
@@ -41,10 +44,7 @@ export function registerDemo(program: Command, app: App): void {
       const interrupted = new Promise<void>((resolve) => {
         onSignal = () => resolve();
       });
-      // SIGHUP too: closing the terminal must not leave the keyfile and sealed secrets behind.
-      process.on("SIGINT", onSignal!);
-      process.on("SIGTERM", onSignal!);
-      process.on("SIGHUP", onSignal!);
+      for (const signal of SIGNALS) process.on(signal, onSignal!);
       let host: DemoHost | undefined;
       let served: DemoServe | undefined;
       try {
@@ -118,9 +118,7 @@ export function registerDemo(program: Command, app: App): void {
         app.print("\nServing until Ctrl-C.");
         await interrupted;
       } finally {
-        process.off("SIGINT", onSignal!);
-        process.off("SIGTERM", onSignal!);
-        process.off("SIGHUP", onSignal!);
+        for (const signal of SIGNALS) process.off(signal, onSignal!);
         await served?.close();
         // The server removed its socket; the directory holds everything else.
         await host?.remove();

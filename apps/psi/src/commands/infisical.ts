@@ -10,7 +10,8 @@ import type {
 import { type Command, Option } from "commander";
 import type { App } from "../app.js";
 import { UsageError } from "../errors.js";
-import { columnWidth, padCells, plural, progressLine, table } from "../text.js";
+import { collect, PODMAN_SOCKET } from "../options.js";
+import { columnWidth, padCells, plural, progressLine, table, withHint } from "../text.js";
 
 // `psi infisical ...` (SPEC §12): argument parsing and output only; the work is done by
 // @psi/provider-infisical's operations (and @psi/ops for the imports that read Podman), so
@@ -19,8 +20,6 @@ import { columnWidth, padCells, plural, progressLine, table } from "../text.js";
 /** `--path`, also as the reference's `--secret-path` (write-file). */
 type Target = InfisicalTarget & { secretPath?: string };
 type ImportFlags = InfisicalImportTarget & { podmanSocket?: string };
-
-const wantsJson = (app: App) => app.globals().json === true;
 
 // ---------------------------------------------------------------------------- login
 
@@ -31,7 +30,7 @@ function renderLogin(checks: LoginCheck[]): string {
     `${check.method} (${check.auth})`,
     check.ok
       ? `token valid until ${new Date((check.expiresAt ?? 0) * 1000).toISOString()}`
-      : `${check.error?.message ?? "failed"}${check.error?.hint ? `\n    hint: ${check.error.hint}` : ""}`,
+      : withHint(check.error?.message ?? "failed", check.error?.hint, 4),
   ]);
   const failed = checks.filter((check) => !check.ok).length;
   const summary =
@@ -45,8 +44,7 @@ async function login(app: App): Promise<void> {
   const { infisicalLogin } = await import("@psi/provider-infisical");
   const checks = await infisicalLogin(await app.context());
   if (checks.some((check) => !check.ok)) app.exitCode = 1;
-  if (app.reportJson()) app.printJson(checks);
-  else app.print(renderLogin(checks));
+  app.report(checks, () => renderLogin(checks));
 }
 
 // ---------------------------------------------------------------------------- env, write-file
@@ -56,7 +54,7 @@ async function env(
   options: Target & { format?: EnvFormat; recursive?: boolean },
 ): Promise<void> {
   const { infisicalEnv } = await import("@psi/provider-infisical");
-  const format = options.format ?? (wantsJson(app) ? "json" : "shell");
+  const format = options.format ?? (app.globals().json ? "json" : "shell");
   const { text } = await infisicalEnv(await app.context(), { ...options, format });
   app.io.stdout.write(text);
 }
@@ -77,12 +75,10 @@ async function writeFile(
     mode,
   });
   const modeText = `0${mode.toString(8).padStart(3, "0")}`;
-  if (wantsJson(app))
-    app.printJson({ key, file: written.file, mode: modeText, bytes: written.bytes });
-  else
-    app.print(
-      `wrote ${key} to ${written.file} (${plural(written.bytes, "byte")}, mode ${modeText})`,
-    );
+  app.output(
+    { key, file: written.file, mode: modeText, bytes: written.bytes },
+    () => `wrote ${key} to ${written.file} (${plural(written.bytes, "byte")}, mode ${modeText})`,
+  );
 }
 
 // ---------------------------------------------------------------------------- import
@@ -146,16 +142,7 @@ async function runImport(
     shown.done();
   }
   if (!report.ok) app.exitCode = 1;
-  if (app.reportJson()) app.printJson(report);
-  else app.print(renderImport(report));
-}
-
-/** The Podman socket flag and the provider opener the Podman-reading imports need. */
-function podmanSource(app: App, flags: ImportFlags) {
-  return {
-    podmanSocket: flags.podmanSocket,
-    openProviders: (only: string) => app.openProviders(only),
-  };
+  app.report(report, () => renderImport(report));
 }
 
 function importPodmanSecrets(
@@ -169,12 +156,8 @@ function importPodmanSecrets(
     throw new UsageError("name the Podman secrets to import, or use --all");
   return runImport(app, async (context, onProgress) => {
     const { importPodmanSecrets } = await import("@psi/ops");
-    return importPodmanSecrets(context, {
-      ...flags,
-      ...podmanSource(app, flags),
-      names,
-      onProgress,
-    });
+    const openProviders = (only: string) => app.openProviders(only);
+    return importPodmanSecrets(context, { ...flags, openProviders, names, onProgress });
   });
 }
 
@@ -196,8 +179,8 @@ function renderTls(results: TlsResult[]): string {
       ? `; hooks: ${result.hooks.filter((hook) => hook.ok).length} of ${result.hooks.length} ok`
       : "";
     if (result.action === "failed") {
-      lines.push(`${name}  FAILED   ${result.error?.message ?? result.reason ?? ""}`);
-      if (result.error?.hint) lines.push(`${" ".repeat(width)}    hint: ${result.error.hint}`);
+      const failure = `${name}  FAILED   ${result.error?.message ?? result.reason ?? ""}`;
+      lines.push(withHint(failure, result.error?.hint, width + 4));
       if (result.serialNumber)
         lines.push(`${" ".repeat(width)}    written: serial ${result.serialNumber}${hooks}`);
       continue;
@@ -239,18 +222,13 @@ async function tls(
 ): Promise<void> {
   const { infisicalTls } = await import("@psi/provider-infisical");
   const manager = infisicalTls(await app.context());
-  if (manager === undefined) {
-    if (wantsJson(app)) app.printJson([]);
-    else app.print(NO_CERTIFICATES);
-    return;
-  }
+  if (manager === undefined) return app.output([], () => NO_CERTIFICATES);
   const results =
     verb === "issue" ? await manager.issue(names) : await manager.renew(names, { force });
   // A request waiting for approval deployed nothing: scripts must not go on as if it had.
   if (results.some((result) => result.action === "failed" || result.action === "pending"))
     app.exitCode = 1;
-  if (wantsJson(app)) app.printJson(results);
-  else app.print(renderTls(results));
+  app.output(results, () => renderTls(results));
 }
 
 function renderTimer(timer: string, info: Record<string, string>): string {
@@ -270,15 +248,10 @@ async function tlsStatus(app: App, names: string[], timer: string): Promise<void
     const info = await timerState({ scope: context.scope, timer, env: app.env });
     if (info) app.print(`${renderTimer(timer, info)}\n`);
   }
-  if (manager === undefined) {
-    if (app.reportJson()) app.printJson([]);
-    else app.print(NO_CERTIFICATES);
-    return;
-  }
+  if (manager === undefined) return app.report([], () => NO_CERTIFICATES);
   const statuses = await manager.status(names);
   if (statuses.some((status) => status.error !== undefined)) app.exitCode = 1;
-  if (app.reportJson()) app.printJson(statuses);
-  else app.print(renderTlsStatus(statuses));
+  app.report(statuses, () => renderTlsStatus(statuses));
 }
 
 // ---------------------------------------------------------------------------- registration
@@ -291,13 +264,6 @@ function withTarget(command: Command): Command {
     )
     .option("--path <path>", "folder in the project", "/")
     .option("--environment <slug>", "another environment than the project's configured one");
-}
-
-const PODMAN_SOCKET = "Podman API socket (env PSI_PODMAN_SOCKET; default: the scope's)";
-
-/** Repeatable `--name X`: collects every value. */
-function collect(value: string, previous: string[] | undefined): string[] {
-  return [...(previous ?? []), value];
 }
 
 function withImportFlags(command: Command): Command {
@@ -389,12 +355,8 @@ export function registerInfisical(program: Command, app: App): void {
     .action(async (files: string[], flags: ImportFlags & { resolveSecrets?: boolean }) =>
       runImport(app, async (context, onProgress) => {
         const { importQuadlets } = await import("@psi/ops");
-        return importQuadlets(context, {
-          ...flags,
-          ...podmanSource(app, flags),
-          files,
-          onProgress,
-        });
+        const openProviders = (only: string) => app.openProviders(only);
+        return importQuadlets(context, { ...flags, openProviders, files, onProgress });
       }),
     );
 

@@ -1,12 +1,6 @@
-import {
-  type DriverInstallOptions,
-  installDriverConf,
-  lookupSocketPath,
-  planDriverInstall,
-} from "@psi/ops";
+import { type DriverInstallOptions, installDriverConf, planDriverInstall } from "@psi/ops";
 import type { Command } from "commander";
 import type { App } from "../app.js";
-import { optionalConfig } from "../optional-config.js";
 
 /** `psi install [--stdout] [--socket PATH]` (SPEC §5). */
 export function registerInstall(program: Command, app: App): void {
@@ -25,7 +19,7 @@ export function registerInstall(program: Command, app: App): void {
     )
     .action(async (options: { stdout?: boolean; socket?: string }) => {
       const request: DriverInstallOptions = {
-        loaded: await optionalConfig(app),
+        loaded: await app.optionalConfig(),
         env: app.env,
         uid: app.uid,
         socket: options.socket,
@@ -36,13 +30,11 @@ export function registerInstall(program: Command, app: App): void {
       }
       const plan = await installDriverConf(request);
       const mode = `0${plan.mode.toString(8)}`;
-      if (app.globals().json) {
-        app.printJson({ path: plan.path, socket: plan.socket, mode, token: plan.hasToken });
-      } else {
-        app.print(
+      app.output(
+        { path: plan.path, socket: plan.socket, mode, token: plan.hasToken },
+        () =>
           `wrote ${plan.path} (mode ${mode}${plan.hasToken ? ", with the socket token" : ""}): ` +
-            `Podman's shell driver now calls psi on ${plan.socket}`,
-        );
-      }
+          `Podman's shell driver now calls psi on ${plan.socket}`,
+      );
     });
 }

@@ -1,11 +1,11 @@
+import { readSecretInput } from "@psi/core";
 import type { PcscdSetupOptions } from "@psi/ops";
 import type { StoredMapping } from "@psi/provider-nitrokeyhsm";
 import { type Command, Option } from "commander";
 import type { App } from "../app.js";
 import { UsageError } from "../errors.js";
-import { optionalConfig } from "../optional-config.js";
-import { publishMapping, readSecretInput } from "../store-secret.js";
-import { columnWidth, padCells } from "../text.js";
+import { addStoreCommand } from "../store-secret.js";
+import { columnWidth, labelled, padCells, reloadLines } from "../text.js";
 
 // Loaded on use: the provider pulls in graphene-pk11 and its native addon, which every
 // other psi command (psi serve on each boot first of all) must not pay for.
@@ -35,23 +35,21 @@ export function registerNitrokeyHsm(program: Command, app: App): void {
       const { provider, settings } = await hsmSettings(app);
       const report = await provider.preflightNitrokeyHsm({ ...settings, env: app.env });
       if (!report.ok) app.exitCode = 1;
-      if (app.reportJson()) {
-        app.printJson(report);
-        return;
-      }
-      const width = columnWidth(report.steps.map((step) => step.title));
-      const lines = report.steps.map((step) => {
-        let line = `${MARK[step.status]}  ${padCells(step.title, width)}  ${step.detail}`;
-        if (step.fix) line += `\n${" ".repeat(width + 8)}fix: ${step.fix}`;
-        return line;
+      app.report(report, () => {
+        const width = columnWidth(report.steps.map((step) => step.title));
+        const lines = report.steps.map((step) => {
+          let line = `${MARK[step.status]}  ${padCells(step.title, width)}  ${step.detail}`;
+          if (step.fix) line += `\n${" ".repeat(width + 8)}fix: ${step.fix}`;
+          return line;
+        });
+        const failed = report.steps.filter((step) => step.status === "fail").length;
+        lines.push(
+          report.ok
+            ? "preflight passed: the HSM is ready"
+            : `preflight failed: ${failed} of ${report.steps.length} checks failed`,
+        );
+        return lines.join("\n");
       });
-      const failed = report.steps.filter((step) => step.status === "fail").length;
-      lines.push(
-        report.ok
-          ? "preflight passed: the HSM is ready"
-          : `preflight failed: ${failed} of ${report.steps.length} checks failed`,
-      );
-      app.print(lines.join("\n"));
     });
 
   group
@@ -69,39 +67,34 @@ export function registerNitrokeyHsm(program: Command, app: App): void {
         logger: app.logger(),
         force: options.force === true,
       });
-      if (app.globals().json) {
-        app.printJson(result);
-        return;
-      }
-      const what = !result.changed
-        ? "already pinned"
-        : result.previous === null
-          ? "pinned"
-          : `re-pinned (was sha256:${result.previous})`;
-      app.print(
-        [
+      app.output(result, () => {
+        const what = !result.changed
+          ? "already pinned"
+          : result.previous === null
+            ? "pinned"
+            : `re-pinned (was sha256:${result.previous})`;
+        const { info } = result;
+        return [
           `${what}: HSM key sha256:${result.fingerprint}`,
-          `  token       "${result.info.tokenLabel}" (slot ${result.info.slot}, ${result.info.tokenModel}, serial ${result.info.tokenSerial})`,
-          `  key         CKA_ID ${result.info.keyId || "(none)"}, label "${result.info.keyLabel}"`,
-          `  public key  ${result.publicKeyCachePath}`,
-          `  pin         ${result.pinPath}`,
-        ].join("\n"),
-      );
+          ...labelled([
+            [
+              "token",
+              `"${info.tokenLabel}" (slot ${info.slot}, ${info.tokenModel}, serial ${info.tokenSerial})`,
+            ],
+            ["key", `CKA_ID ${info.keyId || "(none)"}, label "${info.keyLabel}"`],
+            ["public key", result.publicKeyCachePath],
+            ["pin", result.pinPath],
+          ]).map((line) => `  ${line}`),
+        ].join("\n");
+      });
     });
 
-  group
-    .command("store")
-    .description(
-      "seal stdin for the HSM's public key and register it as Podman secret NAME (shell driver); " +
-        "with --mapping-only print the mapping for `podman secret create --driver shell NAME -`. Needs no token.",
-    )
-    .argument("<name>", "Podman secret name")
-    .option("--mapping-only", "print the mapping instead of registering it with Podman")
-    .option(
-      "--podman-socket <path>",
-      "Podman API socket (env PSI_PODMAN_SOCKET; default: the scope's)",
-    )
-    .action(async (name: string, options: { mappingOnly?: boolean; podmanSocket?: string }) => {
+  addStoreCommand(
+    group,
+    app,
+    "seal stdin for the HSM's public key and register it as Podman secret NAME (shell driver); " +
+      "with --mapping-only print the mapping for `podman secret create --driver shell NAME -`. Needs no token.",
+    async (name) => {
       const loaded = await app.loadConfig();
       const provider = await hsmProvider();
       const settings = provider.nitrokeyHsmProviderSettings(loaded);
@@ -112,32 +105,17 @@ export function registerNitrokeyHsm(program: Command, app: App): void {
       } finally {
         value.fill(0);
       }
-      const published = await publishMapping(app, {
-        name,
+      return {
         mapping: stored.bytes,
-        ...(options.mappingOnly === undefined ? {} : { mappingOnly: options.mappingOnly }),
-        ...(options.podmanSocket === undefined ? {} : { podmanSocket: options.podmanSocket }),
-        defaultPodmanSocket: loaded.paths.podmanSocket,
-        scope: loaded.scope,
         stateDir: settings.stateDir,
-        event: "nitrokeyhsm.store",
-      });
-      if (published === undefined) return;
-      const { id, mappingFile, stored: landed } = published;
-      if (app.globals().json) {
-        app.printJson({
-          name,
-          id,
-          mapping: mappingFile,
-          stored: landed,
-          fingerprint: stored.fingerprint,
-        });
-      } else {
-        app.print(
+        scope: loaded.scope,
+        defaultPodmanSocket: loaded.paths.podmanSocket,
+        json: { fingerprint: stored.fingerprint },
+        text: (id) =>
           `stored nitrokeyhsm secret ${name} (Podman secret ID ${id}, HSM key sha256:${stored.fingerprint})`,
-        );
-      }
-    });
+      };
+    },
+  );
 
   group
     .command("status")
@@ -154,32 +132,39 @@ export function registerNitrokeyHsm(program: Command, app: App): void {
       });
       const verdict = provider.judgeNitrokeyHsmStatus(status);
       if (!verdict.ok) app.exitCode = 1;
-      if (app.reportJson()) {
-        app.printJson({ configured: settings.configured, stateDir: settings.stateDir, ...status });
-        return;
-      }
-      const fp = (value: string | null) => (value === null ? "none" : `sha256:${value}`);
-      const token = status.token;
-      const lines = [
-        `module       ${status.module}`,
-        token
-          ? `token        slot ${token.slot}: "${token.tokenLabel}" (${token.tokenModel}, serial ${token.tokenSerial})`
-          : options.offline
-            ? `token        not checked (--offline), slot ${status.slot}`
-            : `token        unavailable: ${status.tokenError?.message ?? "unknown error"}`,
-        token
-          ? `key          CKA_ID ${token.keyId || "(none)"}, label "${token.keyLabel}" (found by ${token.matchedBy === "id" ? "key_id" : "key_label"})`
-          : `key          key_id ${status.keyId ?? "(unset)"}, key_label "${status.keyLabel ?? ""}"`,
-        `oaep_hash    ${status.oaepHash}`,
-        `PIN          ${status.pinSource === null ? "not resolved" : `from ${status.pinSource}`}`,
-        `token key    ${fp(status.tokenFingerprint)}`,
-        `pinned key   ${fp(status.pinnedFingerprint)} (${status.pinPath})`,
-        `public key   ${fp(status.cachedFingerprint)} (${status.publicKeyCachePath})`,
-        `pin status   ${status.pin}`,
-        `secrets      ${status.mappings.nitrokeyhsm} nitrokeyhsm mapping(s) of ${status.mappings.total} in ${settings.stateDir}`,
-      ];
-      lines.push(...verdict.hints.map((hint) => `hint: ${hint}`));
-      app.print(lines.join("\n"));
+      const json = { configured: settings.configured, stateDir: settings.stateDir, ...status };
+      app.report(json, () => {
+        const fp = (value: string | null) => (value === null ? "none" : `sha256:${value}`);
+        const token = status.token;
+        const rows: [string, string][] = [
+          ["module", status.module],
+          [
+            "token",
+            token
+              ? `slot ${token.slot}: "${token.tokenLabel}" (${token.tokenModel}, serial ${token.tokenSerial})`
+              : options.offline
+                ? `not checked (--offline), slot ${status.slot}`
+                : `unavailable: ${status.tokenError?.message ?? "unknown error"}`,
+          ],
+          [
+            "key",
+            token
+              ? `CKA_ID ${token.keyId || "(none)"}, label "${token.keyLabel}" (found by ${token.matchedBy === "id" ? "key_id" : "key_label"})`
+              : `key_id ${status.keyId ?? "(unset)"}, key_label "${status.keyLabel ?? ""}"`,
+          ],
+          ["oaep_hash", status.oaepHash],
+          ["PIN", status.pinSource === null ? "not resolved" : `from ${status.pinSource}`],
+          ["token key", fp(status.tokenFingerprint)],
+          ["pinned key", `${fp(status.pinnedFingerprint)} (${status.pinPath})`],
+          ["public key", `${fp(status.cachedFingerprint)} (${status.publicKeyCachePath})`],
+          ["pin status", status.pin],
+          [
+            "secrets",
+            `${status.mappings.nitrokeyhsm} nitrokeyhsm mapping(s) of ${status.mappings.total} in ${settings.stateDir}`,
+          ],
+        ];
+        return [...labelled(rows, 11), ...verdict.hints.map((hint) => `hint: ${hint}`)].join("\n");
+      });
     });
 
   group
@@ -252,37 +237,31 @@ async function setupPcscd(app: App, options: PcscdOptions): Promise<void> {
       "--build-dir, --systemd-dir and --build-only build the pcscd container; --mode host uses the host's pcscd",
     );
   }
-  const loaded = await optionalConfig(app);
+  const loaded = await app.optionalConfig();
   const { setupPcscd: run } = await import("@psi/ops");
   const result = await run({ ...options, loaded, env: app.env, uid: app.uid });
-  const { files, builtFrom: built, daemonReload: reload, commands } = result;
-  const write = result.written;
-  if (app.globals().json) {
-    app.printJson({
-      volume: result.volume,
-      mode: result.mode,
-      written: write,
-      files,
-      ...(built ? { built: { image: result.image, from_rootfs: built.fromRootfs } } : {}),
-      ...(reload ? { daemon_reload: reload } : {}),
-      commands,
-      notes: result.notes,
-    });
-    return;
-  }
-  const out: string[] = [];
-  for (const file of files) {
-    if (write) out.push(`wrote ${file.path}`);
-    else out.push(`# ---- ${file.path}`, file.text);
-  }
-  if (built)
-    out.push(
-      `built ${result.image} from ${built.dir}${built.fromRootfs ? " (FROM scratch + rootfs.tar)" : ""}`,
+  const { files, builtFrom: built, daemonReload: reload, commands, notes } = result;
+  const json = {
+    volume: result.volume,
+    mode: result.mode,
+    written: result.written,
+    files,
+    ...(built ? { built: { image: result.image, from_rootfs: built.fromRootfs } } : {}),
+    ...(reload ? { daemon_reload: reload } : {}),
+    commands,
+    notes,
+  };
+  app.output(json, () => {
+    const out = files.flatMap((file) =>
+      result.written ? [`wrote ${file.path}`] : [`# ---- ${file.path}`, file.text],
     );
-  if (options.buildOnly) out.push("--build-only: no quadlets written");
-  if (reload?.status === "reloaded") out.push(`systemd: reloaded (${reload.via})`);
-  else if (reload?.status === "unavailable") out.push(`systemd: not reloaded: ${reload.detail}`);
-  out.push("", "then:", ...commands.map((command) => `  ${command}`));
-  out.push("", "notes:", ...result.notes.map((note) => `  - ${note}`));
-  app.print(out.join("\n"));
+    if (built)
+      out.push(
+        `built ${result.image} from ${built.dir}${built.fromRootfs ? " (FROM scratch + rootfs.tar)" : ""}`,
+      );
+    if (options.buildOnly) out.push("--build-only: no quadlets written");
+    out.push(...reloadLines(reload), "", "then:", ...commands.map((command) => `  ${command}`));
+    out.push("", "notes:", ...notes.map((note) => `  - ${note}`));
+    return out.join("\n");
+  });
 }

@@ -1,4 +1,4 @@
-import { cachePath, PsiError } from "@psi/core";
+import { cachePath, PsiError, readAll } from "@psi/core";
 import {
   listMappingIds,
   lookupOnce,
@@ -6,10 +6,9 @@ import {
   removeMappingOnce,
   storeMappingOnce,
 } from "@psi/lookup-server";
+import { providerFactory } from "@psi/ops/host";
 import type { Command } from "commander";
 import type { App } from "../app.js";
-import { readAll } from "../store-secret.js";
-import { providerFactory } from "../wiring.js";
 
 function secretId(app: App): string {
   const id = app.env["SECRET_ID"];

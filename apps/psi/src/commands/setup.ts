@@ -8,7 +8,16 @@ import type {
 } from "@psi/setup";
 import type { Command } from "commander";
 import type { App } from "../app.js";
-import { columnWidth, padCells, plural, progressLine, table, withHint } from "../text.js";
+import { INSTALLED_SOCKET, PODMAN_SOCKET } from "../options.js";
+import {
+  columnWidth,
+  padCells,
+  plural,
+  progressLine,
+  reloadLines,
+  table,
+  withHint,
+} from "../text.js";
 
 /** Options of `psi setup` (and `psi cache refresh`, which is setup for every provider). */
 export interface SetupCommandOptions {
@@ -45,9 +54,7 @@ export async function runSetupCommand(app: App, options: SetupCommandOptions): P
   };
   if (options.dryRun) {
     const report = await dryRunHostSetup(host);
-    if (app.reportJson()) app.printJson(report);
-    else app.print(renderDryRun(report));
-    return;
+    return app.report(report, () => renderDryRun(report));
   }
   const progress = setupProgress(app);
   try {
@@ -59,8 +66,7 @@ export async function runSetupCommand(app: App, options: SetupCommandOptions): P
     });
     progress.done();
     if (!result.ok) app.exitCode = 1;
-    if (app.reportJson()) app.printJson(result);
-    else app.print(renderSetup(result));
+    app.report(result, () => renderSetup(result));
   } finally {
     progress.done();
   }
@@ -155,9 +161,7 @@ export function renderSetup(result: SetupResult): string {
       lines.push(withHint(`cache: FAILED: ${cache.message}`, cache.hint, 6));
       break;
   }
-  const reload = result.daemonReload;
-  if (reload.status === "reloaded") lines.push(`systemd: reloaded (${reload.via})`);
-  else if (reload.status === "unavailable") lines.push(`systemd: not reloaded: ${reload.detail}`);
+  lines.push(...reloadLines(result.daemonReload));
   const failed = result.workloads.filter((workload) => workload.status === "failed").length;
   const failedRestarts = result.workloads
     .flatMap((workload) => workload.restarts ?? [])
@@ -230,19 +234,11 @@ export function registerSetup(program: Command, app: App): void {
       "--dry-run",
       "report Podman secrets (managed, stale-opts, orphaned) and drop-in gaps; change nothing",
     )
-    .option(
-      "--podman-socket <path>",
-      "Podman API socket (env PSI_PODMAN_SOCKET; default: the scope's)",
-    )
-    .option(
-      "--socket <path>",
-      "PSI's lookup socket, as given to psi install (env PSI_SOCKET; default: what the installed psi.conf names)",
-    )
+    .option("--podman-socket <path>", PODMAN_SOCKET)
+    .option("--socket <path>", INSTALLED_SOCKET)
     .option(
       "--allow-empty",
       "let a source that lists no secrets remove the workload's existing ones (cache included)",
     )
-    .action(async (options: SetupCommandOptions) => {
-      await runSetupCommand(app, options);
-    });
+    .action((options: SetupCommandOptions) => runSetupCommand(app, options));
 }

@@ -1,96 +1,9 @@
-import { collectStatus, type StatusIssue, type StatusReport } from "@psi/ops";
+import { collectStatus, type StatusReport, statusReportJson } from "@psi/ops";
 import type { Command } from "commander";
 import type { App } from "../app.js";
-import { optionalConfig } from "../optional-config.js";
-import { formatAge, hexByte, labelled, octalMode, plural, withHint } from "../text.js";
+import { formatAge, hexByte, labelled, plural, withHint } from "../text.js";
 
 // `psi status` (SPEC §11, §14): @psi/ops collects the report; this file renders it.
-
-/** The report as JSON (snake_case, like the other commands' machine output). */
-export function statusJson(report: StatusReport): Record<string, unknown> {
-  const { serve, cache, drift } = report;
-  const issue = (i: StatusIssue) => ({
-    component: i.component,
-    code: i.code,
-    message: i.message,
-    ...(i.hint === undefined ? {} : { hint: i.hint }),
-  });
-  return {
-    ok: report.ok,
-    config: report.config ?? null,
-    scope: report.scope,
-    serve: {
-      socket: serve.socket,
-      running: serve.running,
-      healthz_ms: serve.healthzMs ?? null,
-      ...(serve.error === undefined ? {} : { error: serve.error }),
-      metrics:
-        serve.metrics == null
-          ? null
-          : {
-              lookups: {
-                total: serve.metrics.lookups.total,
-                ok: serve.metrics.lookups.ok,
-                failed: serve.metrics.lookups.failed,
-                by_source: serve.metrics.lookups.bySource,
-                by_outcome: serve.metrics.lookups.byOutcome,
-              },
-              cache_entries: serve.metrics.cacheEntries,
-              cache_age_seconds: serve.metrics.cacheAgeSeconds ?? null,
-              cache_degraded: serve.metrics.cacheDegraded ?? null,
-              provider_latency: Object.fromEntries(
-                Object.entries(serve.metrics.providerLatency).map(([name, l]) => [
-                  name,
-                  { count: l.count, mean_ms: l.meanMs },
-                ]),
-              ),
-            },
-    },
-    cache: {
-      enabled: cache.enabled,
-      backend: cache.backend ?? null,
-      path: cache.path,
-      exists: cache.file.exists,
-      size: cache.file.size ?? null,
-      mode: cache.file.mode === undefined ? null : octalMode(cache.file.mode),
-      last_written:
-        cache.file.mtimeMs === undefined ? null : new Date(cache.file.mtimeMs).toISOString(),
-      age_seconds: cache.ageSeconds ?? null,
-      refresh_interval: cache.refreshInterval,
-      stale_after_seconds: cache.staleAfterSeconds ?? null,
-      stale: cache.stale ?? null,
-      version: cache.file.version ?? null,
-      tag: cache.file.tag ?? null,
-      tag_backend: cache.file.tag === undefined ? null : (cache.file.backend ?? "unknown"),
-      mismatch: cache.mismatch,
-      entries: cache.entries ?? null,
-      ...(cache.file.error ? { error: cache.file.error } : {}),
-    },
-    providers: report.providers,
-    drift: {
-      podman_socket: drift.podmanSocket,
-      reachable: drift.reachable,
-      ...(drift.error === undefined ? {} : { error: drift.error }),
-      ...(drift.reachable
-        ? {
-            clean: drift.clean,
-            counts: {
-              managed: drift.counts?.managed ?? 0,
-              stale_opts: drift.counts?.staleOpts ?? 0,
-              orphaned: drift.counts?.orphaned ?? 0,
-            },
-            workloads: (drift.workloads ?? []).map((w) => ({
-              name: w.name,
-              missing_from_drop_in: w.missingFromDropIn,
-              missing_in_podman: w.missingInPodman,
-            })),
-          }
-        : {}),
-    },
-    problems: report.problems.map(issue),
-    warnings: report.warnings.map(issue),
-  };
-}
 
 /** The report as a table for a terminal. */
 export function renderStatus(report: StatusReport): string {
@@ -119,16 +32,7 @@ export function renderStatus(report: StatusReport): string {
   if (!cache.enabled) {
     rows.push(["cache", "off (every lookup goes to its provider)"]);
   } else {
-    const state =
-      cache.stale === true
-        ? "STALE"
-        : serve.metrics?.cacheDegraded !== undefined
-          ? "DEGRADED"
-          : cache.mismatch || cache.file.error
-            ? "UNREADABLE"
-            : cache.backend === undefined
-              ? "NO BACKEND"
-              : "ok";
+    const state = cache.state === "ok" ? "ok" : cache.state.replace("-", " ").toUpperCase();
     rows.push(["cache", `${state}  ${cache.path}`]);
     const tag =
       cache.file.tag === undefined
@@ -201,7 +105,7 @@ export function registerStatus(program: Command, app: App): void {
       "Podman API socket for the drift summary (env PSI_PODMAN_SOCKET; default: the scope's)",
     )
     .action(async (options: { socket?: string; podmanSocket?: string }) => {
-      const loaded = await optionalConfig(app);
+      const loaded = await app.optionalConfig();
       const report = await collectStatus({
         loaded,
         env: app.env,
@@ -211,10 +115,6 @@ export function registerStatus(program: Command, app: App): void {
         context: () => app.context(),
       });
       if (!report.ok) app.exitCode = 1;
-      if (app.reportJson()) {
-        app.printJson(statusJson(report));
-      } else {
-        app.print(renderStatus(report));
-      }
+      app.report(statusReportJson(report), () => renderStatus(report));
     });
 }

@@ -42,14 +42,14 @@ async function install(app: App, options: InstallOptions): Promise<void> {
     // (npm), a shell wrapper (the image) or missing under systemd's PATH.
     psiPath: options.psiPath ?? runningScript(),
   });
-  if (app.globals().json) {
-    const { files, reload, enabled, started } = result;
-    app.printJson({ files, ...(reload ? { reloaded: reload.ok } : {}), enabled, started });
-    return;
-  }
-  for (const path of result.files) app.print(`wrote ${path}`);
-  if (result.enabled?.length) app.print(`enabled and started: ${result.enabled.join(" ")}`);
-  if (result.started?.length) app.print(`started: ${result.started.join(" ")}`);
+  const { files, reload, enabled, started } = result;
+  app.output({ files, ...(reload ? { reloaded: reload.ok } : {}), enabled, started }, () =>
+    [
+      ...files.map((path) => `wrote ${path}`),
+      ...(enabled?.length ? [`enabled and started: ${enabled.join(" ")}`] : []),
+      ...(started?.length ? [`started: ${started.join(" ")}`] : []),
+    ].join("\n"),
+  );
 }
 /** `psi systemd install` (SPEC §10). */
 export function registerSystemd(program: Command, app: App): void {
