@@ -10,8 +10,6 @@ import type {
 import { createLogger, snakeCaseKeys, stderrIsJournal } from "@psi/core";
 import { type Host, openHost } from "@psi/ops/host";
 
-export { envFlag } from "@psi/core";
-
 /** Options every command accepts (SPEC §11). */
 export interface GlobalOptions {
   config?: string;

@@ -1,5 +1,5 @@
-import { type LogLevel, parseLogLevel } from "@psi/core";
-import { envFlag, type GlobalOptions } from "./app.js";
+import { envFlag, type LogLevel, parseLogLevel } from "@psi/core";
+import type { GlobalOptions } from "./app.js";
 import { UsageError } from "./errors.js";
 
 /** The global options as parsed from the command line, before the environment fills in. */

@@ -262,14 +262,17 @@ describe("initHostCache", () => {
       XDG_CONFIG_HOME: join(home, "config"),
       XDG_STATE_HOME: join(home, "state"),
     };
+    // The user scope (uid 1000): as root the scope's defaults are /etc/psi, and a test
+    // must never write outside its temporary directory.
     const defaults = await initHostCache({
       backend: "keyfile",
       config: async () => undefined,
       env: bare,
-      uid,
+      uid: 1000,
       logger,
     });
-    const expected = cacheLocations(undefined, { env: bare, uid });
+    const expected = cacheLocations(undefined, { env: bare, uid: 1000 });
+    expect(expected.keyFile.startsWith(home)).toBe(true);
     expect(defaults).toMatchObject({ keyPath: expected.keyFile, cachePath: expected.cachePath });
     expect(defaults.notes).toEqual([
       "create the configuration with cache: { backend: keyfile } so psi uses it",
