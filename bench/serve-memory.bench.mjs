@@ -32,8 +32,12 @@ const GOAL_RATIO = 0.8;
 const BASE_FLAGS = ["--disable-sigusr1"];
 const chosenValue = SERVE_NODE_FLAGS.filter((f) => !BASE_FLAGS.includes(f)).join(" ") || "none";
 
+// The CLI re-executes serve with its memory flags unless each is given (any value, or
+// negated: apps/psi/src/node-flags.ts), so "none" states V8's defaults explicitly.
+const V8_DEFAULTS = ["--max-semi-space-size=16", "--no-single-threaded", "--no-optimize-for-size"];
+
 function flagsFor(value) {
-  return value === "none" ? BASE_FLAGS : [...BASE_FLAGS, ...value.split(" ")];
+  return value === "none" ? [...BASE_FLAGS, ...V8_DEFAULTS] : [...BASE_FLAGS, ...value.split(" ")];
 }
 
 export default async function serveMemoryBench({ root, log }) {

@@ -22,10 +22,17 @@ export function commandOf(args: readonly string[]): string | undefined {
   return undefined;
 }
 
-/** Whether Node started with `flag` (NODE_OPTIONS flags do not show in execArgv). */
+/**
+ * Whether Node started with `flag`, with any value or negated (`--max-semi-space-size=8`
+ * counts for `--max-semi-space-size=1`, `--no-optimize-for-size` for `--optimize-for-size`):
+ * an operator's own choice of a V8 setting is kept. NODE_OPTIONS flags do not show in
+ * execArgv.
+ */
 function hasFlag(flag: string): boolean {
-  if (process.execArgv.includes(flag)) return true;
-  return (process.env["NODE_OPTIONS"] ?? "").split(/\s+/).includes(flag);
+  const name = flag.split("=")[0] as string;
+  const negated = `--no-${name.slice(2)}`;
+  const given = [...process.execArgv, ...(process.env["NODE_OPTIONS"] ?? "").split(/\s+/)];
+  return given.some((arg) => arg === name || arg === negated || arg.startsWith(`${name}=`));
 }
 
 /** The Node flags a command must run with: serve's full list, `--disable-sigusr1` for demo. */

@@ -193,6 +193,14 @@ describe("SIGUSR1 never opens the inspector", () => {
     await expectNoInspector(serve);
   });
 
+  it("an operator's own V8 setting is kept: the re-exec adds only the flags not given", async () => {
+    const serve = fx.start({ env: { NODE_OPTIONS: "--max-semi-space-size=8" } });
+    await serve.waitFor((r) => r.event === "listen", "Listening on");
+    const added = NODE_FLAGS.serve.filter((flag) => !flag.startsWith("--max-semi-space-size"));
+    expect(cmdline(serve.child.pid!).slice(1, added.length + 2)).toEqual([...added, CLI]);
+    await expectNoInspector(serve);
+  });
+
   it("`node dist/cli.js demo` re-executes itself with the flag too", async () => {
     const socket = join(fx.dir, "demo.sock");
     const { child, stderr } = await startDemo(socket);
