@@ -209,9 +209,19 @@ describe("psi serve", () => {
       command: ["systemd-socket-activate", "-l", socket],
     });
     // systemd-socket-activate binds first and starts serve on the first connection; the
-    // kernel queues that connection on the inherited socket until serve accepts it
-    while (!existsSync(socket)) await new Promise((r) => setTimeout(r, 10));
-    const early = unixRequest(socket, { path: "/lookup/id1" });
+    // kernel queues that connection on the inherited socket until serve accepts it. The
+    // file appears at bind(), a moment before listen(): until then a connect is refused.
+    const early = (async () => {
+      for (;;) {
+        try {
+          return await unixRequest(socket, { path: "/lookup/id1" });
+        } catch (error) {
+          const code = (error as NodeJS.ErrnoException).code;
+          if (code !== "ENOENT" && code !== "ECONNREFUSED") throw error;
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      }
+    })();
     const listening = await serve.waitFor((r) => r.event === "listen", "Listening on");
     expect(listening).toMatchObject({ fd: 3, activated: true });
     expect((await early).text).toBe(CACHED_VALUE);
