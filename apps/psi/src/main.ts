@@ -5,7 +5,7 @@ import { type App, createApp, type GlobalOptions, type Io } from "./app.js";
 import { allCommandGroups, type CommandGroup, commandGroup } from "./commands/index.js";
 import { describeError, UsageError } from "./errors.js";
 import { resolveGlobals } from "./globals.js";
-import { plainServeArgs, runPlainServe } from "./plain-serve.js";
+import { plainArgs, runPlain } from "./plain.js";
 import { VERSION } from "./version.js";
 
 /** Exit codes (SPEC §11): 0 success, 1 user-facing error, 2 usage error. */
@@ -18,7 +18,7 @@ export const EXIT_USAGE = 2;
  * `argv` names (all of them for `--help`, no command or a name none registers).
  */
 export async function createProgram(app: App, argv: readonly string[] = []): Promise<Command> {
-  // Loaded here, not at import: a plain `psi serve` never builds the tree (plain-serve.ts).
+  // Loaded here, not at import: the hot commands never build the tree (plain.ts).
   const { Command, InvalidArgumentError, Option } = await import("commander");
   const levelArgument = (value: string): LogLevel => {
     const level = parseLogLevel(value);
@@ -86,8 +86,8 @@ export async function runCli(
   argv: string[],
   options: { io: Io; env: Readonly<Record<string, string | undefined>>; uid: number },
 ): Promise<number> {
-  const plain = plainServeArgs(argv);
-  if (plain) return runPlainServe(plain, options);
+  const plain = plainArgs(argv);
+  if (plain) return runPlain(plain, options);
   const app = createApp(options.io, options.env, options.uid);
   const { CommanderError } = await import("commander");
   const program = await createProgram(app, argv);

@@ -1,25 +1,13 @@
-import {
-  type CacheLocations,
-  cacheLocations,
-  cacheStatus,
-  cacheStatusJson,
-  describeMapping,
-  initHostCache,
-  invalidateHostCache,
-} from "@psi/ops";
+import { describeMapping, initHostCache, invalidateHostCache } from "@psi/ops";
 import { type Command, Option } from "commander";
 import type { App } from "../app.js";
 import { UsageError } from "../errors.js";
 import { INSTALLED_SOCKET } from "../options.js";
-import { formatAge, hexByte, labelled, plural } from "../text.js";
+import { plural } from "../text.js";
+import { locations, runCacheStatus } from "./cache-status.js";
 
 // `psi cache init / status / invalidate / refresh` (SPEC §11): @psi/ops does the work;
 // this file parses the flags and renders the results.
-
-/** The cache's locations from the configuration, or the scope's defaults without one. */
-async function locations(app: App): Promise<CacheLocations> {
-  return cacheLocations(await app.optionalConfig(), { env: app.env, uid: app.uid });
-}
 
 /** `psi cache init` flags, as commander parses them. */
 interface InitFlags {
@@ -106,65 +94,8 @@ function registerCacheStatus(cache: Command, app: App): void {
     )
     .option("--verify", "decrypt through the configured backend and count the entries")
     .action(async (options: { verify?: boolean }) => {
-      const where = await locations(app);
-      const report = await cacheStatus(
-        where,
-        options.verify ? () => app.cacheBackend() : undefined,
-      );
-      if (!report.ok) app.exitCode = 1;
-      app.report(cacheStatusJson(report), () => renderCacheStatus(where, report));
+      await runCacheStatus(app, options);
     });
-}
-
-function renderCacheStatus(
-  where: CacheLocations,
-  report: Awaited<ReturnType<typeof cacheStatus>>,
-): string {
-  const { file, verify, tagBackend } = report;
-  const configured = where.configuredBackend;
-  const lines: [string, string][] = [
-    ["path", where.cachePath],
-    ["config", where.configFile ?? "(no configuration file)"],
-    ["enabled", where.enabled ? "yes" : "no"],
-    ["backend", configured ?? "(none configured)"],
-  ];
-  if (!file.exists) {
-    lines.push([
-      "file",
-      "does not exist (psi setup writes it; psi cache init creates an empty one)",
-    ]);
-  } else {
-    if (file.size !== undefined) lines.push(["size", `${file.size} bytes`]);
-    if (file.mtimeMs !== undefined) {
-      const age = formatAge(Math.max(0, Math.round((Date.now() - file.mtimeMs) / 1000)));
-      lines.push(["last written", `${new Date(file.mtimeMs).toISOString()} (${age} ago)`]);
-    }
-    if (file.version !== undefined && file.tag !== undefined) {
-      lines.push([
-        "format",
-        `PSIC version ${file.version}, tag ${hexByte(file.tag)} (${tagBackend})`,
-      ]);
-    }
-    if (file.error) lines.push(["error", `${file.error.message}`]);
-  }
-  if (verify) {
-    lines.push([
-      "verify",
-      verify.ok
-        ? `ok: ${plural(verify.entries ?? 0, "entry")}, written_at ${verify.written_at}${verify.legacy ? " (legacy version 1 payload: loads empty)" : ""}`
-        : `FAILED: ${verify.error?.message}`,
-    ]);
-    if (!verify.ok && verify.error?.hint) lines.push(["", `hint: ${verify.error.hint}`]);
-  }
-  const out = labelled(lines);
-  if (report.mismatch) {
-    out.push(
-      `warning: the file was written by the ${tagBackend} backend (tag ${hexByte(file.tag ?? 0)}), but cache.backend is ${configured}: ` +
-        `psi serve cannot read it. Run \`psi cache init --backend ${configured}\` (or psi setup) to rewrite it, ` +
-        `or set cache.backend: ${tagBackend} in ${where.configFile}`,
-    );
-  }
-  return out.join("\n");
 }
 
 /** `psi cache invalidate <name|id>... | --all` (SPEC §11): drop entries from cache.enc, atomically. */

@@ -1,14 +1,16 @@
-// `psi serve` as units start it skips commander (src/plain-serve.ts). These pin the shapes
-// that take that path, check commander reads each of them the same way, and check every
-// other shape (help, typos, bad values) still gets commander's usage errors.
+// The hot commands skip commander (src/plain.ts): `psi serve` as units start it and `psi
+// cache status`. These pin the shapes that take that path, check commander reads each of
+// them the same way, and check every other shape (help, typos, bad values) still gets
+// commander's usage errors.
 import { PassThrough } from "node:stream";
+import type { Command } from "commander";
 import { describe, expect, it } from "vitest";
 import { createApp } from "../src/app.js";
 import { createProgram } from "../src/main.js";
-import { plainServeArgs } from "../src/plain-serve.js";
+import { plainArgs } from "../src/plain.js";
 import { runPsi } from "./run-psi.js";
 
-/** What commander makes of `argv` for serve: the globals and --socket (nothing runs). */
+/** What commander makes of `argv`: the command, the globals and its options (nothing runs). */
 async function viaCommander(argv: string[]) {
   const app = createApp(
     { stdout: new PassThrough(), stderr: new PassThrough(), stdin: new PassThrough() },
@@ -16,14 +18,21 @@ async function viaCommander(argv: string[]) {
     1000,
   );
   const program = await createProgram(app, argv);
-  let socket: string | undefined;
-  const serve = program.commands.find((command) => command.name() === "serve");
-  serve?.action((options: { socket?: string }) => {
-    socket = options.socket;
-  });
+  let ran: { words: string; options: Record<string, unknown> } | undefined;
+  const record = (command: Command, words: string[]) => {
+    for (const child of command.commands) {
+      const path = [...words, child.name()];
+      if (child.commands.length > 0) record(child, path);
+      else
+        child.action((options: Record<string, unknown>) => {
+          ran = { words: path.join(" "), options };
+        });
+    }
+  };
+  record(program, []);
   program.exitOverride();
   await program.parseAsync(argv, { from: "user" });
-  return { globals: app.globals(), socket };
+  return { globals: app.globals(), ...ran };
 }
 
 const PLAIN: string[][] = [
@@ -32,6 +41,9 @@ const PLAIN: string[][] = [
   ["-c", "/etc/psi/config.yaml", "serve", "--socket", "/run/psi/psi.sock"],
   ["serve", "--config=/c.yaml", "--socket=/s.sock", "--log-level", "WARNING"],
   ["--log-level=debug", "--log-json", "serve", "--json", "--debug"],
+  ["cache", "status"],
+  ["-c", "/etc/psi/config.yaml", "cache", "status", "--verify"],
+  ["cache", "--json", "status", "--config=/c.yaml", "--log-level", "error"],
 ];
 
 const NOT_PLAIN: string[][] = [
@@ -47,25 +59,38 @@ const NOT_PLAIN: string[][] = [
   ["serve", "-c", "/a", "--config", "/b"],
   ["serve", "--debug", "--debug"],
   ["serve", "--port", "8080"],
+  ["serve", "--verify"],
+  ["cache", "status", "--socket", "/s.sock"],
+  ["cache", "status", "--help"],
+  ["cache", "status", "extra"],
+  ["cache", "status", "--verify", "--verify"],
+  ["cache"],
+  ["status"],
+  ["cache", "init", "--backend", "keyfile"],
 ];
 
 describe("plain `psi serve` command lines", () => {
   it.each(PLAIN)("%j: read as commander reads it", async (...argv) => {
-    const plain = plainServeArgs(argv);
+    const plain = plainArgs(argv);
     expect(plain).toBeDefined();
     const commander = await viaCommander(argv);
-    expect({ ...plain?.flags, socket: plain?.socket }).toEqual({
+    expect(plain?.command.words.join(" ")).toBe(commander.words);
+    expect(plain?.flags).toEqual({
       config: commander.globals.config,
       logLevel: commander.globals.logLevel,
       logJson: commander.globals.logJson,
       json: commander.globals.json,
       debug: commander.globals.debug,
-      socket: commander.socket,
     });
+    // Commander's option names are camelCase without the dashes (--socket → socket).
+    const own = Object.fromEntries(
+      Object.entries(plain?.options ?? {}).map(([key, value]) => [key.slice(2), value]),
+    );
+    expect(own).toEqual(commander.options);
   });
 
   it.each(NOT_PLAIN)("%j: left to commander", (...argv) => {
-    expect(plainServeArgs(argv)).toBeUndefined();
+    expect(plainArgs(argv)).toBeUndefined();
   });
 
   it("a bad PSI_LOG_LEVEL is the same usage error (exit 2) on the plain path", async () => {
