@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -12,6 +11,7 @@ import {
   openConfiguredServeCache,
 } from "@psi/lookup-server";
 import { sealLocal } from "@psi/provider-local";
+import { runTool } from "@psi/setup";
 import { renderDriverConf } from "@psi/unitgen";
 import { getOnSocket } from "./socket.js";
 
@@ -90,28 +90,6 @@ export async function prepareDemoHost(options: { root?: string } = {}): Promise<
   }
 }
 
-function run(
-  command: string,
-  args: string[],
-  env: NodeJS.ProcessEnv,
-  input?: Uint8Array,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(command, args, { env, stdio: ["pipe", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-      stdout += chunk;
-    });
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-      stderr += chunk;
-    });
-    child.on("error", (error) => resolve({ code: -1, stdout, stderr: error.message }));
-    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(input);
-  });
-}
-
 async function findFile(root: string, name: string, within: string): Promise<string | undefined> {
   const queue = [root];
   while (queue.length > 0) {
@@ -152,8 +130,8 @@ export async function demoThroughPodman(
 ): Promise<{ value?: Buffer; skipped?: string }> {
   const { dir, socket, mapping, name } = options;
   const say = options.onCommand ?? (() => {});
-  const version = await run("podman", ["--version"], process.env);
-  if (version.code !== 0) return { skipped: "podman is not installed" };
+  const version = await runTool("podman", ["--version"], process.env, 0);
+  if (!version.ok) return { skipped: "podman is not installed" };
   const conf = join(dir, "podman", "containers.conf");
   await mkdir(join(dir, "podman", "rootfs"), { recursive: true });
   await writeFile(conf, renderDriverConf({ socket }));
@@ -168,16 +146,16 @@ export async function demoThroughPodman(
   ];
   say(`psi local store --mapping-only ${name} | podman secret create --driver shell ${name} -`);
   // `podman secret create NAME -` insists on a pipe; Node gives children a socketpair.
-  const created = await run(
+  const created = await runTool(
     "sh",
     ["-c", 'cat | podman "$@"', "sh", ...flags, "secret", "create", "--driver", "shell", name, "-"],
     env,
+    0,
     mapping,
   );
-  if (created.code !== 0)
-    return { skipped: `podman secret create failed: ${created.stderr.trim()}` };
+  if (!created.ok) return { skipped: `podman secret create failed: ${created.output}` };
   say(`podman create --secret ${name},type=mount,target=/run/secrets/db --rootfs <dir> /bin/true`);
-  const container = await run(
+  const container = await runTool(
     "podman",
     [
       ...flags,
@@ -189,13 +167,14 @@ export async function demoThroughPodman(
       "/bin/true",
     ],
     env,
+    0,
   );
-  if (container.code !== 0) return { skipped: `podman create failed: ${container.stderr.trim()}` };
+  if (!container.ok) return { skipped: `podman create failed: ${container.output}` };
   const id = container.stdout.trim();
   const file = await findFile(join(dir, "podman", "storage"), name, id);
   const value = file === undefined ? undefined : await readFile(file);
-  await run("podman", [...flags, "rm", "--force", id], env);
-  await run("podman", [...flags, "secret", "rm", name], env);
+  await runTool("podman", [...flags, "rm", "--force", id], env, 0);
+  await runTool("podman", [...flags, "secret", "rm", name], env, 0);
   return value === undefined
     ? { skipped: "Podman wrote no secret file for the container" }
     : { value };

@@ -13,18 +13,20 @@ export type ToolRun =
     };
 
 /**
- * Runs `file` (busctl, gdbus, dbus-send, systemctl) with a bounded time. `missing` tells
- * "not installed" (try the next client) from "installed and it failed"; `detail` is the
- * first line of what it said. `timeoutMs` 0 waits as long as the tool runs (a start job).
+ * Runs `file` (busctl, gdbus, dbus-send, systemctl, podman) with a bounded time. `missing`
+ * tells "not installed" (try the next client) from "installed and it failed"; `detail` is
+ * the first line of what it said. `timeoutMs` 0 waits as long as the tool runs (a start
+ * job). `input`, when given, is written to its stdin.
  */
 export function runTool(
   file: string,
   args: string[],
   env: Env,
   timeoutMs: number,
+  input?: Uint8Array,
 ): Promise<ToolRun> {
   return new Promise((resolve) => {
-    execFile(
+    const child = execFile(
       file,
       args,
       { env: env as NodeJS.ProcessEnv, timeout: timeoutMs, encoding: "utf8" },
@@ -38,5 +40,8 @@ export function runTool(
         resolve({ ok: false, missing, detail, output });
       },
     );
+    // A tool that exits before reading its input: its exit status says why, not EPIPE.
+    child.stdin?.on("error", () => {});
+    child.stdin?.end(input);
   });
 }
