@@ -2,15 +2,6 @@ import { envFlag, type LogLevel, parseLogLevel } from "@psi/core";
 import type { GlobalOptions } from "./app.js";
 import { UsageError } from "./errors.js";
 
-/** The global options as parsed from the command line, before the environment fills in. */
-export interface GlobalFlags {
-  config?: string;
-  logLevel?: LogLevel;
-  logJson?: boolean;
-  json?: boolean;
-  debug?: boolean;
-}
-
 /** `PSI_LOG_LEVEL` as the reference reads it; a value it cannot read is a usage error. */
 export function levelFromEnv(value: string | undefined): LogLevel | undefined {
   if (value === undefined || value.trim() === "") return undefined;
@@ -23,9 +14,9 @@ export function levelFromEnv(value: string | undefined): LogLevel | undefined {
   return level;
 }
 
-/** The options every command runs with: the flags, then `PSI_LOG_LEVEL` and `PSI_LOG_JSON`. */
+/** The options every command runs with: the command line's, then `PSI_LOG_LEVEL` and `PSI_LOG_JSON`. */
 export function resolveGlobals(
-  flags: GlobalFlags,
+  flags: GlobalOptions,
   env: Readonly<Record<string, string | undefined>>,
 ): GlobalOptions {
   const logLevel = flags.logLevel ?? levelFromEnv(env["PSI_LOG_LEVEL"]);

@@ -5,7 +5,7 @@ import { type App, createApp, type GlobalOptions, type Io } from "./app.js";
 import { allCommandGroups, type CommandGroup, commandGroup } from "./commands/index.js";
 import { describeError, UsageError } from "./errors.js";
 import { resolveGlobals } from "./globals.js";
-import { plainArgs, runPlain } from "./plain.js";
+import { plainArgs } from "./plain.js";
 import { VERSION } from "./version.js";
 
 /** Exit codes (SPEC §11): 0 success, 1 user-facing error, 2 usage error. */
@@ -86,16 +86,21 @@ export async function runCli(
   argv: string[],
   options: { io: Io; env: Readonly<Record<string, string | undefined>>; uid: number },
 ): Promise<number> {
-  const plain = plainArgs(argv);
-  if (plain) return runPlain(plain, options);
   const app = createApp(options.io, options.env, options.uid);
-  const { CommanderError } = await import("commander");
-  const program = await createProgram(app, argv);
+  let commander: typeof import("commander") | undefined;
   try {
+    const plain = plainArgs(argv);
+    if (plain) {
+      app.setGlobals(resolveGlobals(plain.flags, options.env));
+      await plain.command.run(app, plain.options);
+      return app.exitCode;
+    }
+    commander = await import("commander");
+    const program = await createProgram(app, argv);
     await program.parseAsync(argv, { from: "user" });
     return app.exitCode;
   } catch (error) {
-    if (error instanceof CommanderError) {
+    if (commander && error instanceof commander.CommanderError) {
       if (
         error.code === "commander.helpDisplayed" ||
         error.code === "commander.version" ||

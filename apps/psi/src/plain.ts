@@ -5,9 +5,7 @@
 // unknown option, a bad log level) goes through commander, whose parsing and usage errors
 // define the CLI. test/plain.test.ts holds both paths to the same reading of each shape.
 import { parseLogLevel } from "@psi/core";
-import { type App, createApp, type Io } from "./app.js";
-import { describeError, UsageError } from "./errors.js";
-import { type GlobalFlags, resolveGlobals } from "./globals.js";
+import type { App, GlobalOptions } from "./app.js";
 
 /** A command that can run without commander: its words, its own options, and its action. */
 interface PlainCommand {
@@ -46,7 +44,7 @@ const GLOBAL_SWITCHES = ["--log-json", "--json", "--debug"];
 /** What a plain command line asks for. */
 export interface PlainRun {
   command: PlainCommand;
-  flags: GlobalFlags;
+  flags: GlobalOptions;
   options: Record<string, string | true>;
 }
 
@@ -113,24 +111,4 @@ function isSwitch(word: string): boolean {
 
 function isValued(name: string): boolean {
   return COMMANDS.some((command) => command.valued.includes(name));
-}
-
-/** Runs a plain command line and returns the exit code, as runCli would for the same words. */
-export async function runPlain(
-  plain: PlainRun,
-  options: { io: Io; env: Readonly<Record<string, string | undefined>>; uid: number },
-): Promise<number> {
-  const app = createApp(options.io, options.env, options.uid);
-  try {
-    app.setGlobals(resolveGlobals(plain.flags, options.env));
-    await plain.command.run(app, plain.options);
-    return app.exitCode;
-  } catch (error) {
-    if (error instanceof UsageError) {
-      options.io.stderr.write(`psi: ${error.message}\n(run with --help for usage)\n`);
-      return 2;
-    }
-    options.io.stderr.write(describeError(error, app.globals().debug === true));
-    return 1;
-  }
 }
