@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import type { LogRecord } from "@psi/testkit/unix-http";
+import { type LogRecord, type UnixResponse, unixRequest } from "@psi/testkit/unix-http";
 
 // Running the built CLI's `psi serve` as a real child process (signals, socket activation,
 // process hardening): `pnpm exec turbo run build --filter=@psi/cli...` first.
@@ -112,4 +112,21 @@ export function spawnServe(options: SpawnServeOptions): Serve {
 export function killRunning(running: ChildProcess[]): void {
   for (const child of running.splice(0))
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+}
+
+/**
+ * The first request on a socket systemd-socket-activate holds: it binds before it listens,
+ * so a connect is refused (or the file is missing) for a moment; retried until accepted.
+ * The kernel then queues the connection on the inherited socket until serve accepts it.
+ */
+export async function firstActivatedRequest(socket: string, path: string): Promise<UnixResponse> {
+  for (;;) {
+    try {
+      return await unixRequest(socket, { path });
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== "ENOENT" && code !== "ECONNREFUSED") throw error;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
 }

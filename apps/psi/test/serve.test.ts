@@ -9,7 +9,7 @@ import { requireTool } from "@psi/testkit/tmp";
 import { unixRequest } from "@psi/testkit/unix-http";
 import { beforeEach, describe, expect, it } from "vitest";
 import { LIVE_VALUE, MAPPING, PROJECT_ID, useServeFixture } from "./serve-fixture.js";
-import type { Serve } from "./serve-helpers.js";
+import { firstActivatedRequest, type Serve } from "./serve-helpers.js";
 
 // These tests run the built CLI as a real process (signals, socket activation, process
 // hardening): `pnpm exec turbo run build --filter=@psi/cli...` first.
@@ -208,20 +208,8 @@ describe("psi serve", () => {
     const serve = startServe(["--socket", join(fx.dir, "ignored.sock")], {
       command: ["systemd-socket-activate", "-l", socket],
     });
-    // systemd-socket-activate binds first and starts serve on the first connection; the
-    // kernel queues that connection on the inherited socket until serve accepts it. The
-    // file appears at bind(), a moment before listen(): until then a connect is refused.
-    const early = (async () => {
-      for (;;) {
-        try {
-          return await unixRequest(socket, { path: "/lookup/id1" });
-        } catch (error) {
-          const code = (error as NodeJS.ErrnoException).code;
-          if (code !== "ENOENT" && code !== "ECONNREFUSED") throw error;
-          await new Promise((r) => setTimeout(r, 10));
-        }
-      }
-    })();
+    // the first connection starts serve (see firstActivatedRequest)
+    const early = firstActivatedRequest(socket, "/lookup/id1");
     const listening = await serve.waitFor((r) => r.event === "listen", "Listening on");
     expect(listening).toMatchObject({ fd: 3, activated: true });
     expect((await early).text).toBe(CACHED_VALUE);

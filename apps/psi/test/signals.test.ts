@@ -9,7 +9,13 @@ import { NODE_FLAGS } from "@psi/unitgen";
 import { afterEach, describe, expect, it } from "vitest";
 import { commandOf } from "../src/node-flags.js";
 import { LIVE_VALUE, MAPPING, useServeFixture } from "./serve-fixture.js";
-import { CLI, killRunning, type Serve, spawnServe } from "./serve-helpers.js";
+import {
+  CLI,
+  firstActivatedRequest,
+  killRunning,
+  type Serve,
+  spawnServe,
+} from "./serve-helpers.js";
 
 // Signals sent to a running `psi serve` (built CLI, real process): SIGUSR1 must never open
 // Node's inspector, however serve was started; SIGHUP reloads; shutdown is bounded
@@ -159,19 +165,8 @@ describe("SIGUSR1 never opens the inspector", () => {
       command: ["systemd-socket-activate", "-l", socket],
     });
     running.push(serve.child);
-    // the first connection starts serve; the kernel queues it on the inherited socket.
-    // (systemd-socket-activate binds before it listens: refused in between, so retry)
-    const early = (async () => {
-      for (;;) {
-        try {
-          return await unixRequest(socket, { path: "/lookup/id1" });
-        } catch (error) {
-          const code = (error as NodeJS.ErrnoException).code;
-          if (code !== "ENOENT" && code !== "ECONNREFUSED") throw error;
-          await new Promise((r) => setTimeout(r, 10));
-        }
-      }
-    })();
+    // the first connection starts serve (see firstActivatedRequest)
+    const early = firstActivatedRequest(socket, "/lookup/id1");
     const listening = await serve.waitFor((r) => r.event === "listen", "Listening on");
     expect(listening).toMatchObject({ fd: 3, activated: true });
     expect((await early).text).toBe(LIVE_VALUE);
