@@ -1,7 +1,9 @@
 import { defineConfig } from "tsup";
 
 export default defineConfig({
-  entry: ["src/index.ts"],
+  // exec.ts also on its own (`@psi/unitgen/exec`): `psi serve` reads NODE_FLAGS at start
+  // and must not load the unit renderer to do it.
+  entry: ["src/index.ts", "src/exec.ts"],
   format: ["esm"],
   dts: { compilerOptions: { customConditions: [] } },
   clean: true,

@@ -37,7 +37,7 @@ function hasFlag(flag: string): boolean {
 
 /** The Node flags a command must run with: serve's full list, `--disable-sigusr1` for demo. */
 async function requiredFlags(command: string | undefined): Promise<readonly string[]> {
-  if (command === "serve") return (await import("@psi/unitgen")).NODE_FLAGS.serve;
+  if (command === "serve") return (await import("@psi/unitgen/exec")).NODE_FLAGS.serve;
   return LONG_RUNNING.has(command ?? "") ? [FLAG] : [];
 }
 
