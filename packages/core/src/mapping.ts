@@ -1,5 +1,7 @@
+import { join } from "node:path";
 import { pythonJsonDumps } from "@psi/envelope";
-import { PsiError } from "./errors.js";
+import { isPsiError, PsiError } from "./errors.js";
+import { readRegularFile } from "./read-regular.js";
 
 /**
  * The largest mapping file PSI reads: the lookup socket's `/store` body limit, so anything
@@ -67,4 +69,21 @@ export function infisicalMappingBytes(fields: InfisicalMappingFields): Uint8Arra
     key: fields.key,
   };
   return Buffer.from(pythonJsonDumps(ordered), "utf8");
+}
+
+/**
+ * The bytes of `state_dir/<id>`, one secret's mapping file, read as mapping files must be
+ * (a regular file, no symlink followed, at most {@link MAX_MAPPING_BYTES}); undefined when
+ * there is none. Any other problem throws (see readRegularFile).
+ */
+export async function readMappingFile(stateDir: string, id: string): Promise<Buffer | undefined> {
+  try {
+    return await readRegularFile(join(stateDir, id), {
+      maxBytes: MAX_MAPPING_BYTES,
+      what: `the mapping of secret ${id}`,
+    });
+  } catch (error) {
+    if (isPsiError(error, "fs.not_found")) return undefined;
+    throw error;
+  }
 }

@@ -2,7 +2,12 @@ import { execFileSync } from "node:child_process";
 import { mkdir, symlink, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { readRegularFile, readRegularFileSync } from "../src/index.js";
+import {
+  MAX_MAPPING_BYTES,
+  readMappingFile,
+  readRegularFile,
+  readRegularFileSync,
+} from "../src/index.js";
 import { tempDir } from "./helpers/tmp.js";
 
 // Real FIFOs, devices, sparse files and /proc files that lie about their size.
@@ -81,3 +86,20 @@ for (const [name, read] of Object.entries(readers)) {
     });
   });
 }
+
+describe("readMappingFile", () => {
+  it("reads state_dir/<id>, and says undefined when there is none", async () => {
+    await writeFile(join(dir.path, "abc"), '{"provider":"local"}');
+    expect((await readMappingFile(dir.path, "abc"))?.toString()).toBe('{"provider":"local"}');
+    expect(await readMappingFile(dir.path, "missing")).toBeUndefined();
+  });
+
+  it("refuses what no mapping file is: a symlink, or more than the cap", async () => {
+    await writeFile(join(dir.path, "target"), "{}");
+    await symlink(join(dir.path, "target"), join(dir.path, "link"));
+    await expect(readMappingFile(dir.path, "link")).rejects.toMatchObject({ code: "fs.symlink" });
+    await writeFile(join(dir.path, "big"), "");
+    await truncate(join(dir.path, "big"), MAX_MAPPING_BYTES + 1);
+    await expect(readMappingFile(dir.path, "big")).rejects.toMatchObject({ code: "fs.too_large" });
+  });
+});

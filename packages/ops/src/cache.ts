@@ -17,10 +17,9 @@ import {
   ensureDir,
   errorMessage,
   isPsiError,
-  MAX_MAPPING_BYTES,
   PsiError,
   parseMapping,
-  readRegularFile,
+  readMappingFile,
   scopeForUid,
   secretIdProblem,
 } from "@psi/core";
@@ -406,18 +405,9 @@ export interface InvalidateTarget {
   mapping: Mapping;
 }
 
-async function readMappingFile(stateDir: string, id: string): Promise<Mapping | undefined> {
-  let bytes: Buffer;
-  try {
-    bytes = await readRegularFile(join(stateDir, id), {
-      maxBytes: MAX_MAPPING_BYTES,
-      what: `the mapping of secret ${id}`,
-    });
-  } catch (error) {
-    if (isPsiError(error, "fs.not_found")) return undefined;
-    throw error;
-  }
-  return parseMapping(bytes, `mapping ${join(stateDir, id)}`);
+async function readStoredMapping(stateDir: string, id: string): Promise<Mapping | undefined> {
+  const bytes = await readMappingFile(stateDir, id);
+  return bytes === undefined ? undefined : parseMapping(bytes, `mapping ${join(stateDir, id)}`);
 }
 
 /** What a mapping points at, without anything secret (a blob is never shown). */
@@ -451,7 +441,7 @@ export async function resolveInvalidateTargets(
   const resolved = new Map<string, InvalidateTarget>();
   for (const target of targets) {
     const mapping =
-      secretIdProblem(target) === undefined ? await readMappingFile(stateDir, target) : undefined;
+      secretIdProblem(target) === undefined ? await readStoredMapping(stateDir, target) : undefined;
     if (mapping) resolved.set(target, { target, id: target, mapping });
   }
   const byName = targets.filter((target) => !resolved.has(target));
@@ -487,7 +477,7 @@ export async function resolveInvalidateTargets(
           { hint: "list them with `podman secret ls` (names look like workload--KEY)" },
         );
       }
-      const mapping = await readMappingFile(stateDir, secret.id);
+      const mapping = await readStoredMapping(stateDir, secret.id);
       if (!mapping) {
         throw new PsiError(
           "cache.invalidate_no_mapping",

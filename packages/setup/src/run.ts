@@ -1,4 +1,3 @@
-import { join } from "node:path";
 import { type PreparedCacheSave, prepareCacheSave, saveCache } from "@psi/cache";
 import type {
   FetchedSecret,
@@ -11,10 +10,9 @@ import type {
 import {
   errorMessage,
   isPsiError,
-  MAX_MAPPING_BYTES,
   PsiError,
   parseMapping,
-  readRegularFile,
+  readMappingFile,
   secretIdProblem,
 } from "@psi/core";
 import type { CacheCipher } from "@psi/envelope";
@@ -276,9 +274,7 @@ export async function runSetup(options: SetupOptions): Promise<SetupResult> {
       return false;
     }
     if (secretIdProblem(existing.id) !== undefined) return false;
-    const stored = await readRegularFile(join(stateDir, existing.id), {
-      maxBytes: MAX_MAPPING_BYTES,
-    }).catch(() => undefined);
+    const stored = await readMappingFile(stateDir, existing.id).catch(() => undefined);
     return stored !== undefined && sameBytes(stored, bytes);
   };
 
@@ -338,9 +334,7 @@ export async function runSetup(options: SetupOptions): Promise<SetupResult> {
     }
     for (const secret of held) {
       if (secretIdProblem(secret.id) !== undefined) continue;
-      const bytes = await readRegularFile(join(stateDir, secret.id), {
-        maxBytes: MAX_MAPPING_BYTES,
-      }).catch(() => undefined);
+      const bytes = await readMappingFile(stateDir, secret.id).catch(() => undefined);
       if (bytes === undefined) continue;
       try {
         state.kept.push(parseMapping(bytes, `mapping of ${secret.name}`));
