@@ -6,7 +6,7 @@
 // semi-spaces grow to their maximum (16 MB each by default on 64-bit) and stay there.
 // Each candidate set of V8 flags is measured with its own psi serve; the set serve is
 // started with (SERVE_NODE_FLAGS) is the goal row. To compare candidates (60 s each):
-//   BENCH_SERVE_FLAGS="none|--max-semi-space-size=1|--max-semi-space-size=1 --single-threaded"
+//   BENCH_SERVE_FLAGS="none|--max-semi-space-size=1|--max-semi-space-size=1 --single-threaded-gc"
 // BENCH_LOAD_SECONDS shortens the load for a quick look (the goal then reads as failed).
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -34,7 +34,14 @@ const chosenValue = SERVE_NODE_FLAGS.filter((f) => !BASE_FLAGS.includes(f)).join
 
 // The CLI re-executes serve with its memory flags unless each is given (any value, or
 // negated: apps/psi/src/node-flags.ts), so "none" states V8's defaults explicitly.
-const V8_DEFAULTS = ["--max-semi-space-size=16", "--no-single-threaded", "--no-optimize-for-size"];
+// A candidate that leaves one of serve's flags out gets it added the same way.
+const V8_DEFAULTS = [
+  "--max-semi-space-size=16",
+  "--max-old-space-size=0",
+  "--no-single-threaded-gc",
+  "--concurrent-recompilation",
+  "--concurrent-sparkplug",
+];
 
 function flagsFor(value) {
   return value === "none" ? [...BASE_FLAGS, ...V8_DEFAULTS] : [...BASE_FLAGS, ...value.split(" ")];

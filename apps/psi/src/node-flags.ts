@@ -24,15 +24,22 @@ export function commandOf(args: readonly string[]): string | undefined {
 
 /**
  * Whether Node started with `flag`, with any value or negated (`--max-semi-space-size=8`
- * counts for `--max-semi-space-size=1`, `--no-optimize-for-size` for `--optimize-for-size`):
- * an operator's own choice of a V8 setting is kept. NODE_OPTIONS flags do not show in
- * execArgv.
+ * counts for `--max-semi-space-size=1`, `--concurrent-recompilation` for
+ * `--no-concurrent-recompilation` and the other way round): an operator's own choice of a
+ * V8 setting is kept. `--disable-sigusr1` is the exception: only the flag itself counts,
+ * and the last of it and `--no-disable-sigusr1` wins. `given` defaults to NODE_OPTIONS
+ * (which execArgv does not show) followed by the command line, which Node lets win.
  */
-function hasFlag(flag: string): boolean {
-  const name = flag.split("=")[0] as string;
-  const negated = `--no-${name.slice(2)}`;
-  const given = [...process.execArgv, ...(process.env["NODE_OPTIONS"] ?? "").split(/\s+/)];
-  return given.some((arg) => arg === name || arg === negated || arg.startsWith(`${name}=`));
+export function hasFlag(flag: string, given: readonly string[] = nodeArgs()): boolean {
+  const bare = (flag.split("=")[0] as string).replace(/^--no-/, "--");
+  const negated = `--no-${bare.slice(2)}`;
+  if (flag === FLAG) return given.findLast((arg) => arg === FLAG || arg === negated) === FLAG;
+  return given.some((arg) => arg === bare || arg === negated || arg.startsWith(`${bare}=`));
+}
+
+/** The Node options this process started with: its command line's last, as Node reads them. */
+function nodeArgs(): string[] {
+  return [...(process.env["NODE_OPTIONS"] ?? "").split(/\s+/), ...process.execArgv];
 }
 
 /** The Node flags a command must run with: serve's full list, `--disable-sigusr1` for demo. */
@@ -75,7 +82,8 @@ export async function ensureNodeFlags(argv: readonly string[] = process.argv): P
   }
   process.execve(
     process.execPath,
-    [process.execPath, ...missing, ...process.execArgv, ...argv.slice(1)],
+    // The added flags go last, so they win over a `--no-disable-sigusr1` given before.
+    [process.execPath, ...process.execArgv, ...missing, ...argv.slice(1)],
     process.env,
   );
 }

@@ -7,7 +7,7 @@ import { requireTool } from "@psi/testkit/tmp";
 import { unixRequest } from "@psi/testkit/unix-http";
 import { NODE_FLAGS } from "@psi/unitgen";
 import { afterEach, describe, expect, it } from "vitest";
-import { commandOf } from "../src/node-flags.js";
+import { commandOf, hasFlag } from "../src/node-flags.js";
 import { LIVE_VALUE, MAPPING, useServeFixture } from "./serve-fixture.js";
 import {
   CLI,
@@ -194,6 +194,30 @@ describe("SIGUSR1 never opens the inspector", () => {
     const added = NODE_FLAGS.serve.filter((flag) => !flag.startsWith("--max-semi-space-size"));
     expect(cmdline(serve.child.pid!).slice(1, added.length + 2)).toEqual([...added, CLI]);
     await expectNoInspector(serve);
+  });
+
+  it("NODE_OPTIONS=--no-disable-sigusr1 does not switch the inspector signal back on", async () => {
+    const serve = fx.start({ env: { NODE_OPTIONS: `--no-${FLAG.slice(2)}` } });
+    await serve.waitFor((r) => r.event === "listen", "Listening on");
+    expect(cmdline(serve.child.pid!).slice(1, NODE_FLAGS.serve.length + 2)).toEqual([
+      ...NODE_FLAGS.serve,
+      CLI,
+    ]);
+    await expectNoInspector(serve);
+  });
+
+  it("which flags count as given: any value or form of a V8 setting, only the flag itself for SIGUSR1", () => {
+    expect(hasFlag("--max-semi-space-size=1", ["--max-semi-space-size=8"])).toBe(true);
+    expect(hasFlag("--max-semi-space-size=1", ["--max-semi-space-size"])).toBe(true);
+    expect(hasFlag("--max-semi-space-size=1", ["--max-old-space-size=8"])).toBe(false);
+    expect(hasFlag("--no-concurrent-recompilation", ["--concurrent-recompilation"])).toBe(true);
+    expect(hasFlag("--no-concurrent-recompilation", ["--no-concurrent-recompilation"])).toBe(true);
+    expect(hasFlag("--single-threaded-gc", ["--no-single-threaded-gc"])).toBe(true);
+    expect(hasFlag("--single-threaded-gc", ["--single-threaded"])).toBe(false);
+    expect(hasFlag(FLAG, [FLAG])).toBe(true);
+    expect(hasFlag(FLAG, [`--no-${FLAG.slice(2)}`])).toBe(false);
+    expect(hasFlag(FLAG, [FLAG, `--no-${FLAG.slice(2)}`])).toBe(false);
+    expect(hasFlag(FLAG, [`--no-${FLAG.slice(2)}`, FLAG])).toBe(true);
   });
 
   it("`node dist/cli.js demo` re-executes itself with the flag too", async () => {

@@ -4,16 +4,22 @@ import type { UnitSettings } from "./settings.js";
  * Node's flags for PSI's processes, by command: `serve` (the long-running lookup service)
  * and everything else (setup, TLS renewal). `--disable-sigusr1` keeps SIGUSR1 from
  * opening the inspector, which would let any process of the same user read secrets.
- * serve's V8 flags keep its memory small under load (a 1 MB young generation, no V8
- * helper threads, size over speed): measured in docs/performance.md. The CLI re-executes
- * `psi serve` with this same list when it was started without it.
+ * serve's V8 flags keep its memory small under load: a 1 MB young generation, a 256 MB
+ * old-generation ceiling (which also makes V8 grow the heap in small steps), and no GC or
+ * compiler helper threads. They are chosen to leave V8's flag hash alone: flags such as
+ * `--single-threaded` or `--optimize-for-size` change it, so Node's built-in code cache is
+ * refused and every built-in module compiles from source (~10 ms more at each start).
+ * Measured in docs/performance.md. The CLI re-executes `psi serve` with this same list
+ * when it was started without it.
  */
 export const NODE_FLAGS = {
   serve: [
     "--disable-sigusr1",
     "--max-semi-space-size=1",
-    "--single-threaded",
-    "--optimize-for-size",
+    "--max-old-space-size=256",
+    "--single-threaded-gc",
+    "--no-concurrent-recompilation",
+    "--no-concurrent-sparkplug",
   ],
   other: ["--disable-sigusr1"],
 } as const satisfies Record<string, readonly string[]>;
