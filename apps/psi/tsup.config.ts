@@ -56,6 +56,20 @@ const builtinsWithoutFacade: Plugin = {
   },
 };
 
+/**
+ * `yaml` from its ES module build. Its `node` export is CommonJS, which esbuild can only
+ * wrap whole (every module of it evaluated through a require shim, nothing shaken out);
+ * the ES build is the same code, which esbuild hoists into the chunk and trims.
+ */
+const yamlAsModule: Plugin = {
+  name: "psi-yaml-esm",
+  setup(build) {
+    build.onResolve({ filter: /^yaml$/ }, () => ({
+      path: requireBuiltin.resolve("yaml").replace(/dist[/\\]index\.js$/, "browser/index.js"),
+    }));
+  },
+};
+
 export default defineConfig({
   entry: ["src/cli.ts"],
   format: ["esm"],
@@ -67,7 +81,7 @@ export default defineConfig({
   removeNodeProtocol: false,
   noExternal: [/^@psi\//, "commander", "yaml", "valibot"],
   external: ["graphene-pk11", "koffi", "ofetch", "aws4"],
-  esbuildPlugins: [builtinsWithoutFacade],
+  esbuildPlugins: [builtinsWithoutFacade, yamlAsModule],
   // `psi --version` answers without reading package.json (see src/version.ts)
   define: { PSI_BUILD_VERSION: JSON.stringify(version) },
   banner: {
