@@ -26,6 +26,39 @@ const LAZY: Record<string, readonly string[]> = {
   "node:net": ["BlockList", "SocketAddress"],
   "node:process": ["stdout", "stdin", "stderr", "report"],
 };
+/**
+ * Built-ins loaded on first use rather than when a chunk that names them loads:
+ * node:crypto initialises OpenSSL and ~50 internal modules (~5 ms of CPU), which `psi
+ * cache status` never needs and `psi serve` needs only once it listens. Functions become
+ * wrappers, classes proxies (`new` and `instanceof` reach the real class), and objects
+ * (`constants`) proxies that read through.
+ */
+const ON_FIRST_USE = new Set(["node:crypto"]);
+
+function onFirstUse(specifier: string, mod: Record<string, unknown>, names: string[]): string {
+  const lines = [
+    "let real;",
+    `const load = () => (real ??= process.getBuiltinModule(${specifier}));`,
+    "const through = (get) => ({ get: (_, key) => Reflect.get(get(), key), has: (_, key) => Reflect.has(get(), key), ownKeys: () => Reflect.ownKeys(get()), getOwnPropertyDescriptor: (_, key) => ({ ...Reflect.getOwnPropertyDescriptor(get(), key), configurable: true }) });",
+    "export default new Proxy({}, through(load));",
+  ];
+  for (const name of names) {
+    const value = mod[name];
+    if (typeof value === "function" && /^[A-Z]/.test(name)) {
+      lines.push(
+        `export const ${name} = new Proxy(function ${name}() {}, { ...through(() => load().${name}), apply: (_, self, a) => Reflect.apply(load().${name}, self, a), construct: (_, a, target) => Reflect.construct(load().${name}, a) });`,
+      );
+    } else if (typeof value === "function") {
+      lines.push(`export function ${name}(...a) { return load().${name}(...a); }`);
+    } else if (typeof value === "object" && value !== null) {
+      lines.push(`export const ${name} = new Proxy({}, through(() => load().${name}));`);
+    } else {
+      throw new Error(`${specifier}: cannot load ${name} (${typeof value}) on first use`);
+    }
+  }
+  return lines.join("\n");
+}
+
 const builtinsWithoutFacade: Plugin = {
   name: "psi-builtins-without-facade",
   setup(build) {
@@ -44,6 +77,8 @@ const builtinsWithoutFacade: Plugin = {
         );
       });
       const specifier = JSON.stringify(args.path);
+      if (ON_FIRST_USE.has(args.path))
+        return { contents: onFirstUse(specifier, mod, names), loader: "js" };
       return {
         contents: [
           `const m = process.getBuiltinModule(${specifier});`,
