@@ -1,4 +1,5 @@
 import { readFile } from "node:fs/promises";
+import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { errorMessage } from "@psi/core";
 
@@ -34,10 +35,40 @@ function loadNative(): Promise<Native> {
   return native;
 }
 
+type Koffi = typeof import("koffi").default;
+
+/**
+ * koffi's prebuilt native module, loaded straight from the platform package koffi depends
+ * on (`@koromix/koffi-<platform>-<arch>/<platform>_<arch>/koffi.node`); undefined when it
+ * is not there or does not load (musl builds, another layout), and koffi's own entry
+ * does the search. That entry copies every property of node:util and node:fs into
+ * namespace objects, which runs their lazy getters (stderr's stream, util's diff
+ * colours, TextDecoder): about 10 ms of CPU on every serve start, before it listens. The
+ * native module is the same API the entry re-exports.
+ */
+export function koffiNative(
+  platform: string = process.platform,
+  arch: string = process.arch,
+): Koffi | undefined {
+  try {
+    const fromHere = createRequire(import.meta.url);
+    const fromKoffi = createRequire(fromHere.resolve("koffi"));
+    const { version } = fromKoffi("./package.json") as { version: string };
+    const pkg = fromKoffi.resolve(`@koromix/koffi-${platform}-${arch}/package.json`);
+    const native = fromKoffi(join(dirname(pkg), `${platform}_${arch}`, "koffi.node")) as Koffi & {
+      version?: string;
+    };
+    // koffi's entry refuses a native module of another version; so does this.
+    return native.version === version ? native : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 async function bindLibc(): Promise<Native> {
   // Plain Node has no prctl(2) or setrlimit(2); koffi (prebuilt FFI, no compiler needed)
   // reaches them in libc. Loaded only here, only by `psi serve`.
-  const koffi = (await import("koffi")).default;
+  const koffi = koffiNative() ?? (await import("koffi")).default;
   let libc: ReturnType<typeof koffi.load>;
   try {
     libc = koffi.load(null);

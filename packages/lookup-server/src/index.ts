@@ -5,6 +5,7 @@ export {
   hardenProcess,
   isDumpable,
   keepAcrossExec,
+  koffiNative,
   type SwapExposure,
   type SwapExposureOptions,
   swapExposure,

@@ -1,8 +1,9 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { createRequire } from "node:module";
 import { join } from "node:path";
 import { tempDir } from "@psi/testkit/tmp";
 import { describe, expect, it } from "vitest";
-import { hardenProcess, isDumpable, swapExposure } from "../src/index.js";
+import { hardenProcess, isDumpable, koffiNative, swapExposure } from "../src/index.js";
 
 // Vitest runs each test file in its own worker process: hardening it touches nothing else.
 describe("hardenProcess", () => {
@@ -13,6 +14,17 @@ describe("hardenProcess", () => {
     expect(await isDumpable()).toBe(0);
     const limits = await readFile("/proc/self/limits", "utf8");
     expect(limits).toMatch(/Max core file size\s+0\s+0\s+bytes/);
+  });
+
+  it("loads koffi's native module directly, of koffi's own version, and says when it cannot", () => {
+    const koffiPackage = createRequire(createRequire(import.meta.url).resolve("koffi"))(
+      "./package.json",
+    ) as { version: string };
+    const native = koffiNative() as unknown as { version: string; load: unknown };
+    expect(native.version).toBe(koffiPackage.version);
+    expect(typeof native.load).toBe("function");
+    // No such platform package: undefined, and bindLibc falls back to koffi's own entry.
+    expect(koffiNative("linux", "no-such-arch")).toBeUndefined();
   });
 
   it("reports, never throws, where it cannot harden", async () => {
