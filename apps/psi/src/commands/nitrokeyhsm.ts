@@ -1,6 +1,5 @@
 import { readSecretInput } from "@psi/core";
 import type { PcscdSetupOptions } from "@psi/ops";
-import type { StoredMapping } from "@psi/provider-nitrokeyhsm";
 import { type Command, Option } from "commander";
 import type { App } from "../app.js";
 import { UsageError } from "../errors.js";
@@ -96,18 +95,13 @@ export function registerNitrokeyHsm(program: Command, app: App): void {
       "with --mapping-only print the mapping for `podman secret create --driver shell NAME -`. Needs no token.",
     async (name) => {
       const loaded = await app.loadConfig();
-      const provider = await hsmProvider();
-      const settings = provider.nitrokeyHsmProviderSettings(loaded);
-      const value = await readSecretInput(app.io.stdin, `nitrokeyhsm store ${name}`);
-      let stored: StoredMapping;
-      try {
-        stored = await provider.sealForStore(value, settings);
-      } finally {
-        value.fill(0);
-      }
+      const { sealNitrokeyHsmSecret } = await hsmProvider();
+      const stored = await sealNitrokeyHsmSecret(loaded, () =>
+        readSecretInput(app.io.stdin, `nitrokeyhsm store ${name}`),
+      );
       return {
         mapping: stored.bytes,
-        stateDir: settings.stateDir,
+        stateDir: stored.stateDir,
         scope: loaded.scope,
         defaultPodmanSocket: loaded.paths.podmanSocket,
         json: { fingerprint: stored.fingerprint },
