@@ -31,6 +31,7 @@ export {
   lookupOnce,
   type OneShotOptions,
   removeMappingOnce,
+  secretIdFromEnv,
   storeMappingOnce,
 } from "./oneshot.js";
 export {

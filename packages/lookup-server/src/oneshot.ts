@@ -1,9 +1,11 @@
 import { openServeCache } from "@psi/cache";
 import {
+  type Env,
   type Logger,
   type Provider,
   type ProviderFactory,
   type PsiContext,
+  PsiError,
   parseMapping,
 } from "@psi/core";
 import { createLookupService } from "./service.js";
@@ -11,6 +13,20 @@ import { createLookupService } from "./service.js";
 // `psi secret store|lookup|delete|list`: Podman's shell driver answered in one process,
 // without psi serve (SPEC §5). Every operation refuses a bad secret ID before it reads or
 // opens anything.
+
+/**
+ * The secret ID Podman's shell driver passes in `SECRET_ID`; throws `secret_id.missing`
+ * when it is unset (each operation then checks the ID itself).
+ */
+export function secretIdFromEnv(env: Env): string {
+  const id = env["SECRET_ID"];
+  if (id === undefined) {
+    throw new PsiError("secret_id.missing", "SECRET_ID is not set", {
+      hint: "Podman's shell driver sets it; by hand: SECRET_ID=<hex id> psi secret lookup",
+    });
+  }
+  return id;
+}
 
 /** Where the one-shot operations keep mappings, and their logger. */
 export interface OneShotOptions {

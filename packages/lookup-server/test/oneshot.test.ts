@@ -10,7 +10,13 @@ import {
 import { tempDir } from "@psi/testkit/tmp";
 import { captureLogger } from "@psi/testkit/unix-http";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { listMappingIds, lookupOnce, removeMappingOnce, storeMappingOnce } from "../src/index.js";
+import {
+  listMappingIds,
+  lookupOnce,
+  removeMappingOnce,
+  secretIdFromEnv,
+  storeMappingOnce,
+} from "../src/index.js";
 import { mappingFor, type TableProvider, tableProvider } from "./helpers.js";
 
 // `psi secret store|lookup|delete|list` as library calls: real files in a temp state_dir,
@@ -73,6 +79,25 @@ async function failure(promise: Promise<unknown>): Promise<unknown> {
     (error: unknown) => error,
   );
 }
+
+describe("secretIdFromEnv", () => {
+  it("reads SECRET_ID as Podman's shell driver sets it; unset is secret_id.missing with a hint", () => {
+    expect(secretIdFromEnv({ SECRET_ID: ID, PATH: "/bin" })).toBe(ID);
+    // An empty ID is passed on: the operation refuses it as secret_id.invalid.
+    expect(secretIdFromEnv({ SECRET_ID: "" })).toBe("");
+    let thrown: unknown;
+    try {
+      secretIdFromEnv({ PATH: "/bin" });
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toMatchObject({
+      code: "secret_id.missing",
+      message: "SECRET_ID is not set",
+      hint: expect.stringContaining("SECRET_ID=<hex id> psi secret lookup"),
+    });
+  });
+});
 
 describe("storeMappingOnce", () => {
   it("writes the mapping 0600; a bad ID is refused before reading, a non-mapping writes nothing", async () => {
