@@ -1,10 +1,11 @@
 import { dryRunHostSetup, type HostSetupOptions, runHostSetup } from "@psi/ops";
-import type {
-  DryRunReport,
-  SetupIssue,
-  SetupProgress,
-  SetupResult,
-  WorkloadOutcome,
+import {
+  type DryRunReport,
+  type SetupIssue,
+  type SetupProgress,
+  type SetupResult,
+  setupFailures,
+  type WorkloadOutcome,
 } from "@psi/setup";
 import type { Command } from "commander";
 import type { App } from "../app.js";
@@ -162,21 +163,18 @@ export function renderSetup(result: SetupResult): string {
       break;
   }
   lines.push(...reloadLines(result.daemonReload));
-  const failed = result.workloads.filter((workload) => workload.status === "failed").length;
-  const failedRestarts = result.workloads
-    .flatMap((workload) => workload.restarts ?? [])
-    .filter((restart) => restart.status === "failed" || restart.status === "skipped").length;
   if (result.ok) {
     lines.push(
       `setup done: ${plural(result.workloads.length, "workload")}, ${plural(result.sources.listed, "source")} listed`,
     );
   } else {
+    const failed = setupFailures(result);
     const parts = [
-      failed ? plural(failed, "failed workload") : "",
-      result.drift.length ? plural(result.drift.length, "drifted secret") : "",
-      result.errors.length ? plural(result.errors.length, "error") : "",
-      cache.status === "failed" ? "cache not written" : "",
-      failedRestarts ? plural(failedRestarts, "failed restart") : "",
+      failed.workloads ? plural(failed.workloads, "failed workload") : "",
+      failed.drift ? plural(failed.drift, "drifted secret") : "",
+      failed.errors ? plural(failed.errors, "error") : "",
+      failed.cache ? "cache not written" : "",
+      failed.restarts ? plural(failed.restarts, "failed restart") : "",
     ].filter(Boolean);
     lines.push(`setup finished with ${parts.join(", ")}`);
   }
