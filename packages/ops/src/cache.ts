@@ -587,6 +587,28 @@ export async function initHostCache(options: HostCacheInitOptions): Promise<Cach
   });
 }
 
+/**
+ * The JSON of `psi cache invalidate`: each target with its mapping's provider (not the
+ * mapping), and with `all` how many entries were dropped.
+ */
+export function invalidateResultJson(result: InvalidateResult): Record<string, unknown> {
+  const { path, entries } = result;
+  if (!result.exists) return { path, exists: false, removed: [], entries };
+  return {
+    path,
+    exists: true,
+    ...(result.removedAll === undefined ? {} : { all: true, removed_count: result.removedAll }),
+    removed: result.removed.map((r) => ({
+      target: r.target,
+      id: r.id,
+      ...(r.name === undefined ? {} : { name: r.name }),
+      provider: r.mapping.provider,
+      removed: r.removed,
+    })),
+    entries,
+  };
+}
+
 /** Options of {@link invalidateHostCache}. */
 export interface HostInvalidateOptions extends Omit<ResolveTargetsOptions, "targets" | "stateDir"> {
   where: CacheLocations;

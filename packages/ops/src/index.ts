@@ -22,6 +22,7 @@ export {
   initHostCache,
   invalidateCache,
   invalidateHostCache,
+  invalidateResultJson,
   listCacheBackends,
   type ResolveTargetsOptions,
   resolveInvalidateTargets,

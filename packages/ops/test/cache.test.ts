@@ -1,4 +1,4 @@
-import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { readCacheFile, saveCache } from "@psi/cache";
 import { createKeyfileCacheBackend } from "@psi/cache-keyfile";
@@ -14,6 +14,7 @@ import {
   initHostCache,
   invalidateCache,
   invalidateHostCache,
+  invalidateResultJson,
   resolveInvalidateTargets,
 } from "../src/index.js";
 
@@ -309,8 +310,26 @@ describe("invalidateHostCache", () => {
     const one = await invalidateHostCache({ ...options, targets: [IDS[0]!] });
     expect(one.removed.map((r) => [r.id, r.removed])).toEqual([[IDS[0], true]]);
     expect(one.entries).toBe(1);
+    // The JSON names each target's provider, never its mapping.
+    expect(invalidateResultJson(one)).toEqual({
+      path,
+      exists: true,
+      removed: [{ target: IDS[0], id: IDS[0], provider: "infisical", removed: true }],
+      entries: 1,
+    });
     const all = await invalidateHostCache({ ...options, targets: "all" });
     expect(all).toMatchObject({ exists: true, removedAll: 1, entries: 0 });
+    expect(invalidateResultJson(all)).toEqual({
+      path,
+      exists: true,
+      all: true,
+      removed_count: 1,
+      removed: [],
+      entries: 0,
+    });
+    await rm(path);
+    const none = await invalidateHostCache({ ...options, targets: "all" });
+    expect(invalidateResultJson(none)).toEqual({ path, exists: false, removed: [], entries: 0 });
   });
 
   it("an unresolvable name fails before the cache is opened", async () => {

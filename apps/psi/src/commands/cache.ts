@@ -1,4 +1,9 @@
-import { describeMapping, initHostCache, invalidateHostCache } from "@psi/ops";
+import {
+  describeMapping,
+  initHostCache,
+  invalidateHostCache,
+  invalidateResultJson,
+} from "@psi/ops";
 import { type Command, Option } from "commander";
 import type { App } from "../app.js";
 import { UsageError } from "../errors.js";
@@ -118,10 +123,8 @@ function registerCacheInvalidate(cache: Command, app: App): void {
         throw new UsageError(
           "name the secrets to invalidate (Podman name or secret ID), or pass --all",
         );
-      const where = await locations(app);
-      const path = where.cachePath;
       const result = await invalidateHostCache({
-        where,
+        where: await locations(app),
         targets: options.all ? "all" : targets,
         env: app.env,
         podmanSocket: options.podmanSocket,
@@ -131,30 +134,11 @@ function registerCacheInvalidate(cache: Command, app: App): void {
         },
         backend: () => app.cacheBackend(),
       });
-      if (!result.exists) {
-        app.output(
-          { path, exists: false, removed: [], entries: 0 },
-          () => `no cache file at ${path}: nothing to invalidate`,
-        );
-        return;
-      }
-      const removedAll = result.removedAll ?? 0;
-      const json = {
-        path,
-        exists: true,
-        ...(options.all ? { all: true, removed_count: removedAll } : {}),
-        removed: result.removed.map((r) => ({
-          target: r.target,
-          id: r.id,
-          ...(r.name === undefined ? {} : { name: r.name }),
-          provider: r.mapping.provider,
-          removed: r.removed,
-        })),
-        entries: result.entries,
-      };
-      app.output(json, () => {
+      const { path } = result;
+      app.output(invalidateResultJson(result), () => {
+        if (!result.exists) return `no cache file at ${path}: nothing to invalidate`;
         if (options.all)
-          return `removed all ${plural(removedAll, "entry")} from ${path} (the HMAC key is kept)`;
+          return `removed all ${plural(result.removedAll ?? 0, "entry")} from ${path} (the HMAC key is kept)`;
         const lines = result.removed.map((r) => {
           const who = r.name === undefined ? r.id : `${r.name} (ID ${r.id})`;
           return r.removed
