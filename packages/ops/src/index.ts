@@ -69,6 +69,7 @@ export {
   type PcscdSetupOptions,
   type PcscdSetupResult,
   type PlacedPcscdFile,
+  pcscdSetupJson,
   setupPcscd,
 } from "./pcscd.js";
 export {

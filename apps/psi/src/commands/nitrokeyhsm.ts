@@ -232,20 +232,10 @@ async function setupPcscd(app: App, options: PcscdOptions): Promise<void> {
     );
   }
   const loaded = await app.optionalConfig();
-  const { setupPcscd: run } = await import("@psi/ops");
+  const { pcscdSetupJson, setupPcscd: run } = await import("@psi/ops");
   const result = await run({ ...options, loaded, env: app.env, uid: app.uid });
   const { files, builtFrom: built, daemonReload: reload, commands, notes } = result;
-  const json = {
-    volume: result.volume,
-    mode: result.mode,
-    written: result.written,
-    files,
-    ...(built ? { built: { image: result.image, from_rootfs: built.fromRootfs } } : {}),
-    ...(reload ? { daemon_reload: reload } : {}),
-    commands,
-    notes,
-  };
-  app.output(json, () => {
+  app.output(pcscdSetupJson(result), () => {
     const out = files.flatMap((file) =>
       result.written ? [`wrote ${file.path}`] : [`# ---- ${file.path}`, file.text],
     );
