@@ -104,5 +104,12 @@ export {
   type RegisterSecretOptions,
   registerSealedSecret,
 } from "./store.js";
-export { requestSystemd, type SystemdRequest, type TimerState, timerState } from "./systemd.js";
+export {
+  requestSystemd,
+  type SystemdRequest,
+  type TimerSchedule,
+  type TimerState,
+  timerSchedule,
+  timerState,
+} from "./systemd.js";
 export { type InstallUnitsOptions, installUnits, type UnitsInstall } from "./units.js";

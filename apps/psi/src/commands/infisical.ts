@@ -1,3 +1,4 @@
+import type { TimerSchedule } from "@psi/ops";
 import type {
   EnvFormat,
   ImportRun,
@@ -231,11 +232,10 @@ async function tls(
   app.output(results, () => renderTls(results));
 }
 
-function renderTimer(timer: string, info: Record<string, string>): string {
-  const lines = [`timer ${timer}: ${info["ActiveState"] ?? "unknown"}`];
-  if (info["LastTriggerUSec"] && info["LastTriggerUSec"] !== "n/a")
-    lines.push(`  last check: ${info["LastTriggerUSec"]}`);
-  if (info["NextElapseUSecRealtime"]) lines.push(`  next check: ${info["NextElapseUSecRealtime"]}`);
+function renderTimer(timer: string, schedule: TimerSchedule): string {
+  const lines = [`timer ${timer}: ${schedule.active}`];
+  if (schedule.lastTrigger) lines.push(`  last check: ${schedule.lastTrigger}`);
+  if (schedule.nextElapse) lines.push(`  next check: ${schedule.nextElapse}`);
   return lines.join("\n");
 }
 
@@ -244,9 +244,9 @@ async function tlsStatus(app: App, names: string[], timer: string): Promise<void
   const { infisicalTls } = await import("@psi/provider-infisical");
   const manager = infisicalTls(context);
   if (!app.reportJson()) {
-    const { timerState } = await import("@psi/ops");
+    const { timerSchedule, timerState } = await import("@psi/ops");
     const info = await timerState({ scope: context.scope, timer, env: app.env });
-    if (info) app.print(`${renderTimer(timer, info)}\n`);
+    if (info) app.print(`${renderTimer(timer, timerSchedule(info))}\n`);
   }
   if (manager === undefined) return app.report([], () => NO_CERTIFICATES);
   const statuses = await manager.status(names);
