@@ -1,9 +1,11 @@
 // The one renderer every command's human output shares: counts, ages, columns measured in
 // terminal cells, and the progress line.
+
+import { formatAge } from "@psi/core";
 import type { DaemonReloadOutcome } from "@psi/setup";
 import type { Progress } from "./app.js";
 
-export { formatAge } from "@psi/core";
+export { formatAge };
 
 const IRREGULAR: Record<string, string> = { entry: "entries", directory: "directories" };
 
@@ -136,14 +138,22 @@ export function withHint(text: string, hint: string | undefined, indent: number)
   return hint ? `${text}\n${" ".repeat(indent)}hint: ${hint}` : text;
 }
 
+/**
+ * A file's write time and age (`psi status`, `psi cache status`): `2026-…Z (3m ago)`, with
+ * `more` inside the parentheses after the age.
+ */
+export function writtenAgo(mtimeMs: number, ageSeconds: number, more = ""): string {
+  return `${new Date(mtimeMs).toISOString()} (${formatAge(ageSeconds)} ago${more})`;
+}
+
 /** A cache header tag as `0x0a`. */
 export function hexByte(value: number): string {
   return `0x${value.toString(16).padStart(2, "0")}`;
 }
 
-/** File permission bits as `0600`. */
+/** File permission bits as `chmod` takes them: `0600`, `0640`, `04755`. */
 export function octalMode(mode: number): string {
-  return mode.toString(8).padStart(4, "0");
+  return `0${mode.toString(8).padStart(3, "0")}`;
 }
 
 /** The `systemd: ...` line of a daemon-reload (setup, setup-pcscd); none when it was skipped. */

@@ -11,6 +11,7 @@ import {
   progressLine,
   table,
   withHint,
+  writtenAgo,
 } from "../src/text.js";
 
 describe("human text", () => {
@@ -52,7 +53,17 @@ describe("human text", () => {
     expect(hexByte(3)).toBe("0x03");
     expect(hexByte(0xa1)).toBe("0xa1");
     expect(octalMode(0o600)).toBe("0600");
-    expect(octalMode(0o4755)).toBe("4755");
+    expect(octalMode(0o640)).toBe("0640");
+    expect(octalMode(0o4755)).toBe("04755");
+    expect(octalMode(0o7)).toBe("0007");
+  });
+
+  it("says when a file was written and how long ago, with more inside the parentheses", () => {
+    const ms = Date.UTC(2026, 0, 2, 3, 4, 5);
+    expect(writtenAgo(ms, 125)).toBe("2026-01-02T03:04:05.000Z (2min ago)");
+    expect(writtenAgo(ms, 0, "; refresh_interval 1h")).toBe(
+      "2026-01-02T03:04:05.000Z (0s ago; refresh_interval 1h)",
+    );
   });
 
   it("keeps columns at a minimum width", () => {

@@ -1,4 +1,4 @@
-import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { readCacheFile, saveCache } from "@psi/cache";
 import { createKeyfileCacheBackend } from "@psi/cache-keyfile";
@@ -104,12 +104,21 @@ describe("cacheStatus", () => {
     const plain = await cacheStatus(await where());
     expect(plain).toMatchObject({ ok: true, mismatch: false, tagBackend: "keyfile" });
     expect(plain.verify).toBeUndefined();
+    // Its age at a given time, from the file's mtime; a clock behind the file reads 0.
+    const written = new Date("2026-01-01T00:00:00Z");
+    await utimes(join(stateDir, "cache.enc"), written, written);
+    const location = await where();
+    const at = (nowMs: number) => cacheStatus(location, undefined, { nowMs });
+    expect((await at(written.getTime() + 90_400)).ageSeconds).toBe(90);
+    expect((await at(written.getTime() - 5_000)).ageSeconds).toBe(0);
     const verified = await cacheStatus(await where(), backend);
     expect(verified.verify).toMatchObject({ ok: true, entries: 0 });
   });
 
   it("has a machine form: snake_case, nulls for the unknown, the mode in octal", async () => {
-    const absent = cacheStatusJson(await cacheStatus(await where()));
+    const missing = await cacheStatus(await where());
+    expect(missing).not.toHaveProperty("ageSeconds");
+    const absent = cacheStatusJson(missing);
     expect(absent).toMatchObject({ exists: false, size: null, mode: null, tag_backend: null });
     expect(absent).not.toHaveProperty("verify");
     await initKeyfile();

@@ -12,7 +12,15 @@ import { type Command, Option } from "commander";
 import type { App } from "../app.js";
 import { UsageError } from "../errors.js";
 import { collect, PODMAN_SOCKET } from "../options.js";
-import { columnWidth, padCells, plural, progressLine, table, withHint } from "../text.js";
+import {
+  columnWidth,
+  octalMode,
+  padCells,
+  plural,
+  progressLine,
+  table,
+  withHint,
+} from "../text.js";
 
 // `psi infisical ...` (SPEC §12): argument parsing and output only; the work is done by
 // @psi/provider-infisical's operations (and @psi/ops for the imports that read Podman), so
@@ -75,7 +83,7 @@ async function writeFile(
     file,
     mode,
   });
-  const modeText = `0${mode.toString(8).padStart(3, "0")}`;
+  const modeText = octalMode(mode);
   app.output(
     { key, file: written.file, mode: modeText, bytes: written.bytes },
     () => `wrote ${key} to ${written.file} (${plural(written.bytes, "byte")}, mode ${modeText})`,

@@ -1,7 +1,7 @@
 import { collectStatus, type StatusReport, statusReportJson } from "@psi/ops";
 import type { Command } from "commander";
 import type { App } from "../app.js";
-import { formatAge, hexByte, labelled, plural, withHint } from "../text.js";
+import { formatAge, hexByte, labelled, plural, withHint, writtenAgo } from "../text.js";
 
 // `psi status` (SPEC §11, §14): @psi/ops collects the report; this file renders it.
 
@@ -50,7 +50,7 @@ export function renderStatus(report: StatusReport): string {
             : `, stale after ${formatAge(cache.staleAfterSeconds)}`;
       rows.push([
         "",
-        `written ${new Date(cache.file.mtimeMs).toISOString()} (${formatAge(cache.ageSeconds ?? 0)} ago; refresh_interval ${cache.refreshInterval}${limit})`,
+        `written ${writtenAgo(cache.file.mtimeMs, cache.ageSeconds ?? 0, `; refresh_interval ${cache.refreshInterval}${limit}`)}`,
       ]);
     }
     if (cache.entries !== undefined) rows.push(["", `${cache.entries} entries loaded by serve`]);
