@@ -133,9 +133,44 @@ export function labelled(rows: readonly (readonly [string, string])[], minWidth 
   return rows.map(([label, value]) => `${padCells(label, width)}  ${value}`);
 }
 
-/** `text`, and when there is a hint, `hint: …` on the next line indented by `indent` spaces. */
-export function withHint(text: string, hint: string | undefined, indent: number): string {
-  return hint ? `${text}\n${" ".repeat(indent)}hint: ${hint}` : text;
+/**
+ * `text`, and when there is a hint, `hint: …` (or `label: …`) on the next line indented by
+ * `indent` spaces.
+ */
+export function withHint(
+  text: string,
+  hint: string | undefined,
+  indent: number,
+  label = "hint",
+): string {
+  return hint ? `${text}\n${" ".repeat(indent)}${label}: ${hint}` : text;
+}
+
+/**
+ * One row of a per-item report (setup's workloads, TLS certificates, preflight steps):
+ * `name  status  detail`, the name padded to `widths[0]` cells and the status to
+ * `widths[1]`; without a detail, nothing after the status.
+ */
+export function statusLine(
+  name: string,
+  status: string,
+  detail: string | undefined,
+  widths: readonly [number, number],
+): string {
+  const padded = padCells(name, widths[0]);
+  return detail === undefined
+    ? `${padded}  ${status}`
+    : `${padded}  ${padCells(status, widths[1])}  ${detail}`;
+}
+
+/** Counts with what they count, comma-separated: `3 created, 1 skipped`. */
+export function countList(counts: readonly (readonly [number, string])[]): string {
+  return counts.map(([count, what]) => `${count} ${what}`).join(", ");
+}
+
+/** `failed` of `total` (`2 of 5 failed`; with a noun, `2 of 5 certificates failed`). */
+export function failedOf(failed: number, total: number, noun?: string): string {
+  return `${failed} of ${noun === undefined ? total : plural(total, noun)} failed`;
 }
 
 /**

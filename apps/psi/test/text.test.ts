@@ -2,13 +2,16 @@ import { describe, expect, it } from "vitest";
 import type { Progress } from "../src/app.js";
 import {
   columnWidth,
+  countList,
   displayWidth,
+  failedOf,
   hexByte,
   labelled,
   octalMode,
   padCells,
   plural,
   progressLine,
+  statusLine,
   table,
   withHint,
   writtenAgo,
@@ -45,8 +48,29 @@ describe("human text", () => {
     expect(withHint("cache: FAILED", "run psi setup", 6)).toBe(
       "cache: FAILED\n      hint: run psi setup",
     );
+    expect(withHint("FAIL  pin", "run init", 6, "fix")).toBe("FAIL  pin\n      fix: run init");
     expect(withHint("ok", undefined, 4)).toBe("ok");
     expect(withHint("ok", "", 4)).toBe("ok");
+  });
+
+  it("lines up per-item rows: name, status, detail; no detail leaves no trailing blanks", () => {
+    const widths = [5, 10] as const;
+    expect(statusLine("app", "ok", "2 secrets", widths)).toBe("app    ok          2 secrets");
+    expect(statusLine("界", "store-only", "", widths)).toBe("界     store-only  ");
+    expect(statusLine("web", "FAILED", undefined, widths)).toBe("web    FAILED");
+  });
+
+  it("lists counts and failures as every summary line says them", () => {
+    expect(
+      countList([
+        [3, "created"],
+        [1, "pending approval"],
+      ]),
+    ).toBe("3 created, 1 pending approval");
+    expect(countList([])).toBe("");
+    expect(failedOf(1, 3)).toBe("1 of 3 failed");
+    expect(failedOf(2, 5, "certificate")).toBe("2 of 5 certificates failed");
+    expect(failedOf(1, 1, "certificate")).toBe("1 of 1 certificate failed");
   });
 
   it("formats tags and modes as the status commands print them", () => {

@@ -14,10 +14,12 @@ import { UsageError } from "../errors.js";
 import { collect, PODMAN_SOCKET } from "../options.js";
 import {
   columnWidth,
+  countList,
+  failedOf,
   octalMode,
-  padCells,
   plural,
   progressLine,
+  statusLine,
   table,
   withHint,
 } from "../text.js";
@@ -45,7 +47,7 @@ function renderLogin(checks: LoginCheck[]): string {
   const summary =
     failed === 0
       ? `logged in: ${plural(checks.length, "project")}`
-      : `${failed} of ${checks.length} failed`;
+      : failedOf(failed, checks.length);
   return [...table(rows), summary].join("\n");
 }
 
@@ -122,9 +124,9 @@ function renderImport(report: ImportRun): string {
   }
   const counts = Object.entries(report.counts)
     .filter(([, count]) => count > 0)
-    .map(([outcome, count]) => `${count} ${outcome.replace("_", " ")}`);
+    .map(([outcome, count]) => [count, outcome.replace("_", " ")] as const);
   const total = `${plural(report.results.length, "key")}${report.dryRun ? " (dry run)" : ""}`;
-  lines.push(`${total}${counts.length ? `: ${counts.join(", ")}` : ""}`);
+  lines.push(`${total}${counts.length ? `: ${countList(counts)}` : ""}`);
   return lines.join("\n");
 }
 
@@ -178,29 +180,40 @@ function renderTls(results: TlsResult[]): string {
     results.map((result) => result.name),
     4,
   );
+  // The status column fits `skipped`, `pending`, `renewed` and `FAILED`.
+  const widths = [width, 7] as const;
   for (const result of results) {
-    const name = padCells(result.name, width);
     if (result.action === "skipped" || result.action === "pending") {
-      lines.push(`${name}  ${result.action.padEnd(7)}  ${result.reason ?? ""}`);
+      lines.push(statusLine(result.name, result.action, result.reason ?? "", widths));
       continue;
     }
     const hooks = result.hooks.length
       ? `; hooks: ${result.hooks.filter((hook) => hook.ok).length} of ${result.hooks.length} ok`
       : "";
     if (result.action === "failed") {
-      const failure = `${name}  FAILED   ${result.error?.message ?? result.reason ?? ""}`;
+      const failure = statusLine(
+        result.name,
+        "FAILED",
+        result.error?.message ?? result.reason ?? "",
+        widths,
+      );
       lines.push(withHint(failure, result.error?.hint, width + 4));
       if (result.serialNumber)
         lines.push(`${" ".repeat(width)}    written: serial ${result.serialNumber}${hooks}`);
       continue;
     }
     lines.push(
-      `${name}  ${result.action.padEnd(7)}  serial ${result.serialNumber}, expires ${result.notAfter} ` +
-        `(${plural(result.daysLeft ?? 0, "day")} left)${hooks}`,
+      statusLine(
+        result.name,
+        result.action,
+        `serial ${result.serialNumber}, expires ${result.notAfter} ` +
+          `(${plural(result.daysLeft ?? 0, "day")} left)${hooks}`,
+        widths,
+      ),
     );
   }
   const failed = results.filter((result) => result.action === "failed").length;
-  if (failed > 0) lines.push(`${failed} of ${plural(results.length, "certificate")} failed`);
+  if (failed > 0) lines.push(failedOf(failed, results.length, "certificate"));
   return lines.join("\n");
 }
 

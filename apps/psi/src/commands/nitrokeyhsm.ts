@@ -4,7 +4,7 @@ import { type Command, Option } from "commander";
 import type { App } from "../app.js";
 import { UsageError } from "../errors.js";
 import { addStoreCommand } from "../store-secret.js";
-import { columnWidth, labelled, padCells, reloadLines } from "../text.js";
+import { columnWidth, failedOf, labelled, reloadLines, statusLine, withHint } from "../text.js";
 
 // Loaded on use: the provider pulls in graphene-pk11 and its native addon, which every
 // other psi command (psi serve on each boot first of all) must not pay for.
@@ -36,16 +36,20 @@ export function registerNitrokeyHsm(program: Command, app: App): void {
       if (!report.ok) app.exitCode = 1;
       app.report(report, () => {
         const width = columnWidth(report.steps.map((step) => step.title));
-        const lines = report.steps.map((step) => {
-          let line = `${MARK[step.status]}  ${padCells(step.title, width)}  ${step.detail}`;
-          if (step.fix) line += `\n${" ".repeat(width + 8)}fix: ${step.fix}`;
-          return line;
-        });
+        // The mark first (`ok  `, `FAIL`, `skip`), then the step; a fix under the detail.
+        const lines = report.steps.map((step) =>
+          withHint(
+            statusLine(MARK[step.status], step.title, step.detail, [4, width]),
+            step.fix,
+            width + 8,
+            "fix",
+          ),
+        );
         const failed = report.steps.filter((step) => step.status === "fail").length;
         lines.push(
           report.ok
             ? "preflight passed: the HSM is ready"
-            : `preflight failed: ${failed} of ${report.steps.length} checks failed`,
+            : `preflight failed: ${failedOf(failed, report.steps.length, "check")}`,
         );
         return lines.join("\n");
       });

@@ -12,10 +12,11 @@ import type { App } from "../app.js";
 import { INSTALLED_SOCKET, PODMAN_SOCKET } from "../options.js";
 import {
   columnWidth,
-  padCells,
+  countList,
   plural,
   progressLine,
   reloadLines,
+  statusLine,
   table,
   withHint,
 } from "../text.js";
@@ -110,24 +111,34 @@ export function renderSetup(result: SetupResult): string {
     result.workloads.map((workload) => workload.name),
     8,
   );
+  // The status column fits its longest word, `store-only`.
+  const widths = [width, "store-only".length] as const;
   for (const workload of result.workloads) {
-    const name = padCells(workload.name, width);
     if (workload.status === "store-only") {
-      lines.push(`${name}  store-only  ${workload.note ?? ""}`);
+      lines.push(statusLine(workload.name, "store-only", workload.note ?? "", widths));
       continue;
     }
     if (workload.status === "failed") {
-      lines.push(`${name}  FAILED`);
+      lines.push(statusLine(workload.name, "FAILED", undefined, widths));
       for (const issue of workload.errors) {
         const where = issue.secret ?? (issue.source ? JSON.stringify(issue.source) : issue.stage);
         lines.push(`    ${where}: ${issueLine(issue)}`);
       }
       continue;
     }
+    const counts = countList([
+      [workload.created.length, "new"],
+      [workload.replaced.length, "re-created"],
+      [workload.unchanged.length, "current"],
+    ]);
+    const dropIn = workload.dropIn?.written ? "written" : "unchanged";
     lines.push(
-      `${name}  ok          ${plural(workload.keys.length, "secret")} (${workload.created.length} new, ` +
-        `${workload.replaced.length} re-created, ${workload.unchanged.length} current), drop-in ` +
-        `${workload.dropIn?.written ? "written" : "unchanged"}`,
+      statusLine(
+        workload.name,
+        "ok",
+        `${plural(workload.keys.length, "secret")} (${counts}), drop-in ${dropIn}`,
+        widths,
+      ),
     );
     lines.push(...renderChanges(workload));
   }
@@ -140,8 +151,13 @@ export function renderSetup(result: SetupResult): string {
   switch (cache.status) {
     case "written":
       lines.push(
-        `cache: ${cache.path}: ${plural(cache.entries, "entry")} (${cache.added} added, ${cache.updated} updated, ` +
-          `${cache.pruned} pruned${cache.pruneApplied ? "" : "; partial run, nothing pruned"})`,
+        `cache: ${cache.path}: ${plural(cache.entries, "entry")} (` +
+          countList([
+            [cache.added, "added"],
+            [cache.updated, "updated"],
+            [cache.pruned, "pruned"],
+          ]) +
+          `${cache.pruneApplied ? "" : "; partial run, nothing pruned"})`,
       );
       if (cache.previousUnreadable)
         lines.push(
@@ -200,8 +216,11 @@ export function renderDryRun(report: DryRunReport): string {
   }
   lines.push(
     "",
-    `${report.counts.managed} managed, ${report.counts.staleOpts} stale-opts (re-run psi setup after psi install), ` +
-      `${report.counts.orphaned} orphaned (no mapping in ${report.stateDir})`,
+    countList([
+      [report.counts.managed, "managed"],
+      [report.counts.staleOpts, "stale-opts (re-run psi setup after psi install)"],
+      [report.counts.orphaned, `orphaned (no mapping in ${report.stateDir})`],
+    ]),
   );
   if (report.workloads.length > 0) {
     lines.push(

@@ -1,7 +1,7 @@
 import { collectStatus, type StatusReport, statusReportJson } from "@psi/ops";
 import type { Command } from "commander";
 import type { App } from "../app.js";
-import { formatAge, hexByte, labelled, plural, withHint, writtenAgo } from "../text.js";
+import { countList, formatAge, hexByte, labelled, plural, withHint, writtenAgo } from "../text.js";
 
 // `psi status` (SPEC §11, §14): @psi/ops collects the report; this file renders it.
 
@@ -18,13 +18,12 @@ export function renderStatus(report: StatusReport): string {
   ]);
   if (serve.metrics) {
     const m = serve.metrics;
-    const sources = Object.entries(m.lookups.bySource)
-      .map(([source, n]) => `${n} ${source}`)
-      .join(", ");
-    rows.push([
-      "",
-      `lookups: ${m.lookups.total} (${m.lookups.ok} ok, ${m.lookups.failed} failed${sources ? `; ${sources}` : ""})`,
+    const sources = countList(Object.entries(m.lookups.bySource).map(([source, n]) => [n, source]));
+    const outcomes = countList([
+      [m.lookups.ok, "ok"],
+      [m.lookups.failed, "failed"],
     ]);
+    rows.push(["", `lookups: ${m.lookups.total} (${outcomes}${sources ? `; ${sources}` : ""})`]);
     for (const [provider, l] of Object.entries(m.providerLatency)) {
       rows.push(["", `${provider}: ${l.count} live lookups, mean ${l.meanMs} ms`]);
     }
@@ -65,10 +64,12 @@ export function renderStatus(report: StatusReport): string {
     rows.push(["drift", drift.error ?? `Podman API not reachable at ${drift.podmanSocket}`]);
   } else {
     const c = drift.counts ?? { managed: 0, staleOpts: 0, orphaned: 0 };
-    rows.push([
-      "drift",
-      `${drift.clean ? "clean" : "DRIFT"}  ${c.managed} managed, ${c.staleOpts} stale-opts, ${c.orphaned} orphaned`,
+    const counts = countList([
+      [c.managed, "managed"],
+      [c.staleOpts, "stale-opts"],
+      [c.orphaned, "orphaned"],
     ]);
+    rows.push(["drift", `${drift.clean ? "clean" : "DRIFT"}  ${counts}`]);
     for (const w of drift.workloads ?? []) {
       rows.push([
         "",
