@@ -1,7 +1,7 @@
 import type { Scope } from "@psi/core";
 import type { Command } from "commander";
 import type { App } from "./app.js";
-import { PODMAN_SOCKET } from "./options.js";
+import { podmanSocketOption } from "./options.js";
 
 /** A value sealed by a store command, and what its report adds. */
 export interface Sealed {
@@ -32,7 +32,7 @@ export function addStoreCommand(
     .description(description)
     .argument("<name>", "Podman secret name")
     .option("--mapping-only", "print the mapping instead of registering it with Podman")
-    .option("--podman-socket <path>", PODMAN_SOCKET)
+    .addOption(podmanSocketOption())
     .action(async (name: string, options: { mappingOnly?: boolean; podmanSocket?: string }) => {
       const { mapping, stateDir, scope, defaultPodmanSocket, json, text } = await seal(name);
       if (options.mappingOnly) {

@@ -7,7 +7,7 @@ import {
 import { type Command, Option } from "commander";
 import type { App } from "../app.js";
 import { UsageError } from "../errors.js";
-import { INSTALLED_SOCKET } from "../options.js";
+import { installedSocketOption, podmanSocketOption } from "../options.js";
 import { plural } from "../text.js";
 import { locations, runCacheStatus } from "./cache-status.js";
 
@@ -83,7 +83,7 @@ export function registerCache(program: Command, app: App): void {
       "re-fetch every provider's secrets into the cache (= psi setup for every provider)",
     )
     .option("--podman-socket <path>", "Podman API socket (env PSI_PODMAN_SOCKET)")
-    .option("--socket <path>", INSTALLED_SOCKET)
+    .addOption(installedSocketOption())
     .action(async (options: { podmanSocket?: string; socket?: string }) => {
       const { runSetupCommand } = await import("./setup.js");
       await runSetupCommand(app, options);
@@ -112,10 +112,7 @@ function registerCacheInvalidate(cache: Command, app: App): void {
     )
     .argument("[targets...]", "Podman secret names or secret IDs")
     .option("--all", "drop every entry")
-    .option(
-      "--podman-socket <path>",
-      "Podman API socket to resolve names (env PSI_PODMAN_SOCKET; default: the scope's)",
-    )
+    .addOption(podmanSocketOption("to resolve names"))
     .action(async (targets: string[], options: { all?: boolean; podmanSocket?: string }) => {
       if (options.all && targets.length > 0)
         throw new UsageError("give secret names/IDs or --all, not both");

@@ -11,7 +11,7 @@ import type {
 import { type Command, Option } from "commander";
 import type { App } from "../app.js";
 import { UsageError } from "../errors.js";
-import { collect, PODMAN_SOCKET } from "../options.js";
+import { collect, podmanSocketOption } from "../options.js";
 import {
   columnWidth,
   countList,
@@ -361,7 +361,7 @@ export function registerInfisical(program: Command, app: App): void {
     .argument("[names...]", "Podman secret names")
     .option("--name <name>", "a Podman secret name (repeatable; same as NAME)", collect)
     .option("--all", "every Podman secret")
-    .option("--podman-socket <path>", PODMAN_SOCKET)
+    .addOption(podmanSocketOption())
     .action(async (names: string[], flags: ImportFlags & { all?: boolean; name?: string[] }) =>
       importPodmanSecrets(app, names, flags),
     );
@@ -372,7 +372,7 @@ export function registerInfisical(program: Command, app: App): void {
     )
     .argument("<files...>", "quadlet files")
     .option("--resolve-secrets", "also import Secret= references, read through Podman")
-    .option("--podman-socket <path>", PODMAN_SOCKET)
+    .addOption(podmanSocketOption())
     .action(async (files: string[], flags: ImportFlags & { resolveSecrets?: boolean }) =>
       runImport(app, async (context, onProgress) => {
         const { importQuadlets } = await import("@psi/ops");

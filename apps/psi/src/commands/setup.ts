@@ -9,7 +9,7 @@ import {
 } from "@psi/setup";
 import type { Command } from "commander";
 import type { App } from "../app.js";
-import { INSTALLED_SOCKET, PODMAN_SOCKET } from "../options.js";
+import { installedSocketOption, podmanSocketOption } from "../options.js";
 import {
   columnWidth,
   countList,
@@ -251,8 +251,8 @@ export function registerSetup(program: Command, app: App): void {
       "--dry-run",
       "report Podman secrets (managed, stale-opts, orphaned) and drop-in gaps; change nothing",
     )
-    .option("--podman-socket <path>", PODMAN_SOCKET)
-    .option("--socket <path>", INSTALLED_SOCKET)
+    .addOption(podmanSocketOption())
+    .addOption(installedSocketOption())
     .option(
       "--allow-empty",
       "let a source that lists no secrets remove the workload's existing ones (cache included)",

@@ -1,6 +1,7 @@
 import { collectStatus, type StatusReport, statusReportJson } from "@psi/ops";
 import type { Command } from "commander";
 import type { App } from "../app.js";
+import { podmanSocketOption } from "../options.js";
 import { countList, formatAge, hexByte, labelled, plural, withHint, writtenAgo } from "../text.js";
 
 // `psi status` (SPEC §11, §14): @psi/ops collects the report; this file renders it.
@@ -101,10 +102,7 @@ export function registerStatus(program: Command, app: App): void {
       "serve health, cache age and staleness, providers, drift summary (exit 1: serve down or cache stale)",
     )
     .option("--socket <path>", "the lookup socket (env PSI_SOCKET; default: the scope's)")
-    .option(
-      "--podman-socket <path>",
-      "Podman API socket for the drift summary (env PSI_PODMAN_SOCKET; default: the scope's)",
-    )
+    .addOption(podmanSocketOption("for the drift summary"))
     .action(async (options: { socket?: string; podmanSocket?: string }) => {
       const loaded = await app.optionalConfig();
       const report = await collectStatus({
