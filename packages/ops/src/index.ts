@@ -32,6 +32,7 @@ export {
   DEMO_SAMPLES,
   type DemoHost,
   type DemoPodmanOptions,
+  type DemoPodmanResult,
   type DemoServe,
   type DemoServeOptions,
   demoEnvironment,

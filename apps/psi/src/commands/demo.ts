@@ -1,4 +1,3 @@
-import { errorMessage } from "@psi/core";
 import {
   type DemoHost,
   type DemoServe,
@@ -92,18 +91,15 @@ export function registerDemo(program: Command, app: App): void {
           app.print(
             "5. The same through Podman (shell driver, storage isolated in the demo directory):",
           );
-          const podmanSecret = "psi-demo-db-password";
           const result = await demoThroughPodman({
-            dir,
+            host,
             socket,
-            mapping: samples[1]!.mapping,
-            name: podmanSecret,
             env: app.env,
             onCommand: (line) => app.print(`   $ ${line}`),
-          }).catch((error: unknown) => ({ skipped: errorMessage(error), value: undefined }));
+          });
           if (result.value !== undefined) {
             app.print(
-              `   Podman received for /run/secrets/db: ${result.value.toString("utf8")} (${result.value.length} bytes)\n`,
+              `   Podman received for ${result.target}: ${result.value.toString("utf8")} (${result.value.length} bytes)\n`,
             );
           } else {
             app.print(`   (skipped: ${result.skipped})\n`);
