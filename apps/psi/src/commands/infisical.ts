@@ -242,14 +242,12 @@ async function tls(
   names: string[],
   force: boolean,
 ): Promise<void> {
-  const { infisicalTls } = await import("@psi/provider-infisical");
+  const { infisicalTls, tlsRunOk } = await import("@psi/provider-infisical");
   const manager = infisicalTls(await app.context());
   if (manager === undefined) return app.output([], () => NO_CERTIFICATES);
   const results =
     verb === "issue" ? await manager.issue(names) : await manager.renew(names, { force });
-  // A request waiting for approval deployed nothing: scripts must not go on as if it had.
-  if (results.some((result) => result.action === "failed" || result.action === "pending"))
-    app.exitCode = 1;
+  if (!tlsRunOk(results)) app.exitCode = 1;
   app.output(results, () => renderTls(results));
 }
 
