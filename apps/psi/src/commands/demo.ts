@@ -77,7 +77,7 @@ export function registerDemo(program: Command, app: App): void {
           socket,
           logger: demo.logger(),
           openProviders: () => demo.openProviders(),
-          openCacheBackend: async () => (await demo.context()).openCacheBackend?.(),
+          openCacheBackend: () => demo.openCacheBackend(),
         });
         app.print(`3. psi serve is listening on ${socket}\n`);
 

@@ -52,7 +52,7 @@ export async function runSetupCommand(app: App, options: SetupCommandOptions): P
     provider: options.provider,
     podmanSocket: options.podmanSocket,
     socket: options.socket,
-    openCacheBackend: async () => (await app.context()).openCacheBackend?.(),
+    openCacheBackend: () => app.openCacheBackend(),
   };
   if (options.dryRun) {
     const report = await dryRunHostSetup(host);
