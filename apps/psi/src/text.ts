@@ -163,9 +163,11 @@ export function statusLine(
     : `${padded}  ${padCells(status, widths[1])}  ${detail}`;
 }
 
-/** Counts with what they count, comma-separated: `3 created, 1 skipped`. */
-export function countList(counts: readonly (readonly [number, string])[]): string {
-  return counts.map(([count, what]) => `${count} ${what}`).join(", ");
+/** Counts after what they count, in the record's order, comma-separated: `3 created, 1 skipped`. */
+export function countList(counts: Readonly<Record<string, number>>): string {
+  return Object.entries(counts)
+    .map(([what, count]) => `${count} ${what}`)
+    .join(", ");
 }
 
 /** `failed` of `total` (`2 of 5 failed`; with a noun, `2 of 5 certificates failed`). */

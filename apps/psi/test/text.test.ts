@@ -61,13 +61,8 @@ describe("human text", () => {
   });
 
   it("lists counts and failures as every summary line says them", () => {
-    expect(
-      countList([
-        [3, "created"],
-        [1, "pending approval"],
-      ]),
-    ).toBe("3 created, 1 pending approval");
-    expect(countList([])).toBe("");
+    expect(countList({ created: 3, "pending approval": 1 })).toBe("3 created, 1 pending approval");
+    expect(countList({})).toBe("");
     expect(failedOf(1, 3)).toBe("1 of 3 failed");
     expect(failedOf(2, 5, "certificate")).toBe("2 of 5 certificates failed");
     expect(failedOf(1, 1, "certificate")).toBe("1 of 1 certificate failed");

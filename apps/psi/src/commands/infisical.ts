@@ -124,9 +124,9 @@ function renderImport(report: ImportRun): string {
   }
   const counts = Object.entries(report.counts)
     .filter(([, count]) => count > 0)
-    .map(([outcome, count]) => [count, outcome.replace("_", " ")] as const);
+    .map(([outcome, count]) => [outcome.replace("_", " "), count]);
   const total = `${plural(report.results.length, "key")}${report.dryRun ? " (dry run)" : ""}`;
-  lines.push(`${total}${counts.length ? `: ${countList(counts)}` : ""}`);
+  lines.push(`${total}${counts.length ? `: ${countList(Object.fromEntries(counts))}` : ""}`);
   return lines.join("\n");
 }
 
@@ -183,34 +183,24 @@ function renderTls(results: TlsResult[]): string {
   // The status column fits `skipped`, `pending`, `renewed` and `FAILED`.
   const widths = [width, 7] as const;
   for (const result of results) {
+    const row = (status: string, detail: string) => statusLine(result.name, status, detail, widths);
     if (result.action === "skipped" || result.action === "pending") {
-      lines.push(statusLine(result.name, result.action, result.reason ?? "", widths));
+      lines.push(row(result.action, result.reason ?? ""));
       continue;
     }
     const hooks = result.hooks.length
       ? `; hooks: ${result.hooks.filter((hook) => hook.ok).length} of ${result.hooks.length} ok`
       : "";
     if (result.action === "failed") {
-      const failure = statusLine(
-        result.name,
-        "FAILED",
-        result.error?.message ?? result.reason ?? "",
-        widths,
-      );
+      const failure = row("FAILED", result.error?.message ?? result.reason ?? "");
       lines.push(withHint(failure, result.error?.hint, width + 4));
       if (result.serialNumber)
         lines.push(`${" ".repeat(width)}    written: serial ${result.serialNumber}${hooks}`);
       continue;
     }
-    lines.push(
-      statusLine(
-        result.name,
-        result.action,
-        `serial ${result.serialNumber}, expires ${result.notAfter} ` +
-          `(${plural(result.daysLeft ?? 0, "day")} left)${hooks}`,
-        widths,
-      ),
-    );
+    const days = plural(result.daysLeft ?? 0, "day");
+    const expiry = `serial ${result.serialNumber}, expires ${result.notAfter} (${days} left)`;
+    lines.push(row(result.action, `${expiry}${hooks}`));
   }
   const failed = results.filter((result) => result.action === "failed").length;
   if (failed > 0) lines.push(failedOf(failed, results.length, "certificate"));

@@ -126,20 +126,15 @@ export function renderSetup(result: SetupResult): string {
       }
       continue;
     }
-    const counts = countList([
-      [workload.created.length, "new"],
-      [workload.replaced.length, "re-created"],
-      [workload.unchanged.length, "current"],
-    ]);
+    const { created, replaced, unchanged } = workload;
+    const counts = countList({
+      new: created.length,
+      "re-created": replaced.length,
+      current: unchanged.length,
+    });
     const dropIn = workload.dropIn?.written ? "written" : "unchanged";
-    lines.push(
-      statusLine(
-        workload.name,
-        "ok",
-        `${plural(workload.keys.length, "secret")} (${counts}), drop-in ${dropIn}`,
-        widths,
-      ),
-    );
+    const secrets = `${plural(workload.keys.length, "secret")} (${counts}), drop-in ${dropIn}`;
+    lines.push(statusLine(workload.name, "ok", secrets, widths));
     lines.push(...renderChanges(workload));
   }
   for (const issue of result.errors) lines.push(`error: ${issueLine(issue)}`);
@@ -152,11 +147,7 @@ export function renderSetup(result: SetupResult): string {
     case "written":
       lines.push(
         `cache: ${cache.path}: ${plural(cache.entries, "entry")} (` +
-          countList([
-            [cache.added, "added"],
-            [cache.updated, "updated"],
-            [cache.pruned, "pruned"],
-          ]) +
+          countList({ added: cache.added, updated: cache.updated, pruned: cache.pruned }) +
           `${cache.pruneApplied ? "" : "; partial run, nothing pruned"})`,
       );
       if (cache.previousUnreadable)
@@ -216,11 +207,11 @@ export function renderDryRun(report: DryRunReport): string {
   }
   lines.push(
     "",
-    countList([
-      [report.counts.managed, "managed"],
-      [report.counts.staleOpts, "stale-opts (re-run psi setup after psi install)"],
-      [report.counts.orphaned, `orphaned (no mapping in ${report.stateDir})`],
-    ]),
+    countList({
+      managed: report.counts.managed,
+      "stale-opts (re-run psi setup after psi install)": report.counts.staleOpts,
+      [`orphaned (no mapping in ${report.stateDir})`]: report.counts.orphaned,
+    }),
   );
   if (report.workloads.length > 0) {
     lines.push(

@@ -19,11 +19,8 @@ export function renderStatus(report: StatusReport): string {
   ]);
   if (serve.metrics) {
     const m = serve.metrics;
-    const sources = countList(Object.entries(m.lookups.bySource).map(([source, n]) => [n, source]));
-    const outcomes = countList([
-      [m.lookups.ok, "ok"],
-      [m.lookups.failed, "failed"],
-    ]);
+    const sources = countList(m.lookups.bySource);
+    const outcomes = countList({ ok: m.lookups.ok, failed: m.lookups.failed });
     rows.push(["", `lookups: ${m.lookups.total} (${outcomes}${sources ? `; ${sources}` : ""})`]);
     for (const [provider, l] of Object.entries(m.providerLatency)) {
       rows.push(["", `${provider}: ${l.count} live lookups, mean ${l.meanMs} ms`]);
@@ -65,11 +62,11 @@ export function renderStatus(report: StatusReport): string {
     rows.push(["drift", drift.error ?? `Podman API not reachable at ${drift.podmanSocket}`]);
   } else {
     const c = drift.counts ?? { managed: 0, staleOpts: 0, orphaned: 0 };
-    const counts = countList([
-      [c.managed, "managed"],
-      [c.staleOpts, "stale-opts"],
-      [c.orphaned, "orphaned"],
-    ]);
+    const counts = countList({
+      managed: c.managed,
+      "stale-opts": c.staleOpts,
+      orphaned: c.orphaned,
+    });
     rows.push(["drift", `${drift.clean ? "clean" : "DRIFT"}  ${counts}`]);
     for (const w of drift.workloads ?? []) {
       rows.push([
