@@ -1,5 +1,6 @@
 import { openServeCache } from "@psi/cache";
 import {
+  cachePath,
   type Env,
   type Logger,
   type Provider,
@@ -98,8 +99,8 @@ export interface LookupOnceOptions {
   id: string;
   /** The run's context: configuration, paths, logger and the cache backend to open. */
   context: PsiContext;
-  /** The cache file (`cachePath` of @psi/core). */
-  cacheFile: string;
+  /** The cache file; default the context's `cache.path`, else state_dir/cache.enc (`cachePath`). */
+  cacheFile?: string;
   /** The factory of a configured provider, loaded on the first lookup that needs it. */
   providerFactory: (name: string) => Promise<ProviderFactory>;
 }
@@ -116,7 +117,7 @@ export async function lookupOnce(options: LookupOnceOptions): Promise<Uint8Array
   const lazy = lazyProviders(context, options.providerFactory);
   const { cache, backend } = await openServeCache({
     settings: context.config.cache,
-    path: options.cacheFile,
+    path: options.cacheFile ?? cachePath(context),
     logger,
     openBackend: async () => context.openCacheBackend?.(),
   });

@@ -1,4 +1,4 @@
-import { cachePath, readAll } from "@psi/core";
+import { readAll } from "@psi/core";
 import {
   listMappingIds,
   lookupOnce,
@@ -47,13 +47,7 @@ export function registerSecret(program: Command, app: App): void {
     .action(async () => {
       quietLogs(app);
       const id = secretIdFromEnv(app.env);
-      const loaded = await app.loadConfig();
-      const value = await lookupOnce({
-        id,
-        context: await app.context(),
-        cacheFile: cachePath(loaded),
-        providerFactory,
-      });
+      const value = await lookupOnce({ id, context: await app.context(), providerFactory });
       app.io.stdout.write(value);
     });
 
