@@ -105,9 +105,7 @@ export function registerNitrokeyHsm(program: Command, app: App): void {
       );
       return {
         mapping: stored.bytes,
-        stateDir: stored.stateDir,
-        scope: loaded.scope,
-        defaultPodmanSocket: loaded.paths.podmanSocket,
+        where: loaded,
         json: { fingerprint: stored.fingerprint },
         text: (id) =>
           `stored nitrokeyhsm secret ${name} (Podman secret ID ${id}, HSM key sha256:${stored.fingerprint})`,
