@@ -53,6 +53,8 @@ export interface App {
   openProviders(only?: string): Promise<Map<string, Provider>>;
   /** The configured cache backend, not opened; undefined when the cache is off or unset. */
   cacheBackend(): Promise<CacheBackend | undefined>;
+  /** The configured cache backend, opened once per run and shared; undefined when none is set. */
+  openCacheBackend(): Promise<CacheBackend | undefined>;
   /** A progress line on stderr when it is a terminal; a no-op otherwise (SPEC §11). */
   progress(): Progress;
   /** Exit code for a run that completed but must report failure (e.g. setup drift). */
@@ -119,6 +121,7 @@ export function createApp(io: Io, env: Env, uid: number): App {
     context: () => host().context(),
     openProviders: (only) => host().openProviders(only),
     cacheBackend: () => host().cacheBackend(),
+    openCacheBackend: () => host().openCacheBackend(),
     reportJson: () => globals.json === true || io.stdout.isTTY !== true,
     report(value, text) {
       if (app.reportJson()) app.printJson(value);

@@ -1,4 +1,5 @@
 import { isPsiError } from "@psi/core";
+import { withHint } from "./text.js";
 
 /** A wrong combination of flags or arguments: exit 2 with the message. */
 export class UsageError extends Error {
@@ -9,8 +10,7 @@ export class UsageError extends Error {
 export function describeError(error: unknown, debug: boolean): string {
   let text: string;
   if (isPsiError(error)) {
-    text = `psi: ${error.message}\n`;
-    if (error.hint) text += `  hint: ${error.hint}\n`;
+    text = `${withHint(`psi: ${error.message}`, error.hint, 2)}\n`;
   } else if (error instanceof Error) {
     text = `psi: unexpected error: ${error.message}\n`;
     if (!debug) text += "  (run with --debug for details)\n";

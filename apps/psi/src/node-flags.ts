@@ -9,7 +9,7 @@ const FLAG = "--disable-sigusr1";
 /** Commands that stay up, holding secrets in memory: the ones worth an exec. */
 const LONG_RUNNING = new Set(["serve", "demo"]);
 /** Global options that take a value (src/main.ts): the word after them is no command. */
-const WITH_VALUE = new Set(["-c", "--config", "--log-level"]);
+export const GLOBAL_VALUED: ReadonlySet<string> = new Set(["-c", "--config", "--log-level"]);
 
 /** The command word of a psi argument list (`serve` in `-c f serve --socket s`). */
 export function commandOf(args: readonly string[]): string | undefined {
@@ -17,7 +17,7 @@ export function commandOf(args: readonly string[]): string | undefined {
     const arg = args[i]!;
     if (arg === "--") return args[i + 1];
     if (!arg.startsWith("-")) return arg;
-    if (WITH_VALUE.has(arg)) i++;
+    if (GLOBAL_VALUED.has(arg)) i++;
   }
   return undefined;
 }

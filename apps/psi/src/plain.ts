@@ -6,6 +6,8 @@
 // define the CLI. test/plain.test.ts holds both paths to the same reading of each shape.
 import { parseLogLevel } from "@psi/core";
 import type { App, GlobalOptions } from "./app.js";
+// Loaded first by cli.ts anyway (the re-exec check), so sharing its list costs nothing.
+import { GLOBAL_VALUED } from "./node-flags.js";
 
 /** A command that can run without commander: its words, its own options, and its action. */
 interface PlainCommand {
@@ -38,7 +40,6 @@ const COMMANDS: readonly PlainCommand[] = [
   },
 ];
 
-const GLOBAL_VALUED = ["-c", "--config", "--log-level"];
 const GLOBAL_SWITCHES = ["--log-json", "--json", "--debug"];
 
 /** What a plain command line asks for. */
@@ -70,7 +71,7 @@ export function plainArgs(argv: readonly string[]): PlainRun | undefined {
       given.set(key, true);
       continue;
     }
-    if (!GLOBAL_VALUED.includes(name) && !isValued(name)) return undefined;
+    if (!GLOBAL_VALUED.has(name) && !isValued(name)) return undefined;
     const value = eq === -1 ? argv[++i] : word.slice(eq + 1);
     // A missing value, or one that looks like an option, is commander's to report.
     if (value === undefined || value === "" || value.startsWith("-")) return undefined;
@@ -80,7 +81,7 @@ export function plainArgs(argv: readonly string[]): PlainRun | undefined {
   if (!command) return undefined;
   const options: Record<string, string | true> = {};
   for (const [key, value] of given) {
-    if (GLOBAL_VALUED.includes(key) || GLOBAL_SWITCHES.includes(key)) continue;
+    if (GLOBAL_VALUED.has(key) || GLOBAL_SWITCHES.includes(key)) continue;
     const own = command.valued.includes(key)
       ? typeof value === "string"
       : command.switches.includes(key) && value === true;

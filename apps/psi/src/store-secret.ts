@@ -1,15 +1,16 @@
-import type { Scope } from "@psi/core";
+import type { Scope, ScopePaths } from "@psi/core";
 import type { Command } from "commander";
 import type { App } from "./app.js";
-import { PODMAN_SOCKET } from "./options.js";
+import { podmanSocketOption } from "./options.js";
 
 /** A value sealed by a store command, and what its report adds. */
 export interface Sealed {
   mapping: Uint8Array;
-  /** state_dir, where the shell driver's store writes the mapping. */
-  stateDir: string;
-  scope: Scope;
-  defaultPodmanSocket: string;
+  /**
+   * The configuration's scope and paths: state_dir, where the shell driver's store writes
+   * the mapping, and the scope's Podman socket.
+   */
+  where: { scope: Scope; paths: ScopePaths };
   /** Fields after name, id, mapping and stored in the JSON report. */
   json?: Record<string, unknown>;
   /** The line printed once Podman holds the secret. */
@@ -32,9 +33,9 @@ export function addStoreCommand(
     .description(description)
     .argument("<name>", "Podman secret name")
     .option("--mapping-only", "print the mapping instead of registering it with Podman")
-    .option("--podman-socket <path>", PODMAN_SOCKET)
+    .addOption(podmanSocketOption())
     .action(async (name: string, options: { mappingOnly?: boolean; podmanSocket?: string }) => {
-      const { mapping, stateDir, scope, defaultPodmanSocket, json, text } = await seal(name);
+      const { mapping, where, json, text } = await seal(name);
       if (options.mappingOnly) {
         app.io.stdout.write(mapping);
         if (app.io.stdout.isTTY) app.io.stdout.write("\n");
@@ -44,9 +45,9 @@ export function addStoreCommand(
       const { id, mappingFile, stored } = await registerSealedSecret({
         name,
         mapping,
-        stateDir,
-        scope,
-        defaultPodmanSocket,
+        stateDir: where.paths.stateDir,
+        scope: where.scope,
+        defaultPodmanSocket: where.paths.podmanSocket,
         podmanSocket: options.podmanSocket,
         env: app.env,
         logger: app.logger(),

@@ -1,9 +1,11 @@
 // The one renderer every command's human output shares: counts, ages, columns measured in
 // terminal cells, and the progress line.
+
+import { formatAge } from "@psi/core";
 import type { DaemonReloadOutcome } from "@psi/setup";
 import type { Progress } from "./app.js";
 
-export { formatAge } from "@psi/core";
+export { formatAge };
 
 const IRREGULAR: Record<string, string> = { entry: "entries", directory: "directories" };
 
@@ -131,9 +133,54 @@ export function labelled(rows: readonly (readonly [string, string])[], minWidth 
   return rows.map(([label, value]) => `${padCells(label, width)}  ${value}`);
 }
 
-/** `text`, and when there is a hint, `hint: …` on the next line indented by `indent` spaces. */
-export function withHint(text: string, hint: string | undefined, indent: number): string {
-  return hint ? `${text}\n${" ".repeat(indent)}hint: ${hint}` : text;
+/**
+ * `text`, and when there is a hint, `hint: …` (or `label: …`) on the next line indented by
+ * `indent` spaces.
+ */
+export function withHint(
+  text: string,
+  hint: string | undefined,
+  indent: number,
+  label = "hint",
+): string {
+  return hint ? `${text}\n${" ".repeat(indent)}${label}: ${hint}` : text;
+}
+
+/**
+ * One row of a per-item report (setup's workloads, TLS certificates, preflight steps):
+ * `name  status  detail`, the name padded to `widths[0]` cells and the status to
+ * `widths[1]`; without a detail, nothing after the status.
+ */
+export function statusLine(
+  name: string,
+  status: string,
+  detail: string | undefined,
+  widths: readonly [number, number],
+): string {
+  const padded = padCells(name, widths[0]);
+  return detail === undefined
+    ? `${padded}  ${status}`
+    : `${padded}  ${padCells(status, widths[1])}  ${detail}`;
+}
+
+/** Counts after what they count, in the record's order, comma-separated: `3 created, 1 skipped`. */
+export function countList(counts: Readonly<Record<string, number>>): string {
+  return Object.entries(counts)
+    .map(([what, count]) => `${count} ${what}`)
+    .join(", ");
+}
+
+/** `failed` of `total` (`2 of 5 failed`; with a noun, `2 of 5 certificates failed`). */
+export function failedOf(failed: number, total: number, noun?: string): string {
+  return `${failed} of ${noun === undefined ? total : plural(total, noun)} failed`;
+}
+
+/**
+ * A file's write time and age (`psi status`, `psi cache status`): `2026-…Z (3m ago)`, with
+ * `more` inside the parentheses after the age.
+ */
+export function writtenAgo(mtimeMs: number, ageSeconds: number, more = ""): string {
+  return `${new Date(mtimeMs).toISOString()} (${formatAge(ageSeconds)} ago${more})`;
 }
 
 /** A cache header tag as `0x0a`. */
@@ -141,9 +188,9 @@ export function hexByte(value: number): string {
   return `0x${value.toString(16).padStart(2, "0")}`;
 }
 
-/** File permission bits as `0600`. */
+/** File permission bits as `chmod` takes them: `0600`, `0640`, `04755`. */
 export function octalMode(mode: number): string {
-  return mode.toString(8).padStart(4, "0");
+  return `0${mode.toString(8).padStart(3, "0")}`;
 }
 
 /** The `systemd: ...` line of a daemon-reload (setup, setup-pcscd); none when it was skipped. */

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -32,7 +32,11 @@ afterEach(async () => {
   await dir.cleanup();
 });
 
-function startDemo(args: string[]): {
+/** `psi [...globals] demo ...args`, with `env` added to the demo's environment. */
+function startDemo(
+  args: string[],
+  options: { globals?: string[]; env?: Record<string, string> } = {},
+): {
   done: Promise<number>;
   stdout: () => string;
   stderr: () => string;
@@ -41,8 +45,9 @@ function startDemo(args: string[]): {
     PATH: process.env["PATH"],
     HOME: join(dir.path, "home"),
     XDG_RUNTIME_DIR: dir.path,
+    ...options.env,
   };
-  const proc = spawn(process.execPath, [CLI, "demo", ...args], {
+  const proc = spawn(process.execPath, [CLI, ...(options.globals ?? []), "demo", ...args], {
     env,
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -117,6 +122,36 @@ describe("psi demo", () => {
     expect(await demo.done).toBe(0);
     expect(existsSync(demoDir(demo.stdout()))).toBe(false);
     expect(existsSync(socket)).toBe(false);
+  });
+
+  it("refuses -c/--config: the demo always runs on its own configuration", async () => {
+    // A configuration the demo must not load: it has no local provider, so serving it
+    // would fail, and its state_dir must stay untouched.
+    const named = join(dir.path, "named.yaml");
+    const text = `state_dir: ${join(dir.path, "named-state")}\nproviders: {}\n`;
+    writeFileSync(named, text);
+    for (const globals of [["-c", named], [`--config=${named}`]]) {
+      const demo = startDemo(["--once", "--no-podman"], { globals });
+      expect(await demo.done).toBe(2);
+      expect(demo.stderr()).toBe(
+        "psi: psi demo runs on its own configuration in a temporary directory; drop -c/--config\n" +
+          "(run with --help for usage)\n",
+      );
+      expect(demo.stdout()).toBe("");
+    }
+    expect(readFileSync(named, "utf8")).toBe(text);
+    expect(existsSync(join(dir.path, "named-state"))).toBe(false);
+  });
+
+  it("ignores an ambient PSI_CONFIG and serves its own samples", async () => {
+    const named = join(dir.path, "named.yaml");
+    writeFileSync(named, `state_dir: ${join(dir.path, "named-state")}\nproviders: {}\n`);
+    const demo = startDemo(["--once", "--no-podman"], { env: { PSI_CONFIG: named } });
+    expect(await demo.done).toBe(0);
+    const out = demo.stdout();
+    expect(out).toContain("/lookup/demo--GREETING\n   hello from psi\n");
+    expect(out).toMatch(/1\. Configuration \S+psi-demo-\S+\/config\.yaml: the local provider/);
+    expect(existsSync(join(dir.path, "named-state"))).toBe(false);
   });
 
   it("refuses a socket another process is serving, and still cleans up", async () => {

@@ -2,15 +2,19 @@ import { describe, expect, it } from "vitest";
 import type { Progress } from "../src/app.js";
 import {
   columnWidth,
+  countList,
   displayWidth,
+  failedOf,
   hexByte,
   labelled,
   octalMode,
   padCells,
   plural,
   progressLine,
+  statusLine,
   table,
   withHint,
+  writtenAgo,
 } from "../src/text.js";
 
 describe("human text", () => {
@@ -44,15 +48,41 @@ describe("human text", () => {
     expect(withHint("cache: FAILED", "run psi setup", 6)).toBe(
       "cache: FAILED\n      hint: run psi setup",
     );
+    expect(withHint("FAIL  pin", "run init", 6, "fix")).toBe("FAIL  pin\n      fix: run init");
     expect(withHint("ok", undefined, 4)).toBe("ok");
     expect(withHint("ok", "", 4)).toBe("ok");
+  });
+
+  it("lines up per-item rows: name, status, detail; no detail leaves no trailing blanks", () => {
+    const widths = [5, 10] as const;
+    expect(statusLine("app", "ok", "2 secrets", widths)).toBe("app    ok          2 secrets");
+    expect(statusLine("界", "store-only", "", widths)).toBe("界     store-only  ");
+    expect(statusLine("web", "FAILED", undefined, widths)).toBe("web    FAILED");
+  });
+
+  it("lists counts and failures as every summary line says them", () => {
+    expect(countList({ created: 3, "pending approval": 1 })).toBe("3 created, 1 pending approval");
+    expect(countList({})).toBe("");
+    expect(failedOf(1, 3)).toBe("1 of 3 failed");
+    expect(failedOf(2, 5, "certificate")).toBe("2 of 5 certificates failed");
+    expect(failedOf(1, 1, "certificate")).toBe("1 of 1 certificate failed");
   });
 
   it("formats tags and modes as the status commands print them", () => {
     expect(hexByte(3)).toBe("0x03");
     expect(hexByte(0xa1)).toBe("0xa1");
     expect(octalMode(0o600)).toBe("0600");
-    expect(octalMode(0o4755)).toBe("4755");
+    expect(octalMode(0o640)).toBe("0640");
+    expect(octalMode(0o4755)).toBe("04755");
+    expect(octalMode(0o7)).toBe("0007");
+  });
+
+  it("says when a file was written and how long ago, with more inside the parentheses", () => {
+    const ms = Date.UTC(2026, 0, 2, 3, 4, 5);
+    expect(writtenAgo(ms, 125)).toBe("2026-01-02T03:04:05.000Z (2min ago)");
+    expect(writtenAgo(ms, 0, "; refresh_interval 1h")).toBe(
+      "2026-01-02T03:04:05.000Z (0s ago; refresh_interval 1h)",
+    );
   });
 
   it("keeps columns at a minimum width", () => {

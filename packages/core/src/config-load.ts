@@ -636,8 +636,8 @@ function parseConfigText(text: string, file: string, options: ParseConfigOptions
   return { config, scope, paths, file, warnings: warnings.map((w) => w.text) };
 }
 
-/** `cache.path`, or `<state_dir>/cache.enc` (SPEC §6.5). */
-export function cachePath(loaded: LoadedConfig): string {
+/** `cache.path`, or `<state_dir>/cache.enc` (SPEC §6.5), of a loaded configuration or a context. */
+export function cachePath(loaded: Pick<LoadedConfig, "config" | "paths">): string {
   return loaded.config.cache?.path ?? join(loaded.paths.stateDir, "cache.enc");
 }
 

@@ -32,6 +32,7 @@ export {
   lookupOnce,
   type OneShotOptions,
   removeMappingOnce,
+  secretIdFromEnv,
   storeMappingOnce,
 } from "./oneshot.js";
 export {

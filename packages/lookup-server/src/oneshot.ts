@@ -1,9 +1,12 @@
 import { openServeCache } from "@psi/cache";
 import {
+  cachePath,
+  type Env,
   type Logger,
   type Provider,
   type ProviderFactory,
   type PsiContext,
+  PsiError,
   parseMapping,
 } from "@psi/core";
 import { createLookupService } from "./service.js";
@@ -11,6 +14,20 @@ import { createLookupService } from "./service.js";
 // `psi secret store|lookup|delete|list`: Podman's shell driver answered in one process,
 // without psi serve (SPEC §5). Every operation refuses a bad secret ID before it reads or
 // opens anything.
+
+/**
+ * The secret ID Podman's shell driver passes in `SECRET_ID`; throws `secret_id.missing`
+ * when it is unset (each operation then checks the ID itself).
+ */
+export function secretIdFromEnv(env: Env): string {
+  const id = env["SECRET_ID"];
+  if (id === undefined) {
+    throw new PsiError("secret_id.missing", "SECRET_ID is not set", {
+      hint: "Podman's shell driver sets it; by hand: SECRET_ID=<hex id> psi secret lookup",
+    });
+  }
+  return id;
+}
 
 /** Where the one-shot operations keep mappings, and their logger. */
 export interface OneShotOptions {
@@ -82,8 +99,8 @@ export interface LookupOnceOptions {
   id: string;
   /** The run's context: configuration, paths, logger and the cache backend to open. */
   context: PsiContext;
-  /** The cache file (`cachePath` of @psi/core). */
-  cacheFile: string;
+  /** The cache file; default the context's `cache.path`, else state_dir/cache.enc (`cachePath`). */
+  cacheFile?: string;
   /** The factory of a configured provider, loaded on the first lookup that needs it. */
   providerFactory: (name: string) => Promise<ProviderFactory>;
 }
@@ -100,7 +117,7 @@ export async function lookupOnce(options: LookupOnceOptions): Promise<Uint8Array
   const lazy = lazyProviders(context, options.providerFactory);
   const { cache, backend } = await openServeCache({
     settings: context.config.cache,
-    path: options.cacheFile,
+    path: options.cacheFile ?? cachePath(context),
     logger,
     openBackend: async () => context.openCacheBackend?.(),
   });

@@ -1,5 +1,7 @@
 import { readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { saveCache } from "@psi/cache";
+import { createKeyfileCacheBackend, initKeyfile } from "@psi/cache-keyfile";
 import {
   isPsiError,
   loadConfig,
@@ -10,7 +12,13 @@ import {
 import { tempDir } from "@psi/testkit/tmp";
 import { captureLogger } from "@psi/testkit/unix-http";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { listMappingIds, lookupOnce, removeMappingOnce, storeMappingOnce } from "../src/index.js";
+import {
+  listMappingIds,
+  lookupOnce,
+  removeMappingOnce,
+  secretIdFromEnv,
+  storeMappingOnce,
+} from "../src/index.js";
 import { mappingFor, type TableProvider, tableProvider } from "./helpers.js";
 
 // `psi secret store|lookup|delete|list` as library calls: real files in a temp state_dir,
@@ -74,6 +82,25 @@ async function failure(promise: Promise<unknown>): Promise<unknown> {
   );
 }
 
+describe("secretIdFromEnv", () => {
+  it("reads SECRET_ID as Podman's shell driver sets it; unset is secret_id.missing with a hint", () => {
+    expect(secretIdFromEnv({ SECRET_ID: ID, PATH: "/bin" })).toBe(ID);
+    // An empty ID is passed on: the operation refuses it as secret_id.invalid.
+    expect(secretIdFromEnv({ SECRET_ID: "" })).toBe("");
+    let thrown: unknown;
+    try {
+      secretIdFromEnv({ PATH: "/bin" });
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toMatchObject({
+      code: "secret_id.missing",
+      message: "SECRET_ID is not set",
+      hint: expect.stringContaining("SECRET_ID=<hex id> psi secret lookup"),
+    });
+  });
+});
+
 describe("storeMappingOnce", () => {
   it("writes the mapping 0600; a bad ID is refused before reading, a non-mapping writes nothing", async () => {
     const mapping = Buffer.from(JSON.stringify(mappingFor("KEY")));
@@ -121,6 +148,52 @@ describe("lookupOnce", () => {
     expect(Buffer.from(value).toString()).toBe("the-value");
     expect(opened.built).toEqual(["infisical"]);
     expect(opened.closed).toEqual(["infisical"]);
+  });
+
+  it("reads the cache file the configuration names when the caller names none", async () => {
+    const keyFile = join(dir.path, "cache.keyfile");
+    const cacheFile = join(dir.path, "elsewhere", "custom.enc");
+    await initKeyfile({ path: keyFile });
+    const writer = createKeyfileCacheBackend({ path: keyFile });
+    await writer.open();
+    await saveCache({
+      path: cacheFile,
+      backend: writer,
+      fetched: [{ mapping: mappingFor("KEY"), value: Buffer.from("from-the-cache") }],
+      prune: true,
+    });
+    await writer.close();
+    const file = join(dir.path, "cached.yaml");
+    await writeFile(
+      file,
+      `state_dir: ${stateDir}\ncache: { enabled: true, backend: keyfile, key_file: ${keyFile}, path: ${cacheFile} }\n` +
+        "providers:\n  infisical:\n    api_url: http://127.0.0.1:9\n" +
+        "    auth: { method: universal-auth, client_id: id, client_secret: secret }\n" +
+        "    projects: { proj: { id: p, environment: prod } }\n",
+    );
+    const cached = makeContext(await loadConfig({ path: file, env: {}, uid: process.getuid!() }), {
+      logger: log.logger,
+      env: {},
+    });
+    cached.openCacheBackend = async () => {
+      const backend = createKeyfileCacheBackend({ path: keyFile });
+      await backend.open();
+      return backend;
+    };
+    await storeMappingOnce({
+      ...options(),
+      id: ID,
+      read: async () => Buffer.from(JSON.stringify(mappingFor("KEY"))),
+    });
+    // The provider would answer something else: the value must come from custom.enc.
+    const opened = factories({ infisical: tableProvider("infisical", { KEY: "live" }) });
+    const value = await lookupOnce({
+      id: ID,
+      context: cached,
+      providerFactory: opened.providerFactory,
+    });
+    expect(Buffer.from(value).toString()).toBe("from-the-cache");
+    expect(opened.built).toEqual([]);
   });
 
   it("refuses a bad ID before opening anything", async () => {

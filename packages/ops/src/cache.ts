@@ -349,6 +349,13 @@ export interface CacheStatusReport {
   verify?: CacheVerifyReport;
   /** False when the file is unreadable, mismatched or failed verification. */
   ok: boolean;
+  /** Seconds since the file was last written (never negative); absent without a file. */
+  ageSeconds?: number;
+}
+
+/** Whole seconds from `mtimeMs` to `nowMs`, never negative (a clock set back reads 0). */
+export function ageSeconds(mtimeMs: number, nowMs: number): number {
+  return Math.max(0, Math.round((nowMs - mtimeMs) / 1000));
 }
 
 /**
@@ -375,10 +382,14 @@ export function cacheStatusJson(report: CacheStatusReport): Record<string, unkno
   };
 }
 
-/** Reads the cache file's header and metadata; with `backend`, also decrypts it. */
+/**
+ * Reads the cache file's header and metadata, and its age at `options.nowMs` (default
+ * now); with `verifyWith`, also decrypts it.
+ */
 export async function cacheStatus(
   where: CacheLocations,
   verifyWith?: () => Promise<CacheBackend | undefined>,
+  options: { nowMs?: number } = {},
 ): Promise<CacheStatusReport> {
   const file = await readCacheStatus(where.cachePath);
   const configured = where.configuredBackend;
@@ -393,6 +404,9 @@ export async function cacheStatus(
     mismatch,
     ...(verify === undefined ? {} : { verify }),
     ok: !mismatch && file.error === undefined && (verify === undefined || verify.ok),
+    ...(file.mtimeMs === undefined
+      ? {}
+      : { ageSeconds: ageSeconds(file.mtimeMs, options.nowMs ?? Date.now()) }),
   };
 }
 
@@ -585,6 +599,28 @@ export async function initHostCache(options: HostCacheInitOptions): Promise<Cach
     where: cacheLocations(loaded, { env: options.env, uid }),
     hsm: backend === "hsm" ? loaded?.config.providers?.nitrokeyhsm : undefined,
   });
+}
+
+/**
+ * The JSON of `psi cache invalidate`: each target with its mapping's provider (not the
+ * mapping), and with `all` how many entries were dropped.
+ */
+export function invalidateResultJson(result: InvalidateResult): Record<string, unknown> {
+  const { path, entries } = result;
+  if (!result.exists) return { path, exists: false, removed: [], entries };
+  return {
+    path,
+    exists: true,
+    ...(result.removedAll === undefined ? {} : { all: true, removed_count: result.removedAll }),
+    removed: result.removed.map((r) => ({
+      target: r.target,
+      id: r.id,
+      ...(r.name === undefined ? {} : { name: r.name }),
+      provider: r.mapping.provider,
+      removed: r.removed,
+    })),
+    entries,
+  };
 }
 
 /** Options of {@link invalidateHostCache}. */

@@ -4,7 +4,7 @@ import { dirname, join } from "node:path";
 import { saveCache } from "@psi/cache";
 import { initKeyfile, keyfileCacheBackendFromKey } from "@psi/cache-keyfile";
 import type { CacheBackend, LoadedConfig, Logger, Provider } from "@psi/core";
-import { defaultPaths, type Env, PsiError } from "@psi/core";
+import { defaultPaths, type Env, errorMessage, PsiError } from "@psi/core";
 import {
   createLookupServer,
   type LookupServer,
@@ -106,31 +106,54 @@ async function findFile(root: string, name: string, within: string): Promise<str
 
 /** Options of {@link demoThroughPodman}. */
 export interface DemoPodmanOptions {
-  /** The demo directory; Podman's storage goes under it. */
-  dir: string;
+  /** The prepared demo: Podman's storage goes under its directory, its DB password sample is used. */
+  host: Pick<DemoHost, "dir" | "samples">;
   /** The lookup socket the shell driver calls. */
   socket: string;
-  /** The sealed mapping the secret is created with. */
-  mapping: Uint8Array;
-  /** The Podman secret's name. */
-  name: string;
   env: Env;
   /** Each command as the walkthrough shows it, before it runs. */
   onCommand?: (line: string) => void;
 }
 
+/** What the Podman walkthrough showed: the value the container got at `target`, or why it was skipped. */
+export interface DemoPodmanResult {
+  /** Where the container mounts the secret. */
+  target: string;
+  /** The value Podman resolved through the demo socket. */
+  value?: Buffer;
+  /** Why the walkthrough could not run here (no podman, a command failed, ...). */
+  skipped?: string;
+}
+
+// The walkthrough's secret: the DB password sample, under a Podman name of its own.
+const PODMAN_SAMPLE = "demo--DB_PASSWORD";
+const PODMAN_SECRET = "psi-demo-db-password";
+const PODMAN_TARGET = "/run/secrets/db";
+
 /**
- * The Podman part of the walkthrough: a shell-driver secret created with the podman CLI
- * (the driver's store goes through the demo socket) and a `podman create` that makes
- * Podman resolve it, in storage isolated under the demo directory. Returns the value
- * Podman received, or a reason it could not run here.
+ * The Podman part of the walkthrough: a shell-driver secret (the DB password sample)
+ * created with the podman CLI (the driver's store goes through the demo socket) and a
+ * `podman create` that makes Podman resolve it, in storage isolated under the demo
+ * directory. Never throws: what keeps it from running here is reported as `skipped`.
  */
-export async function demoThroughPodman(
+export async function demoThroughPodman(options: DemoPodmanOptions): Promise<DemoPodmanResult> {
+  try {
+    return { target: PODMAN_TARGET, ...(await throughPodman(options)) };
+  } catch (error) {
+    return { target: PODMAN_TARGET, skipped: errorMessage(error) };
+  }
+}
+
+async function throughPodman(
   options: DemoPodmanOptions,
 ): Promise<{ value?: Buffer; skipped?: string }> {
-  const { dir, socket, mapping, name } = options;
+  const { host, socket } = options;
+  const { dir } = host;
+  const name = PODMAN_SECRET;
+  const sample = host.samples.find((candidate) => candidate.name === PODMAN_SAMPLE);
+  if (sample === undefined) return { skipped: `the demo has no ${PODMAN_SAMPLE} sample` };
   const say = options.onCommand ?? (() => {});
-  const version = await runTool("podman", ["--version"], process.env, 0);
+  const version = await runTool("podman", ["--version"], options.env, 0);
   if (!version.ok) return { skipped: "podman is not installed" };
   const conf = join(dir, "podman", "containers.conf");
   await mkdir(join(dir, "podman", "rootfs"), { recursive: true });
@@ -151,17 +174,18 @@ export async function demoThroughPodman(
     ["-c", 'cat | podman "$@"', "sh", ...flags, "secret", "create", "--driver", "shell", name, "-"],
     env,
     0,
-    mapping,
+    sample.mapping,
   );
   if (!created.ok) return { skipped: `podman secret create failed: ${created.output}` };
-  say(`podman create --secret ${name},type=mount,target=/run/secrets/db --rootfs <dir> /bin/true`);
+  const secret = `${name},type=mount,target=${PODMAN_TARGET}`;
+  say(`podman create --secret ${secret} --rootfs <dir> /bin/true`);
   const container = await runTool(
     "podman",
     [
       ...flags,
       "create",
       "--secret",
-      `${name},type=mount,target=/run/secrets/db`,
+      secret,
       "--rootfs",
       join(dir, "podman", "rootfs"),
       "/bin/true",

@@ -75,6 +75,11 @@ export interface Host {
   openProviders(only?: string): Promise<Map<string, Provider>>;
   /** The configured cache backend, not opened; undefined when the cache is off or unset. */
   cacheBackend(): Promise<CacheBackend | undefined>;
+  /**
+   * The configured cache backend opened (the one {@link Host.context}'s openCacheBackend
+   * shares: serve, setup and the local provider use it); undefined when none is configured.
+   */
+  openCacheBackend(): Promise<CacheBackend | undefined>;
 }
 
 /** Opens nothing yet: each part of the host loads on first use. */
@@ -158,6 +163,9 @@ export function openHost(options: HostOptions): Host {
         }
       }
       return opened;
+    },
+    async openCacheBackend() {
+      return (await host.context()).openCacheBackend?.();
     },
     async cacheBackend() {
       const context = await host.context();

@@ -22,6 +22,7 @@ export {
   initHostCache,
   invalidateCache,
   invalidateHostCache,
+  invalidateResultJson,
   listCacheBackends,
   type ResolveTargetsOptions,
   resolveInvalidateTargets,
@@ -31,6 +32,7 @@ export {
   DEMO_SAMPLES,
   type DemoHost,
   type DemoPodmanOptions,
+  type DemoPodmanResult,
   type DemoServe,
   type DemoServeOptions,
   demoEnvironment,
@@ -68,6 +70,7 @@ export {
   type PcscdSetupOptions,
   type PcscdSetupResult,
   type PlacedPcscdFile,
+  pcscdSetupJson,
   setupPcscd,
 } from "./pcscd.js";
 export {
@@ -102,5 +105,12 @@ export {
   type RegisterSecretOptions,
   registerSealedSecret,
 } from "./store.js";
-export { requestSystemd, type SystemdRequest, type TimerState, timerState } from "./systemd.js";
+export {
+  requestSystemd,
+  type SystemdRequest,
+  type TimerSchedule,
+  type TimerState,
+  timerSchedule,
+  timerState,
+} from "./systemd.js";
 export { type InstallUnitsOptions, installUnits, type UnitsInstall } from "./units.js";

@@ -164,3 +164,21 @@ export async function setupPcscd(options: PcscdSetupOptions): Promise<PcscdSetup
     notes: setup.notes,
   };
 }
+
+/**
+ * The JSON of `psi nitrokeyhsm setup-pcscd`: the image only under `built` (when one was
+ * built), the daemon-reload only when one was asked for.
+ */
+export function pcscdSetupJson(result: PcscdSetupResult): Record<string, unknown> {
+  const { builtFrom: built, daemonReload: reload } = result;
+  return {
+    volume: result.volume,
+    mode: result.mode,
+    written: result.written,
+    files: result.files,
+    ...(built ? { built: { image: result.image, from_rootfs: built.fromRootfs } } : {}),
+    ...(reload ? { daemon_reload: reload } : {}),
+    commands: result.commands,
+    notes: result.notes,
+  };
+}

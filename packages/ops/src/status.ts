@@ -14,6 +14,7 @@ import {
 } from "@psi/core";
 import { type MetricSample, parsePrometheus, resolveSocketToken } from "@psi/lookup-server";
 import { renderDriverConf } from "@psi/unitgen";
+import { ageSeconds } from "./cache.js";
 import { getOnSocket, lookupSocketPath, socketProblem } from "./socket.js";
 
 // `psi status` (SPEC §11, §14): one look at a host. Everything here is cheap: two requests
@@ -234,7 +235,7 @@ function cacheReport(
     state: "ok",
   };
   if (file.mtimeMs !== undefined) {
-    report.ageSeconds = Math.max(0, Math.round((nowMs - file.mtimeMs) / 1000));
+    report.ageSeconds = ageSeconds(file.mtimeMs, nowMs);
   }
   // Staleness only means something when a refresh is expected: the cache is in use and
   // some workload's values are fetched (and so refreshed by the timer).

@@ -31,6 +31,27 @@ export async function timerState(options: {
   return properties["LoadState"] === "loaded" ? properties : undefined;
 }
 
+/** A timer's schedule as a person reads it: its state, when it last fired, when it fires next. */
+export interface TimerSchedule {
+  /** `ActiveState` (`active`, `inactive`, ...), `unknown` when systemd did not say. */
+  active: string;
+  /** `LastTriggerUSec`; absent when the timer never fired (systemd says `n/a`). */
+  lastTrigger?: string;
+  /** `NextElapseUSecRealtime`; absent when nothing is scheduled. */
+  nextElapse?: string;
+}
+
+/** The schedule of a {@link timerState}, with systemd's empty and `n/a` values dropped. */
+export function timerSchedule(state: TimerState): TimerSchedule {
+  const last = state["LastTriggerUSec"];
+  const next = state["NextElapseUSecRealtime"];
+  return {
+    active: state["ActiveState"] ?? "unknown",
+    ...(last && last !== "n/a" ? { lastTrigger: last } : {}),
+    ...(next ? { nextElapse: next } : {}),
+  };
+}
+
 /** How one request to systemd went; never a thrown error. */
 export interface SystemdRequest {
   ok: boolean;

@@ -1,4 +1,4 @@
-import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { readCacheFile, saveCache } from "@psi/cache";
 import { createKeyfileCacheBackend } from "@psi/cache-keyfile";
@@ -14,6 +14,7 @@ import {
   initHostCache,
   invalidateCache,
   invalidateHostCache,
+  invalidateResultJson,
   resolveInvalidateTargets,
 } from "../src/index.js";
 
@@ -103,12 +104,21 @@ describe("cacheStatus", () => {
     const plain = await cacheStatus(await where());
     expect(plain).toMatchObject({ ok: true, mismatch: false, tagBackend: "keyfile" });
     expect(plain.verify).toBeUndefined();
+    // Its age at a given time, from the file's mtime; a clock behind the file reads 0.
+    const written = new Date("2026-01-01T00:00:00Z");
+    await utimes(join(stateDir, "cache.enc"), written, written);
+    const location = await where();
+    const at = (nowMs: number) => cacheStatus(location, undefined, { nowMs });
+    expect((await at(written.getTime() + 90_400)).ageSeconds).toBe(90);
+    expect((await at(written.getTime() - 5_000)).ageSeconds).toBe(0);
     const verified = await cacheStatus(await where(), backend);
     expect(verified.verify).toMatchObject({ ok: true, entries: 0 });
   });
 
   it("has a machine form: snake_case, nulls for the unknown, the mode in octal", async () => {
-    const absent = cacheStatusJson(await cacheStatus(await where()));
+    const missing = await cacheStatus(await where());
+    expect(missing).not.toHaveProperty("ageSeconds");
+    const absent = cacheStatusJson(missing);
     expect(absent).toMatchObject({ exists: false, size: null, mode: null, tag_backend: null });
     expect(absent).not.toHaveProperty("verify");
     await initKeyfile();
@@ -309,8 +319,26 @@ describe("invalidateHostCache", () => {
     const one = await invalidateHostCache({ ...options, targets: [IDS[0]!] });
     expect(one.removed.map((r) => [r.id, r.removed])).toEqual([[IDS[0], true]]);
     expect(one.entries).toBe(1);
+    // The JSON names each target's provider, never its mapping.
+    expect(invalidateResultJson(one)).toEqual({
+      path,
+      exists: true,
+      removed: [{ target: IDS[0], id: IDS[0], provider: "infisical", removed: true }],
+      entries: 1,
+    });
     const all = await invalidateHostCache({ ...options, targets: "all" });
     expect(all).toMatchObject({ exists: true, removedAll: 1, entries: 0 });
+    expect(invalidateResultJson(all)).toEqual({
+      path,
+      exists: true,
+      all: true,
+      removed_count: 1,
+      removed: [],
+      entries: 0,
+    });
+    await rm(path);
+    const none = await invalidateHostCache({ ...options, targets: "all" });
+    expect(invalidateResultJson(none)).toEqual({ path, exists: false, removed: [], entries: 0 });
   });
 
   it("an unresolvable name fails before the cache is opened", async () => {

@@ -4,13 +4,15 @@ import { readCacheFile } from "@psi/cache";
 import { createKeyfileCacheBackend, keyfileCacheBackend } from "@psi/cache-keyfile";
 import { type CacheBackend, isPsiError, loadConfig, makeContext, parseMapping } from "@psi/core";
 import { localProvider, openLocalBlob } from "@psi/provider-local";
-import { tempDir } from "@psi/testkit/tmp";
+import { podmanAvailable } from "@psi/testkit/podman";
+import { requireTool, tempDir } from "@psi/testkit/tmp";
 import { captureLogger } from "@psi/testkit/unix-http";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   DEMO_SAMPLES,
   demoEnvironment,
   demoLookup,
+  demoThroughPodman,
   prepareDemoHost,
   startDemoServe,
 } from "../src/index.js";
@@ -138,5 +140,86 @@ describe("demoEnvironment", () => {
         "/demo/config.yaml",
       ),
     ).toEqual({ HOME: "/h", PATH: "/bin", PSI_CONFIG: "/demo/config.yaml" });
+  });
+});
+
+/** The demo host served on a socket under `root`, as `psi demo` runs it. */
+async function servedDemo(rootPath: string) {
+  // Under the system's temp directory, as psi demo does: Podman refuses a runroot path
+  // longer than 50 characters.
+  const host = await prepareDemoHost();
+  const socket = join(rootPath, "demo.sock");
+  const { logger } = captureLogger("warn");
+  const loaded = await loadConfig({ path: host.configPath, env: {}, uid: process.getuid!() });
+  const context = makeContext(loaded, { logger, env: {} });
+  const backend = keyfileCacheBackend(context);
+  await backend.open();
+  const served = await startDemoServe({
+    loaded,
+    socket,
+    logger,
+    openProviders: async () => {
+      const local = localProvider({ ...context, openCacheBackend: async () => backend });
+      await local.open();
+      return new Map([["local", local]]);
+    },
+    openCacheBackend: async () => backend,
+  });
+  return {
+    host,
+    socket,
+    async close() {
+      await served.close();
+      await backend.close();
+      await host.remove();
+    },
+  };
+}
+
+describe.skipIf(requireTool(podmanAvailable(), "podman", "podman"))("demoThroughPodman", () => {
+  it("has Podman resolve the DB password through the demo socket, in storage under the demo", async () => {
+    const demo = await servedDemo(root.path);
+    try {
+      const commands: string[] = [];
+      const result = await demoThroughPodman({
+        host: demo.host,
+        socket: demo.socket,
+        env: process.env,
+        onCommand: (line) => commands.push(line),
+      });
+      expect(result.skipped).toBeUndefined();
+      expect(result.target).toBe("/run/secrets/db");
+      expect(result.value?.toString("utf8")).toBe("correct-horse-battery-staple");
+      expect(commands).toEqual([
+        expect.stringMatching(/podman secret create --driver shell psi-demo-db-password -$/),
+        expect.stringMatching(
+          /--secret psi-demo-db-password,type=mount,target=\/run\/secrets\/db /,
+        ),
+      ]);
+    } finally {
+      await demo.close();
+    }
+  });
+
+  it("reports what keeps it from running as skipped, never throws", async () => {
+    const demo = await servedDemo(root.path);
+    try {
+      const noPodman = await demoThroughPodman({
+        host: demo.host,
+        socket: demo.socket,
+        env: { PATH: join(root.path, "empty-bin") },
+      });
+      expect(noPodman).toEqual({ target: "/run/secrets/db", skipped: "podman is not installed" });
+      // Its directory under a regular file: the walkthrough cannot even start.
+      const blocked = await demoThroughPodman({
+        host: { ...demo.host, dir: join(demo.host.configPath, "sub") },
+        socket: demo.socket,
+        env: process.env,
+      });
+      expect(blocked.skipped).toMatch(/ENOTDIR|not a directory/);
+      expect(blocked.value).toBeUndefined();
+    } finally {
+      await demo.close();
+    }
   });
 });

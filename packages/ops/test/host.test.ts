@@ -69,6 +69,7 @@ describe("openHost", () => {
     const first = await context.openCacheBackend?.();
     expect(first).toBeDefined();
     expect(await (await host.context()).openCacheBackend?.()).toBe(first);
+    expect(await host.openCacheBackend()).toBe(first);
     expect(await host.cacheBackend()).toBeDefined();
     await first?.close();
     for (const provider of opened.values()) await provider.close?.();
@@ -79,6 +80,11 @@ describe("openHost", () => {
     const { logger } = captureLogger();
     const host = openHost({ env: { HOME: dir.path }, uid, configPath: path, logger: () => logger });
     expect(await host.cacheBackend()).toBeUndefined();
+    // Off for the cache, still there for local secrets: the opened backend stays available.
+    await writeFile(join(dir.path, "cache.keyfile"), randomBytes(32), { mode: 0o600 });
+    const opened = await host.openCacheBackend();
+    expect(opened).toBeDefined();
+    await opened?.close();
   });
 });
 

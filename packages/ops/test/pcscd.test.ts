@@ -2,7 +2,7 @@ import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { tempDir } from "@psi/testkit/tmp";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { setupPcscd } from "../src/index.js";
+import { pcscdSetupJson, setupPcscd } from "../src/index.js";
 
 // setupPcscd without the CLI: rendering places each file, writing puts it there with its mode.
 
@@ -28,6 +28,20 @@ describe("setupPcscd", () => {
     }
     expect(result.builtFrom).toBeUndefined();
     expect(result.daemonReload).toBeUndefined();
+    // Nothing was built or reloaded: the JSON names neither.
+    expect(pcscdSetupJson(result)).toEqual({
+      volume: "pcscd-socket",
+      mode: "container",
+      written: false,
+      files: result.files,
+      commands: result.commands,
+      notes: result.notes,
+    });
+    const built = { ...result, builtFrom: { dir: "/b", fromRootfs: true } };
+    expect(pcscdSetupJson(built)).toMatchObject({
+      built: { image: result.image, from_rootfs: true },
+    });
+    expect(pcscdSetupJson(built)).not.toHaveProperty("image");
   });
 
   it("writes every file into outputDir with its mode", async () => {

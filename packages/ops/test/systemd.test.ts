@@ -2,7 +2,7 @@
 // user manager on a private bus (@psi/testkit/systemd).
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { timerState } from "@psi/ops";
+import { timerSchedule, timerState } from "@psi/ops";
 import {
   startUserManager,
   USER_MANAGER_PACKAGES,
@@ -49,11 +49,18 @@ describe.skipIf(skip)("timerState on a real systemd user manager", () => {
     });
     expect(state).toMatchObject({ LoadState: "loaded", ActiveState: "active" });
     expect(state?.["NextElapseUSecRealtime"]).toMatch(/\d{4}-\d\d-\d\d|\w{3} \d{4}/);
+    // Started but never fired: no last trigger (systemd 252 says "", later ones "n/a").
+    const schedule = timerSchedule(state!);
+    expect(schedule).toEqual({ active: "active", nextElapse: state?.["NextElapseUSecRealtime"] });
+    expect(timerSchedule({ ...state, LastTriggerUSec: "n/a" })).toEqual(schedule);
+    const fired = "Sun 2026-11-29 03:00:00 UTC";
+    expect(timerSchedule({ ...state, LastTriggerUSec: fired }).lastTrigger).toBe(fired);
   });
 
   it("tells a loaded but stopped timer from a running one", async () => {
     const state = await timerState({ scope: "user", timer: "idle.timer", env: manager.env });
     expect(state).toMatchObject({ LoadState: "loaded", ActiveState: "inactive" });
+    expect(timerSchedule(state!)).toEqual({ active: "inactive" });
   });
 
   it("is undefined for a timer systemd does not know, or a manager it cannot reach", async () => {

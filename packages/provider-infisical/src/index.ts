@@ -117,6 +117,7 @@ export {
   type TlsState,
   TlsStateSchema,
   type TlsStatus,
+  tlsRunOk,
   tlsStateFileName,
 } from "./tooling/tls.js";
 export { splitCommandLine, splitUnitWords } from "./tooling/words.js";

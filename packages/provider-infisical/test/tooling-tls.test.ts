@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { type CertificateConfig, CertificateSchema } from "@psi/core";
 import * as v from "valibot";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createTlsManager, type HookRunner, tlsStateFileName } from "../src/index.js";
+import { createTlsManager, type HookRunner, tlsRunOk, tlsStateFileName } from "../src/index.js";
 import { type FakeWorld, fakeWorld, PROJECT_ID } from "./helpers.js";
 
 const DAY = 86_400_000;
@@ -65,8 +65,10 @@ describe("tls issue", () => {
         hooks: [`sh -c 'printf "%s %s" "$PSI_TLS_CERTIFICATE" "$1" > ${marker}' hook "arg one"`],
       }),
     });
-    const [result] = await tls.issue();
+    const results = await tls.issue();
+    const [result] = results;
     expect(result).toMatchObject({ name: "web", action: "issued", hooks: [{ ok: true }] });
+    expect(tlsRunOk(results)).toBe(true);
     expect(world.fake.certificates).toHaveLength(1);
     const issued = world.fake.certificates[0]!;
     expect(issued).toMatchObject({
@@ -111,10 +113,12 @@ describe("tls issue", () => {
 
   it("a failing hook fails the certificate after the files are written, later hooks do not run", async () => {
     const later = join(world.stateDir, "later");
-    const [result] = await manager({
+    const results = await manager({
       web: certificate({ hooks: ["sh -c 'echo reload failed >&2; exit 3'", `touch ${later}`] }),
     }).issue();
+    const [result] = results;
     expect(result).toMatchObject({ action: "failed", error: { code: "tls.hook_failed" } });
+    expect(tlsRunOk(results)).toBe(false);
     expect(result?.error?.message).toContain("exited with status 3: reload failed");
     expect(result?.hooks.map((hook) => hook.ok)).toEqual([false, false]);
     expect(result?.hooks[1]?.error).toBe("not run: an earlier hook failed");
@@ -247,8 +251,10 @@ describe("certificates that wait for approval, and renewals that keep the key", 
   it("reports a pending request, keeps waiting on renew, deploys it once approved", async () => {
     world.fake.requireCertificateApproval(true);
     const tls = manager({ web: certificate() });
-    const [first] = await tls.issue(["web"]);
+    const issued = await tls.issue(["web"]);
+    const [first] = issued;
     expect(first).toMatchObject({ name: "web", action: "pending" });
+    expect(tlsRunOk(issued)).toBe(false);
     expect(first?.requestId).toMatch(/^[0-9a-f-]{36}$/);
     expect(first?.reason).toContain("psi infisical tls renew web");
     await expect(stat(join(out, "cert.pem"))).rejects.toMatchObject({ code: "ENOENT" });
@@ -261,8 +267,10 @@ describe("certificates that wait for approval, and renewals that keep the key", 
     expect(world.fake.count("POST", "/api/v1/cert-manager/certificates")).toBe(1);
 
     await world.fake.approveCertificates();
-    const [deployed] = await tls.renew(["web"]);
+    const renewed = await tls.renew(["web"]);
+    const [deployed] = renewed;
     expect(deployed).toMatchObject({ action: "issued" });
+    expect(tlsRunOk(renewed)).toBe(true);
     const cert = new X509Certificate(await readFile(join(out, "cert.pem"), "utf8"));
     expect(cert.subject).toContain("CN=web.example.test");
     expect(cert.checkIssued(new X509Certificate(await readFile(join(out, "ca.pem"), "utf8")))).toBe(

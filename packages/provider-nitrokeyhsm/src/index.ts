@@ -51,8 +51,10 @@ export {
 } from "./status.js";
 export {
   readStorePublicKey,
+  type SealedNitrokeyHsmSecret,
   type StoredMapping,
   type StoreKeyOptions,
   type StorePublicKey,
   sealForStore,
+  sealNitrokeyHsmSecret,
 } from "./store.js";

@@ -4,9 +4,10 @@ import {
   readPublicKeyCache,
   verifyPublicKeyPin,
 } from "@psi/cache-hsm";
-import type { NitrokeyHsmConfig } from "@psi/core";
+import type { LoadedConfig, NitrokeyHsmConfig } from "@psi/core";
 import { PsiError } from "@psi/core";
 import { type NitrokeyHsmMapping, sealNitrokeyHsmMapping } from "./blob.js";
+import { nitrokeyHsmProviderSettings } from "./settings.js";
 
 /** Where store finds the public key: the config block and state_dir. */
 export interface StoreKeyOptions {
@@ -87,4 +88,27 @@ export async function sealForStore(
   const key = await readStorePublicKey(options);
   const { mapping, bytes } = sealNitrokeyHsmMapping(plaintext, key.der, config.oaep_hash);
   return { mapping, bytes, fingerprint: key.fingerprint };
+}
+
+/** What {@link sealNitrokeyHsmSecret} produced, with the state_dir the mapping belongs in. */
+export interface SealedNitrokeyHsmSecret extends StoredMapping {
+  stateDir: string;
+}
+
+/**
+ * `psi nitrokeyhsm store` (SPEC §8.2): seals the value `read` returns for the pinned key of
+ * `loaded`'s providers.nitrokeyhsm, then zeroes the value. Refuses before reading when the
+ * provider is not configured (`nitrokeyhsm.not_configured`). Needs no token.
+ */
+export async function sealNitrokeyHsmSecret(
+  loaded: LoadedConfig,
+  read: () => Promise<Uint8Array>,
+): Promise<SealedNitrokeyHsmSecret> {
+  const settings = nitrokeyHsmProviderSettings(loaded);
+  const value = await read();
+  try {
+    return { ...(await sealForStore(value, settings)), stateDir: settings.stateDir };
+  } finally {
+    value.fill(0);
+  }
 }

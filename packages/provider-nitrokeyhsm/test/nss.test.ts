@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { PUBLIC_KEY_CACHE_FILE, PUBLIC_KEY_PIN_FILE, publicKeyFingerprint } from "@psi/cache-hsm";
+import { loadConfig } from "@psi/core";
 import { createNssToken, requireNss, type TestToken } from "@psi/testkit/pkcs11";
 import { tempDir } from "@psi/testkit/tmp";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -15,6 +16,7 @@ import {
   preflightNitrokeyHsm,
   sealForStore,
   sealNitrokeyHsmMapping,
+  sealNitrokeyHsmSecret,
 } from "../src/index.js";
 import { recordingLogger, rejection, VECTORS } from "./helpers.js";
 
@@ -71,6 +73,41 @@ describe.skipIf(requireNss())("nitrokeyhsm provider on NSS softokn (OAEP-SHA256)
     } finally {
       await p.close();
     }
+  });
+
+  it("sealNitrokeyHsmSecret seals what it reads for the pinned key and zeroes it; unconfigured, it reads nothing", async () => {
+    await initNitrokeyHsm({ config: token.nitrokeyhsm(), stateDir, env: {} });
+    const file = join(dir.path, `config-${randomBytes(4).toString("hex")}.yaml`);
+    const load = async (config: object) => {
+      // JSON is YAML: the configuration file as a person would write it.
+      await writeFile(file, JSON.stringify({ state_dir: stateDir, ...config }));
+      return loadConfig({ path: file, env: {}, uid: process.getuid?.() ?? 1000 });
+    };
+    const loaded = await load({ providers: { nitrokeyhsm: token.nitrokeyhsm() } });
+    const value = Buffer.from(secret);
+    const sealed = await sealNitrokeyHsmSecret(loaded, async () => value);
+    expect(sealed.stateDir).toBe(stateDir);
+    expect(sealed.fingerprint).toBe(publicKeyFingerprint(token.publicKeyDer!));
+    expect(value.every((byte) => byte === 0)).toBe(true);
+    const p = provider();
+    await p.open();
+    try {
+      const mapping = JSON.parse(Buffer.from(sealed.bytes).toString("utf8"));
+      expect(Buffer.from(await p.lookup(mapping))).toEqual(Buffer.from(secret));
+    } finally {
+      await p.close();
+    }
+
+    let read = false;
+    const unconfigured = await load({ providers: { local: {} } });
+    const refused = await rejection(
+      sealNitrokeyHsmSecret(unconfigured, async () => {
+        read = true;
+        return Buffer.from("value");
+      }),
+    );
+    expect(refused.code).toBe("nitrokeyhsm.not_configured");
+    expect(read).toBe(false);
   });
 
   it("is the provider the CLI wires: built from a PsiContext", async () => {

@@ -29,8 +29,10 @@ export {
   DEFAULT_CONCURRENCY,
   runSetup,
   type SetupCache,
+  type SetupFailures,
   type SetupOptions,
   type SetupRetry,
+  setupFailures,
 } from "./run.js";
 export { runTool, type ToolRun } from "./run-tool.js";
 export type {

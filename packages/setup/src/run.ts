@@ -134,6 +134,36 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.byteLength === b.byteLength && Buffer.compare(a, b) === 0;
 }
 
+/** What went wrong in a setup run, counted: each non-zero count makes {@link SetupResult.ok} false. */
+export interface SetupFailures {
+  /** Workloads whose status is `failed`. */
+  workloads: number;
+  /** Podman secrets not in this fetch. */
+  drift: number;
+  /** Problems not tied to one workload (the Podman API being unreachable). */
+  errors: number;
+  /** 1 when the cache could not be written (an unavailable backend is not a failure). */
+  cache: number;
+  /** Restarts that did not bring a unit back (`failed`, or `skipped` after one that failed). */
+  restarts: number;
+}
+
+/** The failures of a setup run by kind; all zero exactly when the run is ok. */
+export function setupFailures(
+  result: Pick<SetupResult, "workloads" | "drift" | "cache" | "errors">,
+): SetupFailures {
+  return {
+    workloads: result.workloads.filter((workload) => workload.status === "failed").length,
+    drift: result.drift.length,
+    errors: result.errors.length,
+    cache: result.cache.status === "failed" ? 1 : 0,
+    restarts: result.workloads
+      .flatMap((workload) => workload.restarts ?? [])
+      .filter((restart) => restart.status !== "restarted" && restart.status !== "not-running")
+      .length,
+  };
+}
+
 /**
  * `psi setup` as a library (SPEC §9): lists every source of the selected workloads once
  * (shared sources deduplicated by `provider.sourceKey`), merges them per workload in
@@ -521,19 +551,9 @@ export async function runSetup(options: SetupOptions): Promise<SetupResult> {
 
   const workloads = states.map((state) => state.outcome);
   const drift = workloads.flatMap((workload) => workload.drift);
-  const ok =
-    errors.length === 0 &&
-    drift.length === 0 &&
-    cache.status !== "failed" &&
-    workloads.every(
-      (workload) =>
-        workload.status !== "failed" &&
-        (workload.restarts ?? []).every(
-          (restart) => restart.status === "restarted" || restart.status === "not-running",
-        ),
-    );
+  const failures = setupFailures({ workloads, drift, cache, errors });
   return {
-    ok,
+    ok: Object.values(failures).every((count) => count === 0),
     ...(options.provider === undefined ? {} : { provider: options.provider }),
     workloads,
     sources: { listed: fetches.size, references, failed: failedSources },

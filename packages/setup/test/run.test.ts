@@ -6,7 +6,7 @@ import type { FetchedSecret, Provider, PsiContext } from "@psi/core";
 import { infisicalMappingBytes, makeContext, PsiError, parseConfig } from "@psi/core";
 import { aesGcmBackend, cacheKeyer, TAG_KEYFILE } from "@psi/envelope";
 import { createPodmanClient, type PodmanClient } from "@psi/podman";
-import { runSetup, type SetupOptions, type SetupProgress } from "@psi/setup";
+import { runSetup, type SetupOptions, type SetupProgress, setupFailures } from "@psi/setup";
 import { type PodmanSandbox, podmanAvailable, podmanSandbox } from "@psi/testkit/podman";
 import { requireTool, tempDir } from "@psi/testkit/tmp";
 import { captureLogger } from "@psi/testkit/unix-http";
@@ -187,6 +187,13 @@ describe.skipIf(skip)("runSetup (real Podman)", () => {
     );
     const result = await runSetup(run);
     expect(result.ok).toBe(true);
+    expect(setupFailures(result)).toEqual({
+      workloads: 0,
+      drift: 0,
+      errors: 0,
+      cache: 0,
+      restarts: 0,
+    });
     expect(provider.calls.sort()).toEqual(["/a", "/b"]);
     expect(result.sources).toEqual({ listed: 2, references: 3, failed: 0 });
     const byName = new Map((await podman.listSecrets()).map((secret) => [secret.name, secret]));
@@ -303,6 +310,7 @@ describe.skipIf(skip)("runSetup (real Podman)", () => {
       "g",
     );
     expect(partial.drift).toEqual([expect.objectContaining({ secret: "app--GONE", key: "GONE" })]);
+    expect(setupFailures(partial)).toMatchObject({ workloads: 1, drift: 1, cache: 0 });
 
     // Partial again with nothing new: the file is not rewritten at all.
     const bytes = await readFile(cachePath);
@@ -457,6 +465,13 @@ describe.skipIf(skip)("runSetup (real Podman)", () => {
     expect(result.errors).toEqual([
       expect.objectContaining({ stage: "podman", code: "podman.unreachable" }),
     ]);
+    expect(setupFailures(result)).toEqual({
+      workloads: 1,
+      drift: 0,
+      errors: 1,
+      cache: 0,
+      restarts: 0,
+    });
     expect(result.workloads[0]).toMatchObject({ status: "failed", fetched: true });
     expect(result.cache).toMatchObject({ status: "written", entries: 1 });
     await expect(stat(join(systemdDir, "app.container.d"))).rejects.toThrow();

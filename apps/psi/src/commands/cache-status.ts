@@ -1,6 +1,6 @@
 import { type CacheLocations, cacheLocations, cacheStatus, cacheStatusJson } from "@psi/ops/cache";
 import type { App } from "../app.js";
-import { formatAge, hexByte, labelled, plural } from "../text.js";
+import { hexByte, labelled, plural, writtenAgo } from "../text.js";
 
 // `psi cache status` on its own, without commander: a hot command (plain.ts runs it
 // directly), so this file loads only @psi/ops's cache operations.
@@ -38,8 +38,7 @@ function renderCacheStatus(
   } else {
     if (file.size !== undefined) lines.push(["size", `${file.size} bytes`]);
     if (file.mtimeMs !== undefined) {
-      const age = formatAge(Math.max(0, Math.round((Date.now() - file.mtimeMs) / 1000)));
-      lines.push(["last written", `${new Date(file.mtimeMs).toISOString()} (${age} ago)`]);
+      lines.push(["last written", writtenAgo(file.mtimeMs, report.ageSeconds ?? 0)]);
     }
     if (file.version !== undefined && file.tag !== undefined) {
       lines.push([

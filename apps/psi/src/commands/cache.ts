@@ -1,8 +1,13 @@
-import { describeMapping, initHostCache, invalidateHostCache } from "@psi/ops";
+import {
+  describeMapping,
+  initHostCache,
+  invalidateHostCache,
+  invalidateResultJson,
+} from "@psi/ops";
 import { type Command, Option } from "commander";
 import type { App } from "../app.js";
 import { UsageError } from "../errors.js";
-import { INSTALLED_SOCKET } from "../options.js";
+import { installedSocketOption, podmanSocketOption } from "../options.js";
 import { plural } from "../text.js";
 import { locations, runCacheStatus } from "./cache-status.js";
 
@@ -78,7 +83,7 @@ export function registerCache(program: Command, app: App): void {
       "re-fetch every provider's secrets into the cache (= psi setup for every provider)",
     )
     .option("--podman-socket <path>", "Podman API socket (env PSI_PODMAN_SOCKET)")
-    .option("--socket <path>", INSTALLED_SOCKET)
+    .addOption(installedSocketOption())
     .action(async (options: { podmanSocket?: string; socket?: string }) => {
       const { runSetupCommand } = await import("./setup.js");
       await runSetupCommand(app, options);
@@ -107,10 +112,7 @@ function registerCacheInvalidate(cache: Command, app: App): void {
     )
     .argument("[targets...]", "Podman secret names or secret IDs")
     .option("--all", "drop every entry")
-    .option(
-      "--podman-socket <path>",
-      "Podman API socket to resolve names (env PSI_PODMAN_SOCKET; default: the scope's)",
-    )
+    .addOption(podmanSocketOption("to resolve names"))
     .action(async (targets: string[], options: { all?: boolean; podmanSocket?: string }) => {
       if (options.all && targets.length > 0)
         throw new UsageError("give secret names/IDs or --all, not both");
@@ -118,10 +120,8 @@ function registerCacheInvalidate(cache: Command, app: App): void {
         throw new UsageError(
           "name the secrets to invalidate (Podman name or secret ID), or pass --all",
         );
-      const where = await locations(app);
-      const path = where.cachePath;
       const result = await invalidateHostCache({
-        where,
+        where: await locations(app),
         targets: options.all ? "all" : targets,
         env: app.env,
         podmanSocket: options.podmanSocket,
@@ -131,30 +131,11 @@ function registerCacheInvalidate(cache: Command, app: App): void {
         },
         backend: () => app.cacheBackend(),
       });
-      if (!result.exists) {
-        app.output(
-          { path, exists: false, removed: [], entries: 0 },
-          () => `no cache file at ${path}: nothing to invalidate`,
-        );
-        return;
-      }
-      const removedAll = result.removedAll ?? 0;
-      const json = {
-        path,
-        exists: true,
-        ...(options.all ? { all: true, removed_count: removedAll } : {}),
-        removed: result.removed.map((r) => ({
-          target: r.target,
-          id: r.id,
-          ...(r.name === undefined ? {} : { name: r.name }),
-          provider: r.mapping.provider,
-          removed: r.removed,
-        })),
-        entries: result.entries,
-      };
-      app.output(json, () => {
+      const { path } = result;
+      app.output(invalidateResultJson(result), () => {
+        if (!result.exists) return `no cache file at ${path}: nothing to invalidate`;
         if (options.all)
-          return `removed all ${plural(removedAll, "entry")} from ${path} (the HMAC key is kept)`;
+          return `removed all ${plural(result.removedAll ?? 0, "entry")} from ${path} (the HMAC key is kept)`;
         const lines = result.removed.map((r) => {
           const who = r.name === undefined ? r.id : `${r.name} (ID ${r.id})`;
           return r.removed

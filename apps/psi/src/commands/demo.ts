@@ -1,4 +1,3 @@
-import { errorMessage } from "@psi/core";
 import {
   type DemoHost,
   type DemoServe,
@@ -11,6 +10,7 @@ import {
 } from "@psi/ops";
 import type { Command } from "commander";
 import { type App, createApp } from "../app.js";
+import { UsageError } from "../errors.js";
 
 // `psi demo` (SPEC §8.3, §14): @psi/ops prepares the demo host (directory, keyfile, sealed
 // samples) and the Podman walkthrough; this file runs serve over it and narrates.
@@ -38,6 +38,15 @@ export function registerDemo(program: Command, app: App): void {
     .option("--once", "exit after the walkthrough instead of serving until Ctrl-C")
     .option("--no-podman", "skip the Podman part even when podman is installed")
     .action(async (options: { socket?: string; once?: boolean; podman: boolean }) => {
+      // The demo serves its own configuration, written into its temporary directory: a
+      // --config named here would be silently ignored, so it is refused instead, before
+      // anything is created. PSI_CONFIG is ambient (a profile, an image) and is dropped
+      // by demoEnvironment rather than refused.
+      if (app.globals().config !== undefined) {
+        throw new UsageError(
+          "psi demo runs on its own configuration in a temporary directory; drop -c/--config",
+        );
+      }
       const socket = options.socket ?? demoSocketPath(app.env, app.uid);
       // Ctrl-C at any point ends the demo through the cleanup below, never mid-way.
       let onSignal: (() => void) | undefined;
@@ -68,7 +77,7 @@ export function registerDemo(program: Command, app: App): void {
           socket,
           logger: demo.logger(),
           openProviders: () => demo.openProviders(),
-          openCacheBackend: async () => (await demo.context()).openCacheBackend?.(),
+          openCacheBackend: () => demo.openCacheBackend(),
         });
         app.print(`3. psi serve is listening on ${socket}\n`);
 
@@ -82,18 +91,15 @@ export function registerDemo(program: Command, app: App): void {
           app.print(
             "5. The same through Podman (shell driver, storage isolated in the demo directory):",
           );
-          const podmanSecret = "psi-demo-db-password";
           const result = await demoThroughPodman({
-            dir,
+            host,
             socket,
-            mapping: samples[1]!.mapping,
-            name: podmanSecret,
             env: app.env,
             onCommand: (line) => app.print(`   $ ${line}`),
-          }).catch((error: unknown) => ({ skipped: errorMessage(error), value: undefined }));
+          });
           if (result.value !== undefined) {
             app.print(
-              `   Podman received for /run/secrets/db: ${result.value.toString("utf8")} (${result.value.length} bytes)\n`,
+              `   Podman received for ${result.target}: ${result.value.toString("utf8")} (${result.value.length} bytes)\n`,
             );
           } else {
             app.print(`   (skipped: ${result.skipped})\n`);

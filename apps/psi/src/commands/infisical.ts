@@ -1,3 +1,4 @@
+import type { TimerSchedule } from "@psi/ops";
 import type {
   EnvFormat,
   ImportRun,
@@ -10,8 +11,18 @@ import type {
 import { type Command, Option } from "commander";
 import type { App } from "../app.js";
 import { UsageError } from "../errors.js";
-import { collect, PODMAN_SOCKET } from "../options.js";
-import { columnWidth, padCells, plural, progressLine, table, withHint } from "../text.js";
+import { collect, podmanSocketOption } from "../options.js";
+import {
+  columnWidth,
+  countList,
+  failedOf,
+  octalMode,
+  plural,
+  progressLine,
+  statusLine,
+  table,
+  withHint,
+} from "../text.js";
 
 // `psi infisical ...` (SPEC §12): argument parsing and output only; the work is done by
 // @psi/provider-infisical's operations (and @psi/ops for the imports that read Podman), so
@@ -36,7 +47,7 @@ function renderLogin(checks: LoginCheck[]): string {
   const summary =
     failed === 0
       ? `logged in: ${plural(checks.length, "project")}`
-      : `${failed} of ${checks.length} failed`;
+      : failedOf(failed, checks.length);
   return [...table(rows), summary].join("\n");
 }
 
@@ -74,7 +85,7 @@ async function writeFile(
     file,
     mode,
   });
-  const modeText = `0${mode.toString(8).padStart(3, "0")}`;
+  const modeText = octalMode(mode);
   app.output(
     { key, file: written.file, mode: modeText, bytes: written.bytes },
     () => `wrote ${key} to ${written.file} (${plural(written.bytes, "byte")}, mode ${modeText})`,
@@ -113,9 +124,9 @@ function renderImport(report: ImportRun): string {
   }
   const counts = Object.entries(report.counts)
     .filter(([, count]) => count > 0)
-    .map(([outcome, count]) => `${count} ${outcome.replace("_", " ")}`);
+    .map(([outcome, count]) => [outcome.replace("_", " "), count]);
   const total = `${plural(report.results.length, "key")}${report.dryRun ? " (dry run)" : ""}`;
-  lines.push(`${total}${counts.length ? `: ${counts.join(", ")}` : ""}`);
+  lines.push(`${total}${counts.length ? `: ${countList(Object.fromEntries(counts))}` : ""}`);
   return lines.join("\n");
 }
 
@@ -169,29 +180,30 @@ function renderTls(results: TlsResult[]): string {
     results.map((result) => result.name),
     4,
   );
+  // The status column fits `skipped`, `pending`, `renewed` and `FAILED`.
+  const widths = [width, 7] as const;
   for (const result of results) {
-    const name = padCells(result.name, width);
+    const row = (status: string, detail: string) => statusLine(result.name, status, detail, widths);
     if (result.action === "skipped" || result.action === "pending") {
-      lines.push(`${name}  ${result.action.padEnd(7)}  ${result.reason ?? ""}`);
+      lines.push(row(result.action, result.reason ?? ""));
       continue;
     }
     const hooks = result.hooks.length
       ? `; hooks: ${result.hooks.filter((hook) => hook.ok).length} of ${result.hooks.length} ok`
       : "";
     if (result.action === "failed") {
-      const failure = `${name}  FAILED   ${result.error?.message ?? result.reason ?? ""}`;
+      const failure = row("FAILED", result.error?.message ?? result.reason ?? "");
       lines.push(withHint(failure, result.error?.hint, width + 4));
       if (result.serialNumber)
         lines.push(`${" ".repeat(width)}    written: serial ${result.serialNumber}${hooks}`);
       continue;
     }
-    lines.push(
-      `${name}  ${result.action.padEnd(7)}  serial ${result.serialNumber}, expires ${result.notAfter} ` +
-        `(${plural(result.daysLeft ?? 0, "day")} left)${hooks}`,
-    );
+    const days = plural(result.daysLeft ?? 0, "day");
+    const expiry = `serial ${result.serialNumber}, expires ${result.notAfter} (${days} left)`;
+    lines.push(row(result.action, `${expiry}${hooks}`));
   }
   const failed = results.filter((result) => result.action === "failed").length;
-  if (failed > 0) lines.push(`${failed} of ${plural(results.length, "certificate")} failed`);
+  if (failed > 0) lines.push(failedOf(failed, results.length, "certificate"));
   return lines.join("\n");
 }
 
@@ -220,22 +232,19 @@ async function tls(
   names: string[],
   force: boolean,
 ): Promise<void> {
-  const { infisicalTls } = await import("@psi/provider-infisical");
+  const { infisicalTls, tlsRunOk } = await import("@psi/provider-infisical");
   const manager = infisicalTls(await app.context());
   if (manager === undefined) return app.output([], () => NO_CERTIFICATES);
   const results =
     verb === "issue" ? await manager.issue(names) : await manager.renew(names, { force });
-  // A request waiting for approval deployed nothing: scripts must not go on as if it had.
-  if (results.some((result) => result.action === "failed" || result.action === "pending"))
-    app.exitCode = 1;
+  if (!tlsRunOk(results)) app.exitCode = 1;
   app.output(results, () => renderTls(results));
 }
 
-function renderTimer(timer: string, info: Record<string, string>): string {
-  const lines = [`timer ${timer}: ${info["ActiveState"] ?? "unknown"}`];
-  if (info["LastTriggerUSec"] && info["LastTriggerUSec"] !== "n/a")
-    lines.push(`  last check: ${info["LastTriggerUSec"]}`);
-  if (info["NextElapseUSecRealtime"]) lines.push(`  next check: ${info["NextElapseUSecRealtime"]}`);
+function renderTimer(timer: string, schedule: TimerSchedule): string {
+  const lines = [`timer ${timer}: ${schedule.active}`];
+  if (schedule.lastTrigger) lines.push(`  last check: ${schedule.lastTrigger}`);
+  if (schedule.nextElapse) lines.push(`  next check: ${schedule.nextElapse}`);
   return lines.join("\n");
 }
 
@@ -244,9 +253,9 @@ async function tlsStatus(app: App, names: string[], timer: string): Promise<void
   const { infisicalTls } = await import("@psi/provider-infisical");
   const manager = infisicalTls(context);
   if (!app.reportJson()) {
-    const { timerState } = await import("@psi/ops");
+    const { timerSchedule, timerState } = await import("@psi/ops");
     const info = await timerState({ scope: context.scope, timer, env: app.env });
-    if (info) app.print(`${renderTimer(timer, info)}\n`);
+    if (info) app.print(`${renderTimer(timer, timerSchedule(info))}\n`);
   }
   if (manager === undefined) return app.report([], () => NO_CERTIFICATES);
   const statuses = await manager.status(names);
@@ -340,7 +349,7 @@ export function registerInfisical(program: Command, app: App): void {
     .argument("[names...]", "Podman secret names")
     .option("--name <name>", "a Podman secret name (repeatable; same as NAME)", collect)
     .option("--all", "every Podman secret")
-    .option("--podman-socket <path>", PODMAN_SOCKET)
+    .addOption(podmanSocketOption())
     .action(async (names: string[], flags: ImportFlags & { all?: boolean; name?: string[] }) =>
       importPodmanSecrets(app, names, flags),
     );
@@ -351,7 +360,7 @@ export function registerInfisical(program: Command, app: App): void {
     )
     .argument("<files...>", "quadlet files")
     .option("--resolve-secrets", "also import Secret= references, read through Podman")
-    .option("--podman-socket <path>", PODMAN_SOCKET)
+    .addOption(podmanSocketOption())
     .action(async (files: string[], flags: ImportFlags & { resolveSecrets?: boolean }) =>
       runImport(app, async (context, onProgress) => {
         const { importQuadlets } = await import("@psi/ops");

@@ -1,6 +1,7 @@
 import { type DriverInstallOptions, installDriverConf, planDriverInstall } from "@psi/ops";
 import type { Command } from "commander";
 import type { App } from "../app.js";
+import { octalMode } from "../text.js";
 
 /** `psi install [--stdout] [--socket PATH]` (SPEC §5). */
 export function registerInstall(program: Command, app: App): void {
@@ -29,7 +30,7 @@ export function registerInstall(program: Command, app: App): void {
         return;
       }
       const plan = await installDriverConf(request);
-      const mode = `0${plan.mode.toString(8)}`;
+      const mode = octalMode(plan.mode);
       app.output(
         { path: plan.path, socket: plan.socket, mode, token: plan.hasToken },
         () =>

@@ -21,9 +21,7 @@ export function registerLocal(program: Command, app: App): void {
       );
       return {
         mapping,
-        stateDir: context.paths.stateDir,
-        scope: context.scope,
-        defaultPodmanSocket: context.paths.podmanSocket,
+        where: context,
         text: (id) => `stored local secret ${name} (Podman secret ID ${id})`,
       };
     },

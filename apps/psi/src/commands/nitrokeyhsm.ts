@@ -1,11 +1,10 @@
 import { readSecretInput } from "@psi/core";
 import type { PcscdSetupOptions } from "@psi/ops";
-import type { StoredMapping } from "@psi/provider-nitrokeyhsm";
 import { type Command, Option } from "commander";
 import type { App } from "../app.js";
 import { UsageError } from "../errors.js";
 import { addStoreCommand } from "../store-secret.js";
-import { columnWidth, labelled, padCells, reloadLines } from "../text.js";
+import { columnWidth, failedOf, labelled, reloadLines, statusLine, withHint } from "../text.js";
 
 // Loaded on use: the provider pulls in graphene-pk11 and its native addon, which every
 // other psi command (psi serve on each boot first of all) must not pay for.
@@ -37,16 +36,20 @@ export function registerNitrokeyHsm(program: Command, app: App): void {
       if (!report.ok) app.exitCode = 1;
       app.report(report, () => {
         const width = columnWidth(report.steps.map((step) => step.title));
-        const lines = report.steps.map((step) => {
-          let line = `${MARK[step.status]}  ${padCells(step.title, width)}  ${step.detail}`;
-          if (step.fix) line += `\n${" ".repeat(width + 8)}fix: ${step.fix}`;
-          return line;
-        });
+        // The mark first (`ok  `, `FAIL`, `skip`), then the step; a fix under the detail.
+        const lines = report.steps.map((step) =>
+          withHint(
+            statusLine(MARK[step.status], step.title, step.detail, [4, width]),
+            step.fix,
+            width + 8,
+            "fix",
+          ),
+        );
         const failed = report.steps.filter((step) => step.status === "fail").length;
         lines.push(
           report.ok
             ? "preflight passed: the HSM is ready"
-            : `preflight failed: ${failed} of ${report.steps.length} checks failed`,
+            : `preflight failed: ${failedOf(failed, report.steps.length, "check")}`,
         );
         return lines.join("\n");
       });
@@ -96,20 +99,13 @@ export function registerNitrokeyHsm(program: Command, app: App): void {
       "with --mapping-only print the mapping for `podman secret create --driver shell NAME -`. Needs no token.",
     async (name) => {
       const loaded = await app.loadConfig();
-      const provider = await hsmProvider();
-      const settings = provider.nitrokeyHsmProviderSettings(loaded);
-      const value = await readSecretInput(app.io.stdin, `nitrokeyhsm store ${name}`);
-      let stored: StoredMapping;
-      try {
-        stored = await provider.sealForStore(value, settings);
-      } finally {
-        value.fill(0);
-      }
+      const { sealNitrokeyHsmSecret } = await hsmProvider();
+      const stored = await sealNitrokeyHsmSecret(loaded, () =>
+        readSecretInput(app.io.stdin, `nitrokeyhsm store ${name}`),
+      );
       return {
         mapping: stored.bytes,
-        stateDir: settings.stateDir,
-        scope: loaded.scope,
-        defaultPodmanSocket: loaded.paths.podmanSocket,
+        where: loaded,
         json: { fingerprint: stored.fingerprint },
         text: (id) =>
           `stored nitrokeyhsm secret ${name} (Podman secret ID ${id}, HSM key sha256:${stored.fingerprint})`,
@@ -238,20 +234,10 @@ async function setupPcscd(app: App, options: PcscdOptions): Promise<void> {
     );
   }
   const loaded = await app.optionalConfig();
-  const { setupPcscd: run } = await import("@psi/ops");
+  const { pcscdSetupJson, setupPcscd: run } = await import("@psi/ops");
   const result = await run({ ...options, loaded, env: app.env, uid: app.uid });
   const { files, builtFrom: built, daemonReload: reload, commands, notes } = result;
-  const json = {
-    volume: result.volume,
-    mode: result.mode,
-    written: result.written,
-    files,
-    ...(built ? { built: { image: result.image, from_rootfs: built.fromRootfs } } : {}),
-    ...(reload ? { daemon_reload: reload } : {}),
-    commands,
-    notes,
-  };
-  app.output(json, () => {
+  app.output(pcscdSetupJson(result), () => {
     const out = files.flatMap((file) =>
       result.written ? [`wrote ${file.path}`] : [`# ---- ${file.path}`, file.text],
     );

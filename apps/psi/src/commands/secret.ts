@@ -1,24 +1,15 @@
-import { cachePath, PsiError, readAll } from "@psi/core";
+import { readAll } from "@psi/core";
 import {
   listMappingIds,
   lookupOnce,
   type OneShotOptions,
   removeMappingOnce,
+  secretIdFromEnv,
   storeMappingOnce,
 } from "@psi/lookup-server";
 import { providerFactory } from "@psi/ops/host";
 import type { Command } from "commander";
 import type { App } from "../app.js";
-
-function secretId(app: App): string {
-  const id = app.env["SECRET_ID"];
-  if (id === undefined) {
-    throw new PsiError("secret_id.missing", "SECRET_ID is not set", {
-      hint: "Podman's shell driver sets it; by hand: SECRET_ID=<hex id> psi secret lookup",
-    });
-  }
-  return id;
-}
 
 /** Driver commands log warnings and errors only, unless asked: Podman runs them per secret. */
 function quietLogs(app: App): void {
@@ -46,7 +37,7 @@ export function registerSecret(program: Command, app: App): void {
     .description("write the mapping on stdin to state_dir/$SECRET_ID")
     .action(async () => {
       quietLogs(app);
-      const id = secretId(app);
+      const id = secretIdFromEnv(app.env);
       await storeMappingOnce({ ...(await oneShot(app)), id, read: () => readAll(app.io.stdin) });
     });
 
@@ -55,14 +46,8 @@ export function registerSecret(program: Command, app: App): void {
     .description("print the plaintext of secret $SECRET_ID (cache, then provider)")
     .action(async () => {
       quietLogs(app);
-      const id = secretId(app);
-      const loaded = await app.loadConfig();
-      const value = await lookupOnce({
-        id,
-        context: await app.context(),
-        cacheFile: cachePath(loaded),
-        providerFactory,
-      });
+      const id = secretIdFromEnv(app.env);
+      const value = await lookupOnce({ id, context: await app.context(), providerFactory });
       app.io.stdout.write(value);
     });
 
@@ -71,7 +56,7 @@ export function registerSecret(program: Command, app: App): void {
     .description("remove state_dir/$SECRET_ID (absent is fine)")
     .action(async () => {
       quietLogs(app);
-      const id = secretId(app);
+      const id = secretIdFromEnv(app.env);
       removeMappingOnce({ ...(await oneShot(app)), id });
     });
 

@@ -37,7 +37,7 @@ export async function runServe(app: App, options: { socket?: string }): Promise<
       logger: app.logger(),
       socket: options.socket,
       openProviders: () => app.openProviders(),
-      openCacheBackend: async () => (await app.context()).openCacheBackend?.(),
+      openCacheBackend: () => app.openCacheBackend(),
       signal: stop.signal,
     });
     if (serve === undefined) return;

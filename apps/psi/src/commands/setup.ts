@@ -1,20 +1,22 @@
 import { dryRunHostSetup, type HostSetupOptions, runHostSetup } from "@psi/ops";
-import type {
-  DryRunReport,
-  SetupIssue,
-  SetupProgress,
-  SetupResult,
-  WorkloadOutcome,
+import {
+  type DryRunReport,
+  type SetupIssue,
+  type SetupProgress,
+  type SetupResult,
+  setupFailures,
+  type WorkloadOutcome,
 } from "@psi/setup";
 import type { Command } from "commander";
 import type { App } from "../app.js";
-import { INSTALLED_SOCKET, PODMAN_SOCKET } from "../options.js";
+import { installedSocketOption, podmanSocketOption } from "../options.js";
 import {
   columnWidth,
-  padCells,
+  countList,
   plural,
   progressLine,
   reloadLines,
+  statusLine,
   table,
   withHint,
 } from "../text.js";
@@ -50,7 +52,7 @@ export async function runSetupCommand(app: App, options: SetupCommandOptions): P
     provider: options.provider,
     podmanSocket: options.podmanSocket,
     socket: options.socket,
-    openCacheBackend: async () => (await app.context()).openCacheBackend?.(),
+    openCacheBackend: () => app.openCacheBackend(),
   };
   if (options.dryRun) {
     const report = await dryRunHostSetup(host);
@@ -109,25 +111,30 @@ export function renderSetup(result: SetupResult): string {
     result.workloads.map((workload) => workload.name),
     8,
   );
+  // The status column fits its longest word, `store-only`.
+  const widths = [width, "store-only".length] as const;
   for (const workload of result.workloads) {
-    const name = padCells(workload.name, width);
     if (workload.status === "store-only") {
-      lines.push(`${name}  store-only  ${workload.note ?? ""}`);
+      lines.push(statusLine(workload.name, "store-only", workload.note ?? "", widths));
       continue;
     }
     if (workload.status === "failed") {
-      lines.push(`${name}  FAILED`);
+      lines.push(statusLine(workload.name, "FAILED", undefined, widths));
       for (const issue of workload.errors) {
         const where = issue.secret ?? (issue.source ? JSON.stringify(issue.source) : issue.stage);
         lines.push(`    ${where}: ${issueLine(issue)}`);
       }
       continue;
     }
-    lines.push(
-      `${name}  ok          ${plural(workload.keys.length, "secret")} (${workload.created.length} new, ` +
-        `${workload.replaced.length} re-created, ${workload.unchanged.length} current), drop-in ` +
-        `${workload.dropIn?.written ? "written" : "unchanged"}`,
-    );
+    const { created, replaced, unchanged } = workload;
+    const counts = countList({
+      new: created.length,
+      "re-created": replaced.length,
+      current: unchanged.length,
+    });
+    const dropIn = workload.dropIn?.written ? "written" : "unchanged";
+    const secrets = `${plural(workload.keys.length, "secret")} (${counts}), drop-in ${dropIn}`;
+    lines.push(statusLine(workload.name, "ok", secrets, widths));
     lines.push(...renderChanges(workload));
   }
   for (const issue of result.errors) lines.push(`error: ${issueLine(issue)}`);
@@ -139,8 +146,9 @@ export function renderSetup(result: SetupResult): string {
   switch (cache.status) {
     case "written":
       lines.push(
-        `cache: ${cache.path}: ${plural(cache.entries, "entry")} (${cache.added} added, ${cache.updated} updated, ` +
-          `${cache.pruned} pruned${cache.pruneApplied ? "" : "; partial run, nothing pruned"})`,
+        `cache: ${cache.path}: ${plural(cache.entries, "entry")} (` +
+          countList({ added: cache.added, updated: cache.updated, pruned: cache.pruned }) +
+          `${cache.pruneApplied ? "" : "; partial run, nothing pruned"})`,
       );
       if (cache.previousUnreadable)
         lines.push(
@@ -162,21 +170,18 @@ export function renderSetup(result: SetupResult): string {
       break;
   }
   lines.push(...reloadLines(result.daemonReload));
-  const failed = result.workloads.filter((workload) => workload.status === "failed").length;
-  const failedRestarts = result.workloads
-    .flatMap((workload) => workload.restarts ?? [])
-    .filter((restart) => restart.status === "failed" || restart.status === "skipped").length;
   if (result.ok) {
     lines.push(
       `setup done: ${plural(result.workloads.length, "workload")}, ${plural(result.sources.listed, "source")} listed`,
     );
   } else {
+    const failed = setupFailures(result);
     const parts = [
-      failed ? plural(failed, "failed workload") : "",
-      result.drift.length ? plural(result.drift.length, "drifted secret") : "",
-      result.errors.length ? plural(result.errors.length, "error") : "",
-      cache.status === "failed" ? "cache not written" : "",
-      failedRestarts ? plural(failedRestarts, "failed restart") : "",
+      failed.workloads ? plural(failed.workloads, "failed workload") : "",
+      failed.drift ? plural(failed.drift, "drifted secret") : "",
+      failed.errors ? plural(failed.errors, "error") : "",
+      failed.cache ? "cache not written" : "",
+      failed.restarts ? plural(failed.restarts, "failed restart") : "",
     ].filter(Boolean);
     lines.push(`setup finished with ${parts.join(", ")}`);
   }
@@ -202,8 +207,11 @@ export function renderDryRun(report: DryRunReport): string {
   }
   lines.push(
     "",
-    `${report.counts.managed} managed, ${report.counts.staleOpts} stale-opts (re-run psi setup after psi install), ` +
-      `${report.counts.orphaned} orphaned (no mapping in ${report.stateDir})`,
+    countList({
+      managed: report.counts.managed,
+      "stale-opts (re-run psi setup after psi install)": report.counts.staleOpts,
+      [`orphaned (no mapping in ${report.stateDir})`]: report.counts.orphaned,
+    }),
   );
   if (report.workloads.length > 0) {
     lines.push(
@@ -234,8 +242,8 @@ export function registerSetup(program: Command, app: App): void {
       "--dry-run",
       "report Podman secrets (managed, stale-opts, orphaned) and drop-in gaps; change nothing",
     )
-    .option("--podman-socket <path>", PODMAN_SOCKET)
-    .option("--socket <path>", INSTALLED_SOCKET)
+    .addOption(podmanSocketOption())
+    .addOption(installedSocketOption())
     .option(
       "--allow-empty",
       "let a source that lists no secrets remove the workload's existing ones (cache included)",

@@ -1,7 +1,8 @@
 import { collectStatus, type StatusReport, statusReportJson } from "@psi/ops";
 import type { Command } from "commander";
 import type { App } from "../app.js";
-import { formatAge, hexByte, labelled, plural, withHint } from "../text.js";
+import { podmanSocketOption } from "../options.js";
+import { countList, formatAge, hexByte, labelled, plural, withHint, writtenAgo } from "../text.js";
 
 // `psi status` (SPEC §11, §14): @psi/ops collects the report; this file renders it.
 
@@ -18,13 +19,9 @@ export function renderStatus(report: StatusReport): string {
   ]);
   if (serve.metrics) {
     const m = serve.metrics;
-    const sources = Object.entries(m.lookups.bySource)
-      .map(([source, n]) => `${n} ${source}`)
-      .join(", ");
-    rows.push([
-      "",
-      `lookups: ${m.lookups.total} (${m.lookups.ok} ok, ${m.lookups.failed} failed${sources ? `; ${sources}` : ""})`,
-    ]);
+    const sources = countList(m.lookups.bySource);
+    const outcomes = countList({ ok: m.lookups.ok, failed: m.lookups.failed });
+    rows.push(["", `lookups: ${m.lookups.total} (${outcomes}${sources ? `; ${sources}` : ""})`]);
     for (const [provider, l] of Object.entries(m.providerLatency)) {
       rows.push(["", `${provider}: ${l.count} live lookups, mean ${l.meanMs} ms`]);
     }
@@ -50,7 +47,7 @@ export function renderStatus(report: StatusReport): string {
             : `, stale after ${formatAge(cache.staleAfterSeconds)}`;
       rows.push([
         "",
-        `written ${new Date(cache.file.mtimeMs).toISOString()} (${formatAge(cache.ageSeconds ?? 0)} ago; refresh_interval ${cache.refreshInterval}${limit})`,
+        `written ${writtenAgo(cache.file.mtimeMs, cache.ageSeconds ?? 0, `; refresh_interval ${cache.refreshInterval}${limit}`)}`,
       ]);
     }
     if (cache.entries !== undefined) rows.push(["", `${cache.entries} entries loaded by serve`]);
@@ -65,10 +62,12 @@ export function renderStatus(report: StatusReport): string {
     rows.push(["drift", drift.error ?? `Podman API not reachable at ${drift.podmanSocket}`]);
   } else {
     const c = drift.counts ?? { managed: 0, staleOpts: 0, orphaned: 0 };
-    rows.push([
-      "drift",
-      `${drift.clean ? "clean" : "DRIFT"}  ${c.managed} managed, ${c.staleOpts} stale-opts, ${c.orphaned} orphaned`,
-    ]);
+    const counts = countList({
+      managed: c.managed,
+      "stale-opts": c.staleOpts,
+      orphaned: c.orphaned,
+    });
+    rows.push(["drift", `${drift.clean ? "clean" : "DRIFT"}  ${counts}`]);
     for (const w of drift.workloads ?? []) {
       rows.push([
         "",
@@ -100,10 +99,7 @@ export function registerStatus(program: Command, app: App): void {
       "serve health, cache age and staleness, providers, drift summary (exit 1: serve down or cache stale)",
     )
     .option("--socket <path>", "the lookup socket (env PSI_SOCKET; default: the scope's)")
-    .option(
-      "--podman-socket <path>",
-      "Podman API socket for the drift summary (env PSI_PODMAN_SOCKET; default: the scope's)",
-    )
+    .addOption(podmanSocketOption("for the drift summary"))
     .action(async (options: { socket?: string; podmanSocket?: string }) => {
       const loaded = await app.optionalConfig();
       const report = await collectStatus({

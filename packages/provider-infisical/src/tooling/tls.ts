@@ -101,6 +101,14 @@ export interface TlsResult {
   error?: { code: string; message: string; hint?: string };
 }
 
+/**
+ * Whether an issue or renew run deployed what it was asked to: no certificate failed, and
+ * none waits for approval (a pending request deployed nothing; scripts must not go on).
+ */
+export function tlsRunOk(results: readonly TlsResult[]): boolean {
+  return results.every((result) => result.action !== "failed" && result.action !== "pending");
+}
+
 /** What `tls status` reports per certificate. */
 export interface TlsStatus {
   name: string;
