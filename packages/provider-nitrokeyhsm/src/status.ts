@@ -1,5 +1,4 @@
 import { readdir } from "node:fs/promises";
-import { join } from "node:path";
 import {
   type HsmSessionInfo,
   nitrokeyHsmDefaults,
@@ -16,9 +15,9 @@ import {
   errorMessage,
   isPsiError,
   isReservedStateFile,
-  MAX_MAPPING_BYTES,
   PsiError,
-  readRegularFile,
+  parseMapping,
+  readMappingFile,
 } from "@psi/core";
 import { NITROKEYHSM_PROVIDER } from "./blob.js";
 
@@ -53,18 +52,13 @@ export async function countNitrokeyHsmMappings(stateDir: string): Promise<Mappin
     if (isReservedStateFile(name)) continue;
     count.total += 1;
     try {
-      // Mappings are small JSON objects; anything bigger, a FIFO or a symlink is not one.
-      const bytes = await readRegularFile(join(stateDir, name), { maxBytes: MAX_MAPPING_BYTES });
-      const value: unknown = JSON.parse(bytes.toString("utf8"));
-      if (
-        typeof value === "object" &&
-        value !== null &&
-        (value as Record<string, unknown>)["provider"] === NITROKEYHSM_PROVIDER
-      ) {
-        count.nitrokeyhsm += 1;
-      }
+      // The lookup path's reader and parser: bounded, no symlink, no FIFO, a JSON object
+      // with a provider. Gone since the listing counts as not a mapping too.
+      const bytes = await readMappingFile(stateDir, name);
+      if (bytes === undefined) throw new Error(`${name} is gone`);
+      if (parseMapping(bytes).provider === NITROKEYHSM_PROVIDER) count.nitrokeyhsm += 1;
     } catch {
-      // a directory, an unreadable or non-JSON file: not a mapping
+      // a directory, an unreadable file or one that is not a mapping
       count.unreadable += 1;
     }
   }

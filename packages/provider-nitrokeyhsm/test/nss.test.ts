@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { PUBLIC_KEY_CACHE_FILE, PUBLIC_KEY_PIN_FILE, publicKeyFingerprint } from "@psi/cache-hsm";
 import { loadConfig } from "@psi/core";
@@ -273,6 +273,18 @@ describe.skipIf(requireNss())("nitrokeyhsm provider on NSS softokn (OAEP-SHA256)
       oaepHash: "sha256",
       pinSource: "providers.nitrokeyhsm.pin",
       mappings: { nitrokeyhsm: 2, total: 3, unreadable: 0 },
+    });
+    // Read as lookups read them: a symlink (even to a nitrokeyhsm mapping), a JSON object
+    // without a provider and a directory are not mappings.
+    const odd = join(stateDir, "..", "odd-state");
+    await mkdir(join(odd, "cafe01"), { recursive: true });
+    await writeFile(join(odd, "cafe02"), bytes, { mode: 0o600 });
+    await symlink(join(odd, "cafe02"), join(odd, "cafe03"));
+    await writeFile(join(odd, "cafe04"), '{"project": "p"}');
+    expect(await countNitrokeyHsmMappings(odd)).toEqual({
+      nitrokeyhsm: 1,
+      total: 4,
+      unreadable: 3,
     });
     expect(status.tokenFingerprint).toBe(status.pinnedFingerprint);
     expect(status.token?.keyLabel).toBe("podman-secrets");
