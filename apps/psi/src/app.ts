@@ -1,12 +1,4 @@
-import type {
-  CacheBackend,
-  Env,
-  LoadedConfig,
-  Logger,
-  LogLevel,
-  Provider,
-  PsiContext,
-} from "@psi/core";
+import type { Env, Logger, LogLevel } from "@psi/core";
 import { createLogger, snakeCaseKeys, stderrIsJournal } from "@psi/core";
 import { type Host, openHost } from "@psi/ops/host";
 
@@ -38,23 +30,13 @@ export interface Io {
  * (@psi/ops openHost: the config loaded once, providers and cache backend from the wiring).
  * Commands get I/O from here, never from globals, so they stay testable.
  */
-export interface App {
+export interface App extends Host {
   readonly env: Env;
   readonly uid: number;
   readonly io: Io;
   globals(): GlobalOptions;
   setGlobals(options: GlobalOptions): void;
   logger(): Logger;
-  loadConfig(): Promise<LoadedConfig>;
-  /** The configuration, or undefined when the scope's default file is absent (a named one must exist). */
-  optionalConfig(): Promise<LoadedConfig | undefined>;
-  context(): Promise<PsiContext>;
-  /** Opens every configured provider; a provider that fails to open is logged and skipped. */
-  openProviders(only?: string): Promise<Map<string, Provider>>;
-  /** The configured cache backend, not opened; undefined when the cache is off or unset. */
-  cacheBackend(): Promise<CacheBackend | undefined>;
-  /** The configured cache backend, opened once per run and shared; undefined when none is set. */
-  openCacheBackend(): Promise<CacheBackend | undefined>;
   /** A progress line on stderr when it is a terminal; a no-op otherwise (SPEC §11). */
   progress(): Progress;
   /** Exit code for a run that completed but must report failure (e.g. setup drift). */
