@@ -63,7 +63,10 @@ function listenFds(): number[] {
  * passed; short commands pay nothing, and units and the image pass the flags themselves.
  */
 export async function ensureNodeFlags(argv: readonly string[] = process.argv): Promise<void> {
-  const missing = (await requiredFlags(commandOf(argv.slice(2)))).filter((flag) => !hasFlag(flag));
+  const required = await requiredFlags(commandOf(argv.slice(2)));
+  if (required.length === 0) return;
+  const given = nodeArgs();
+  const missing = required.filter((flag) => !hasFlag(flag, given));
   if (missing.length === 0) return;
   // process.execve exists from Node 22.15 (engines asks for 22.18); not in worker threads.
   if (typeof process.execve !== "function") return;
