@@ -26,12 +26,7 @@ beforeAll(async () => {
   // A shell driver that keeps mappings in state_dir, as PSI's does through psi serve.
   podman = await podmanSandbox(join(world.dir, "podman"), stateDirDriverConf(state));
   const create = async (name: string, data: string, driver?: string) => {
-    const run = await podman.run(
-      ["secret", "create", ...(driver ? ["--driver", driver] : []), name, "-"],
-      data,
-    );
-    if (run.code !== 0) throw new Error(`podman secret create ${name}: ${run.stderr}`);
-    ids[name] = run.stdout.trim();
+    ids[name] = await podman.createSecret(name, data, driver);
   };
   await create("file-secret", "from the file driver\nwith 'quotes'", "file");
   world.put("/source", "TOKEN", "resolved-through-psi");

@@ -48,8 +48,7 @@ describe.skipIf(skip)("setup --dry-run and the driver options Podman holds", () 
     await writeFile(confPath, sandboxConf);
     await podman.startService();
     const mapping = JSON.stringify({ provider: "infisical", project: "p", path: "/a", key: "K" });
-    const created = await podman.run(["secret", "create", "app--K", "-"], mapping);
-    expect(created.code, created.stderr).toBe(0);
+    await podman.createSecret("app--K", mapping);
   }, 60_000);
   afterAll(async () => {
     await podman?.stop();

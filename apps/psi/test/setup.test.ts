@@ -204,11 +204,7 @@ describe.skipIf(skip)("psi setup against real Podman, psi serve and the fake Inf
   });
 
   it("reports drift with the fix, completes, and exits non-zero", async () => {
-    const created = await host.sandbox.run(
-      ["secret", "create", "--driver", "shell", "myapp--STALE", "-"],
-      mappingText("/myapp", "STALE"),
-    );
-    expect(created.code, created.stderr).toBe(0);
+    await host.sandbox.createSecret("myapp--STALE", mappingText("/myapp", "STALE"), "shell");
     try {
       const run = await host.setup();
       expect(run.code).toBe(1);

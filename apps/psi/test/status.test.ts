@@ -381,11 +381,7 @@ describe.skipIf(noPodman)("psi status drift summary (real Podman)", () => {
         ["myapp--DB_HOST", SECRETS[0]!],
         ["myapp--DB_PASSWORD", SECRETS[1]!],
       ] as const) {
-        const created = await sandbox.run(
-          ["secret", "create", "--driver", "shell", name, "-"],
-          s.mapping,
-        );
-        expect(created.code, created.stderr).toBe(0);
+        await sandbox.createSecret(name, s.mapping, "shell");
       }
       // One secret loses its mapping file: orphaned.
       const listed = await sandbox.run(["secret", "ls", "--format", "{{.ID}} {{.Name}}"]);

@@ -83,12 +83,7 @@ providers:
   context = makeContext(loaded, { logger: recordingLogger(), env: {} });
   podman = await podmanSandbox(join(dir.path, "podman"), stateDirDriverConf(stateDir));
   const create = async (name: string, data: string, driver?: string) => {
-    const run = await podman.run(
-      ["secret", "create", ...(driver ? ["--driver", driver] : []), name, "-"],
-      data,
-    );
-    if (run.code !== 0) throw new Error(`podman secret create ${name}: ${run.stderr}`);
-    ids[name] = run.stdout.trim();
+    ids[name] = await podman.createSecret(name, data, driver);
   };
   await create("file-secret", "from the file driver", "file");
   fake.setSecret({

@@ -122,11 +122,7 @@ describe.skipIf(skip)("runHostSetup and dryRunHostSetup (real Podman, fake Infis
 
   it("a dry run compares Podman's secrets with the options psi install writes for --socket", async () => {
     // Registered through the test's cat driver, not the curl one psi install writes.
-    const created = await sandbox.run(
-      ["secret", "create", "--driver", "shell", "app--EXTRA", "-"],
-      '{"provider":"local"}',
-    );
-    expect(created.code, created.stderr).toBe(0);
+    await sandbox.createSecret("app--EXTRA", '{"provider":"local"}', "shell");
     const report = await dryRunHostSetup({
       loaded,
       env,

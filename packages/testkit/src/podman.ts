@@ -47,6 +47,11 @@ export interface PodmanSandbox {
   readonly flags: string[];
   /** Runs `podman <flags> <args>`; never throws on a non-zero exit. */
   run(args: string[], input?: string | Uint8Array): Promise<PodmanRun>;
+  /**
+   * `podman secret create [--driver DRIVER] NAME -` with `data` on stdin; returns the
+   * secret's ID and throws with Podman's stderr when it fails.
+   */
+  createSecret(name: string, data: string | Uint8Array, driver?: string): Promise<string>;
   /** Starts `podman system service --time=0 unix://<dir>/podman.sock` and waits for `_ping`. */
   startService(): Promise<void>;
   /**
@@ -107,6 +112,12 @@ export async function podmanSandbox(dir: string, containersConf: string): Promis
     env,
     flags,
     run,
+    async createSecret(name, data, driver) {
+      const args = ["secret", "create", ...(driver ? ["--driver", driver] : []), name, "-"];
+      const created = await run(args, data);
+      if (created.code !== 0) throw new Error(`podman secret create ${name}: ${created.stderr}`);
+      return created.stdout.trim();
+    },
     async startService() {
       const child = spawn(
         "podman",
