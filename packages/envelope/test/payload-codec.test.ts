@@ -19,6 +19,10 @@ const sharedPrefix = fc
   .tuple(fc.constantFrom("00000000", "0000000a", "ffffffff", "12345678"), fc.string())
   .map(([prefix, tail]) => prefix + tail);
 const value = fc.uint8Array({ maxLength: 12 });
+/** Payload entries: PSI's hex keys, keys sharing a prefix, and any other string. */
+const pairs = fc.array(fc.tuple(fc.oneof(hex, sharedPrefix, fc.string()), value), {
+  maxLength: 40,
+});
 /** What PSI writes: keys starting with 8 lowercase hex digits, nothing to escape. */
 const psiKey = /^[0-9a-f]{8}[\x20-\x21\x23-\x5b\x5d-\x7e]*$/;
 
@@ -46,45 +50,35 @@ function sorted(entries: Map<string, Uint8Array>): Array<[string, string]> {
 describe("payload codec fast path (SPEC §6.2)", () => {
   it("writes exactly the reference bytes, hex keys or not", () => {
     fc.assert(
-      fc.property(
-        fc.array(fc.tuple(fc.oneof(hex, sharedPrefix, fc.string()), value), { maxLength: 40 }),
-        fc.nat(),
-        (pairs, writtenAt) => {
-          const entries = new Map(pairs);
-          const text = Buffer.from(encodePayload({ hmacKey, entries, writtenAt })).toString(
-            "latin1",
-          );
-          expect(text).toBe(reference(entries, writtenAt));
-          const fast = encodeHexKeyed(entries, text.slice(text.indexOf('},"hmac_key"')));
-          expect(fast !== undefined).toBe([...entries.keys()].every((key) => psiKey.test(key)));
-        },
-      ),
+      fc.property(pairs, fc.nat(), (generated, writtenAt) => {
+        const entries = new Map(generated);
+        const text = Buffer.from(encodePayload({ hmacKey, entries, writtenAt })).toString("latin1");
+        expect(text).toBe(reference(entries, writtenAt));
+        const fast = encodeHexKeyed(entries, text.slice(text.indexOf('},"hmac_key"')));
+        expect(fast !== undefined).toBe([...entries.keys()].every((key) => psiKey.test(key)));
+      }),
       { numRuns: 500 },
     );
   });
 
   it("reads what JSON.parse reads from the same payload", () => {
     fc.assert(
-      fc.property(
-        fc.array(fc.tuple(fc.oneof(hex, sharedPrefix, fc.string()), value), { maxLength: 40 }),
-        fc.nat(),
-        (pairs, writtenAt) => {
-          const entries = new Map(pairs);
-          const text = reference(entries, writtenAt);
-          const fast = decodePayload(Buffer.from(text, "latin1"));
-          const printable = /^[\x20-\x21\x23-\x5b\x5d-\x7e]*$/;
-          expect(decodeCanonical(Buffer.from(text, "latin1")) !== undefined).toBe(
-            [...entries.keys()].every((key) => printable.test(key)),
-          );
-          // A space after the first brace is still the same JSON, but only JSON.parse reads it.
-          const general = decodePayload(Buffer.from(`{ ${text.slice(1)}`, "latin1"));
-          expect(sorted(fast.entries)).toEqual(sorted(entries));
-          expect(sorted(fast.entries)).toEqual(sorted(general.entries));
-          expect(fast.writtenAt).toBe(writtenAt);
-          expect(Buffer.from(fast.hmacKey)).toEqual(hmacKey);
-          expect(fast.legacy).toBe(false);
-        },
-      ),
+      fc.property(pairs, fc.nat(), (generated, writtenAt) => {
+        const entries = new Map(generated);
+        const text = reference(entries, writtenAt);
+        const fast = decodePayload(Buffer.from(text, "latin1"));
+        const printable = /^[\x20-\x21\x23-\x5b\x5d-\x7e]*$/;
+        expect(decodeCanonical(Buffer.from(text, "latin1")) !== undefined).toBe(
+          [...entries.keys()].every((key) => printable.test(key)),
+        );
+        // A space after the first brace is still the same JSON, but only JSON.parse reads it.
+        const general = decodePayload(Buffer.from(`{ ${text.slice(1)}`, "latin1"));
+        expect(sorted(fast.entries)).toEqual(sorted(entries));
+        expect(sorted(fast.entries)).toEqual(sorted(general.entries));
+        expect(fast.writtenAt).toBe(writtenAt);
+        expect(Buffer.from(fast.hmacKey)).toEqual(hmacKey);
+        expect(fast.legacy).toBe(false);
+      }),
       { numRuns: 500 },
     );
   });
