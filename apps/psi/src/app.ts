@@ -18,10 +18,18 @@ export interface Progress {
   done(): void;
 }
 
+/** Where a command writes: Node's stream, a test's capture, or a writer on a descriptor. */
+export interface Output {
+  write(chunk: string | Uint8Array): unknown;
+  readonly isTTY?: boolean | undefined;
+  /** The descriptor behind it, when there is one (the logger writes to it directly). */
+  readonly fd?: number | undefined;
+}
+
 /** Output streams; tests pass their own. */
 export interface Io {
-  stdout: NodeJS.WritableStream & { isTTY?: boolean };
-  stderr: NodeJS.WritableStream & { isTTY?: boolean };
+  stdout: Output;
+  stderr: Output;
   stdin: NodeJS.ReadableStream & { isTTY?: boolean };
 }
 
@@ -67,7 +75,8 @@ export function createApp(io: Io, env: Env, uid: number): App {
     (opened ??= openHost({ env, uid, configPath: globals.config, logger: () => app.logger() }));
   // The progress line shown now (terminal only): a log line clears it and redraws it below.
   let shownProgress = "";
-  const logStream =
+  // Made on the first log line: a command that logs nothing never opens stderr.
+  const logStream = () =>
     io.stderr.isTTY === true
       ? {
           isTTY: true,
@@ -77,7 +86,7 @@ export function createApp(io: Io, env: Env, uid: number): App {
             if (shownProgress) io.stderr.write(shownProgress);
           },
         }
-      : (io.stderr as Io["stderr"] & { fd?: number });
+      : io.stderr;
 
   const app: App = {
     env,
@@ -92,7 +101,7 @@ export function createApp(io: Io, env: Env, uid: number): App {
     logger() {
       logger ??= createLogger({
         level: globals.logLevel ?? (globals.debug ? "debug" : "info"),
-        stream: logStream,
+        stream: logStream(),
         ...(globals.logJson ? { format: "json" as const } : {}),
         syslogPrefix: stderrIsJournal(env, io.stderr),
       });

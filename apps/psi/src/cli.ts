@@ -2,10 +2,26 @@
 declare const PSI_BUILD_VERSION: string | undefined;
 
 // Entry point of the `psi` binary: everything else is in main.ts so tests can run the
-// CLI in-process with their own streams and environment. This file imports nothing at
-// load time (process.getBuiltinModule is synchronous and skips the ESM facades): `psi
-// --version` answers from here, every other command loads main.js (and through it
-// commander and only its own command group) on demand.
+// CLI in-process with their own streams and environment. `psi --version` answers from
+// here; every other command loads the application bundle (dist/app.cjs: main.ts, the
+// packages and the pure-JS dependencies, built by tsup.config.ts) with V8's code cache
+// (bundle-loader.ts). This file imports only the two small modules below, which the
+// build inlines: process.getBuiltinModule is synchronous and skips the ESM facades.
+import { commandOf } from "./argv.js";
+import { loadBundle } from "./bundle-loader.js";
+import { enablePsiCompileCache } from "./compile-cache.js";
+
+/** What the application bundle exports (src/app-bundle.ts). */
+type AppBundle = typeof import("./app-bundle.js");
+
+/** The code cache each command gets: the hot ones their own, the others share one. */
+function codeCacheKind(argv: readonly string[]): string {
+  const command = commandOf(argv);
+  if (command === "serve" || command === "demo") return command;
+  if (command === "cache" && argv.includes("status")) return "cache-status";
+  return "cli";
+}
+
 const self = import.meta.filename;
 const invoked = process.argv[1];
 const realpath = (path: string) => process.getBuiltinModule("node:fs").realpathSync(path);
@@ -17,40 +33,30 @@ if (invoked && (invoked === self || realpath(invoked) === realpath(self))) {
       typeof PSI_BUILD_VERSION === "string"
         ? PSI_BUILD_VERSION
         : (await import("./version.js")).VERSION;
-    process.stdout.write(`${version}\n`);
+    // One short line: written on the descriptor, without building Node's stdout stream.
+    try {
+      process.getBuiltinModule("node:fs").writeSync(1, `${version}\n`);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      // a full non-blocking pipe: Node's stream waits for it; a reader gone: nothing to say
+      if (code === "EAGAIN") process.stdout.write(`${version}\n`);
+      else if (code !== "EPIPE") throw error;
+    }
   } else {
-    // Before anything else: serve and demo re-exec with their Node flags (inspector off).
-    await (await import("./node-flags.js")).ensureNodeFlags();
     const uid = process.getuid?.() ?? 1000;
-    const { enablePsiCompileCache } = await import("./compile-cache.js");
-    enablePsiCompileCache(process.env, uid);
-    // `psi ... | head` closes the pipe early: end quietly, as other Unix tools do, instead
-    // of dying with an unhandled EPIPE stack trace.
-    const quietOnEpipe = (stream: NodeJS.WriteStream) => {
-      if (stream.listenerCount("error") === 0)
-        stream.on("error", (error: NodeJS.ErrnoException) => {
-          if (error.code !== "EPIPE") throw error;
-          process.exit(process.exitCode ?? 0);
-        });
-      return stream;
-    };
-    const options = {
-      // Getters: Node builds each stdio stream on first use, and serve never reads stdin.
-      io: {
-        get stdout() {
-          return quietOnEpipe(process.stdout);
-        },
-        get stderr() {
-          return quietOnEpipe(process.stderr);
-        },
-        get stdin() {
-          return process.stdin;
-        },
+    const kind = codeCacheKind(argv);
+    const app = loadBundle<AppBundle>(
+      process.getBuiltinModule("node:path").join(import.meta.dirname, "app.cjs"),
+      {
+        cacheDir: enablePsiCompileCache(process.env, uid),
+        kind,
+        uid,
+        // serve and demo keep running: write their cache once they are up, not only at exit
+        writeAfterMs: kind === "serve" || kind === "demo" ? 3000 : undefined,
       },
-      env: process.env,
-      uid,
-    };
-    const { runCli } = await import("./main.js");
-    process.exitCode = await runCli(argv, options);
+    ).exports;
+    // Before the command runs: serve and demo re-exec with their Node flags (inspector off).
+    await app.ensureNodeFlags();
+    process.exitCode = await app.runCli(argv, { io: app.processIo(), env: process.env, uid });
   }
 }

@@ -17,32 +17,50 @@ export function compileCacheDir(
 }
 
 /**
- * Turns on Node's on-disk compile cache so a command skips parsing and compiling the
- * bundle it ran last time. Best effort, never throws.
+ * Creates `dir` (0700) when missing and says whether compiled code may be kept there: V8
+ * runs what it loads from it, so a directory owned by someone else or writable by group or
+ * others is not used. Never throws (a read-only file system, no home directory: false).
+ */
+export function trustedCacheDir(dir: string, uid: number): boolean {
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const stats = statSync(dir);
+    return stats.isDirectory() && stats.uid === uid && (stats.mode & 0o022) === 0;
+  } catch {
+    return false;
+  }
+}
+
+/** Enables Node's compile cache in `dir` when {@link trustedCacheDir}; whether it did. */
+export function enableCompileCacheIn(dir: string, uid: number): boolean {
+  if (!trustedCacheDir(dir, uid)) return false;
+  try {
+    return enableCompileCache(dir).status === constants.compileCacheStatus.ENABLED;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Turns on the caches of compiled code for this run and returns the directory that holds
+ * them, or undefined when there is none to use. Node's compile cache covers the entry and
+ * the dependencies loaded from node_modules (unless the operator enabled it elsewhere with
+ * NODE_COMPILE_CACHE); the directory also holds the code cache of the CLI's own bundle
+ * (bundle-loader.ts). NODE_DISABLE_COMPILE_CACHE turns both off. Best effort, never throws.
  */
 export function enablePsiCompileCache(
   env: Readonly<Record<string, string | undefined>>,
   uid: number,
-): void {
-  // NODE_COMPILE_CACHE: Node enabled it already, in the directory the operator chose.
-  if (env["NODE_DISABLE_COMPILE_CACHE"] || env["NODE_COMPILE_CACHE"]) return;
-  enableCompileCacheIn(compileCacheDir(env, uid), uid);
-}
-
-/**
- * Enables the compile cache in `dir` (created 0700) and says whether it did: an
- * unwritable directory, or one owned by someone else or writable by group or others
- * (V8 would load code from it), leaves it off.
- */
-export function enableCompileCacheIn(dir: string, uid: number): boolean {
-  try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const stats = statSync(dir);
-    if (stats.uid !== uid || (stats.mode & 0o022) !== 0) return false;
-    const { status } = enableCompileCache(dir);
-    return status === constants.compileCacheStatus.ENABLED;
-  } catch {
-    // read-only file system, no home directory, ...: start without the cache
-    return false;
+): string | undefined {
+  if (env["NODE_DISABLE_COMPILE_CACHE"]) return undefined;
+  const dir = compileCacheDir(env, uid);
+  if (!trustedCacheDir(dir, uid)) return undefined;
+  if (!env["NODE_COMPILE_CACHE"]) {
+    try {
+      enableCompileCache(dir);
+    } catch {
+      // the bundle's own code cache does not depend on Node's
+    }
   }
+  return dir;
 }

@@ -5,23 +5,13 @@
 // (@psi/unitgen's NODE_FLAGS.serve, the same list the units and the image pass), which
 // only the command line can set.
 
+import { commandOf } from "./argv.js";
+
+export { commandOf, GLOBAL_VALUED } from "./argv.js";
+
 const FLAG = "--disable-sigusr1";
 /** Commands that stay up, holding secrets in memory: the ones worth an exec. */
 const LONG_RUNNING = new Set(["serve", "demo"]);
-/** Global options that take a value (src/main.ts): the word after them is no command. */
-export const GLOBAL_VALUED: ReadonlySet<string> = new Set(["-c", "--config", "--log-level"]);
-
-/** The command word of a psi argument list (`serve` in `-c f serve --socket s`). */
-export function commandOf(args: readonly string[]): string | undefined {
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    if (arg === "--") return args[i + 1];
-    if (!arg.startsWith("-")) return arg;
-    if (GLOBAL_VALUED.has(arg)) i++;
-  }
-  return undefined;
-}
-
 /**
  * Whether Node started with `flag`, with any value or negated (`--max-semi-space-size=8`
  * counts for `--max-semi-space-size=1`, `--concurrent-recompilation` for

@@ -6,8 +6,7 @@
 // define the CLI. test/plain.test.ts holds both paths to the same reading of each shape.
 import { parseLogLevel } from "@psi/core";
 import type { App, GlobalOptions } from "./app.js";
-// Loaded first by cli.ts anyway (the re-exec check), so sharing its list costs nothing.
-import { GLOBAL_VALUED } from "./node-flags.js";
+import { GLOBAL_VALUED } from "./argv.js";
 
 /** A command that can run without commander: its words, its own options, and its action. */
 interface PlainCommand {

@@ -52,7 +52,7 @@ describe("published tarballs", () => {
       const unexpected = pkg.files.filter(
         (file) =>
           !["LICENSE", "README.md", "package.json"].includes(file) &&
-          !/^dist\/[\w.-]+\.(js|d\.ts)$/.test(file),
+          !/^dist\/[\w.-]+\.(js|cjs|d\.ts)$/.test(file),
       );
       expect({ name: pkg.name, unexpected }).toEqual({ name: pkg.name, unexpected: [] });
       expect(pkg.files).toEqual(expect.arrayContaining(["LICENSE", "README.md", "package.json"]));

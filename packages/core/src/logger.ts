@@ -47,12 +47,13 @@ const pause = new Int32Array(new SharedArrayBuffer(4));
 const MAX_WAITS = 2000;
 
 /**
- * Writes the whole line now. Node queues writes to a full pipe or socket (journald, a
- * slow reader) in memory and drops the queue at `process.exit`; the descriptor is
- * non-blocking, so EAGAIN means "wait a millisecond and try again".
+ * Writes all of `data` (a string as UTF-8) to `fd` now. Node queues writes to a full pipe
+ * or socket (journald, a slow reader) in memory and drops the queue at `process.exit`; a
+ * non-blocking descriptor's EAGAIN means "wait a millisecond and try again" (at most
+ * about two seconds in all, then the error is thrown).
  */
-function writeLineSync(fd: number, line: string): void {
-  const bytes = Buffer.from(line, "utf8");
+export function writeAllSync(fd: number, data: string | Uint8Array): void {
+  const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data;
   let offset = 0;
   let waits = 0;
   while (offset < bytes.length) {
@@ -172,7 +173,7 @@ export function createLogger(options: LoggerOptions): Logger {
   const stream = options.stream;
   const write =
     typeof stream.fd === "number"
-      ? (line: string) => writeLineSync(stream.fd as number, line)
+      ? (line: string) => writeAllSync(stream.fd as number, line)
       : (line: string) => stream.write(line);
 
   const render = (level: LogLevel, msg: string, fields: Record<string, unknown>): string => {

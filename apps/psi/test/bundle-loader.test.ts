@@ -1,0 +1,193 @@
+// The application bundle's loader (src/bundle-loader.ts) with V8's code cache: each case
+// runs the loader in a fresh Node process (V8 reads a code cache only when compiling), on
+// a small stamped bundle or on the built dist/app.cjs, with its cache in a temp directory.
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { chmod, lstat, readdir, readFile, stat, symlink, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { tempDir } from "@psi/testkit/tmp";
+import { afterEach, describe, expect, it } from "vitest";
+
+const LOADER = fileURLToPath(new URL("../src/bundle-loader.ts", import.meta.url));
+const APP = fileURLToPath(new URL("../dist/app.cjs", import.meta.url));
+const uid = process.getuid?.() ?? 0;
+
+let scratch: { path: string; cleanup: () => Promise<void> } | undefined;
+afterEach(async () => {
+  await scratch?.cleanup();
+  scratch = undefined;
+});
+
+interface Loaded {
+  codeCache: string;
+  cacheFile: string | null;
+  result: unknown;
+}
+
+/** Loads `bundle` in a fresh Node and evaluates `use` (an expression over `exports`). */
+function load(bundle: string, cacheDir: string | undefined, use: string, flags: string[] = []) {
+  const script = `
+    const { loadBundle } = await import(${JSON.stringify(LOADER)});
+    const loaded = loadBundle(${JSON.stringify(bundle)}, {
+      cacheDir: ${JSON.stringify(cacheDir)}, kind: "test", uid: ${uid},
+    });
+    const exports = loaded.exports;
+    const result = await (${use});
+    console.log(JSON.stringify({ codeCache: loaded.codeCache, cacheFile: loaded.cacheFile ?? null, result }));
+  `;
+  const out = execFileSync(process.execPath, [...flags, "--input-type=module", "-e", script], {
+    encoding: "utf8",
+    env: { PATH: process.env["PATH"] ?? "" },
+  });
+  return JSON.parse(out) as Loaded;
+}
+
+/** A bundle as the build writes one: the wrapper, stamped with its text's SHA-256. */
+async function stampedBundle(dir: string, body: string): Promise<string> {
+  const text = `(function (exports, require, module, __filename, __dirname, __psiBundleUrl) {\n${body}\n})`;
+  const file = join(dir, "app.cjs");
+  const digest = createHash("sha256").update(text).digest("hex");
+  await writeFile(file, `// psi-app-bundle sha256=${digest}\n${text}`);
+  return file;
+}
+
+const BODY = `
+exports.twice = (n) => n * 2;
+exports.where = { file: __filename, url: __psiBundleUrl };
+exports.fs = typeof require("node:fs").readFileSync;`;
+
+describe("the application bundle's code cache", () => {
+  it("is written 0600 at the first run's exit and used by the next run", async () => {
+    scratch = await tempDir("psi-bundle-loader-");
+    const bundle = await stampedBundle(scratch.path, BODY);
+    const cacheDir = join(scratch.path, "cache");
+    await import("node:fs/promises").then((fs) => fs.mkdir(cacheDir, { mode: 0o700 }));
+    const use = "[exports.twice(21), exports.where, exports.fs]";
+
+    const first = load(bundle, cacheDir, use);
+    expect(first.codeCache).toBe("created");
+    expect(first.result).toEqual([42, { file: bundle, url: `file://${bundle}` }, "function"]);
+    expect(first.cacheFile).toMatch(
+      new RegExp(
+        `^${cacheDir}/psi-app-[0-9a-f]{24}-test-${process.version}-${process.arch}\\.v8cache$`,
+      ),
+    );
+    const written = await stat(first.cacheFile!);
+    expect(written.mode & 0o777).toBe(0o600);
+    expect(written.size).toBeGreaterThan(0);
+
+    const second = load(bundle, cacheDir, use);
+    expect(second.codeCache).toBe("accepted");
+    expect(second.result).toEqual(first.result);
+    // nothing left behind: the cache file only, no temp files
+    expect(await readdir(cacheDir)).toEqual([first.cacheFile!.slice(cacheDir.length + 1)]);
+  });
+
+  it("a damaged cache is refused by V8: the bundle still runs and the cache is rewritten", async () => {
+    scratch = await tempDir("psi-bundle-loader-");
+    const bundle = await stampedBundle(scratch.path, BODY);
+    const first = load(bundle, scratch.path, "exports.twice(1)");
+    const good = await readFile(first.cacheFile!);
+    // same length, every byte changed
+    await writeFile(first.cacheFile!, Buffer.from(good.map((byte) => byte ^ 0xff)));
+
+    const damaged = load(bundle, scratch.path, "exports.twice(4)");
+    expect(damaged.codeCache).toBe("rejected");
+    expect(damaged.result).toBe(8);
+    expect(load(bundle, scratch.path, "exports.twice(5)")).toMatchObject({
+      codeCache: "accepted",
+      result: 10,
+    });
+  });
+
+  it("a cache others could have written, or a symlink, is never read", async () => {
+    scratch = await tempDir("psi-bundle-loader-");
+    const bundle = await stampedBundle(scratch.path, BODY);
+    const { cacheFile } = load(bundle, scratch.path, "0");
+    await chmod(cacheFile!, 0o620);
+    expect(load(bundle, scratch.path, "0").codeCache).toBe("created");
+    // replaced by a 0600 file of its own
+    expect((await stat(cacheFile!)).mode & 0o777).toBe(0o600);
+
+    const elsewhere = join(scratch.path, "elsewhere");
+    await writeFile(elsewhere, "not a code cache");
+    await import("node:fs/promises").then((fs) => fs.rm(cacheFile!));
+    await symlink(elsewhere, cacheFile!);
+    expect(load(bundle, scratch.path, "0").codeCache).toBe("created");
+    // the link itself was replaced; what it pointed to is untouched
+    expect((await lstat(cacheFile!)).isFile()).toBe(true);
+    expect(await readFile(elsewhere, "utf8")).toBe("not a code cache");
+  });
+
+  it("another build of the bundle gets a cache file of its own, replacing the old build's", async () => {
+    scratch = await tempDir("psi-bundle-loader-");
+    const one = load(await stampedBundle(scratch.path, BODY), scratch.path, "exports.twice(2)");
+    const other = load(
+      await stampedBundle(scratch.path, `${BODY}\nexports.twice = (n) => n * 3;`),
+      scratch.path,
+      "exports.twice(2)",
+    );
+    expect(other).toMatchObject({ codeCache: "created", result: 6 });
+    expect(other.cacheFile).not.toBe(one.cacheFile);
+    // a cache of another kind, and files that are not caches, stay
+    await writeFile(
+      join(scratch.path, "psi-app-0123456789abcdef01234567-serve-v1.0.0-x64.v8cache"),
+      "",
+    );
+    await writeFile(join(scratch.path, "notes"), "");
+    load(
+      await stampedBundle(scratch.path, `${BODY}\nexports.twice = (n) => n * 4;`),
+      scratch.path,
+      "0",
+    );
+    const names = await readdir(scratch.path);
+    expect(names).not.toContain(other.cacheFile!.slice(scratch.path.length + 1));
+    expect(names.filter((name) => name.includes("-test-"))).toHaveLength(1);
+    expect(names).toContain("psi-app-0123456789abcdef01234567-serve-v1.0.0-x64.v8cache");
+    expect(names).toContain("notes");
+  });
+
+  it("is off without a cache directory or without the build's stamp", async () => {
+    scratch = await tempDir("psi-bundle-loader-");
+    const bundle = await stampedBundle(scratch.path, BODY);
+    expect(load(bundle, undefined, "exports.twice(3)")).toMatchObject({
+      codeCache: "off",
+      result: 6,
+    });
+    const unstamped = join(scratch.path, "unstamped.cjs");
+    await writeFile(unstamped, (await readFile(bundle, "latin1")).replace(/^.*\n/, ""));
+    expect(load(unstamped, scratch.path, "exports.twice(3)")).toMatchObject({
+      codeCache: "off",
+      cacheFile: null,
+      result: 6,
+    });
+    expect(await readdir(scratch.path)).toEqual(["app.cjs", "unstamped.cjs"]);
+  });
+});
+
+describe("dist/app.cjs", () => {
+  it("is ASCII and stamped with the SHA-256 of the rest of its text", async () => {
+    const text = await readFile(APP, "latin1");
+    const [stampLine, ...rest] = text.split("\n");
+    expect(text).toMatch(/^[\x00-\x7f]*$/);
+    expect(stampLine).toBe(
+      `// psi-app-bundle sha256=${createHash("sha256").update(rest.join("\n"), "latin1").digest("hex")}`,
+    );
+  });
+
+  it("runs the CLI from its code cache on the second run", async () => {
+    scratch = await tempDir("psi-bundle-loader-");
+    const use = `(async () => {
+      let out = "";
+      const io = { stdout: { write: (t) => { out += t; } }, stderr: { write: (t) => { out += t; } }, stdin: process.stdin };
+      const code = await exports.runCli(["completion", "bash"], { io, env: {}, uid: ${uid} });
+      return [code, out.includes("complete -F")];
+    })()`;
+    expect(load(APP, scratch.path, use)).toMatchObject({ codeCache: "created", result: [0, true] });
+    expect(load(APP, scratch.path, use)).toMatchObject({
+      codeCache: "accepted",
+      result: [0, true],
+    });
+  });
+});
