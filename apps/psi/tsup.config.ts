@@ -21,20 +21,30 @@ type Plugin = NonNullable<Options["esbuildPlugins"]>[number];
  * the expensive getters below are left out, so importing one by name fails this build.
  */
 const LAZY: Record<string, readonly string[]> = {
-  "node:fs": ["ReadStream", "WriteStream", "FileReadStream", "FileWriteStream", "Utf8Stream"],
+  // `promises` loads node:fs/promises, and with it readline and the REPL's history (~1 ms)
+  "node:fs": [
+    "ReadStream",
+    "WriteStream",
+    "FileReadStream",
+    "FileWriteStream",
+    "Utf8Stream",
+    "promises",
+  ],
   "node:crypto": ["webcrypto", "subtle", "getRandomValues"],
   "node:http": ["WebSocket", "CloseEvent", "MessageEvent"],
   "node:net": ["BlockList", "SocketAddress"],
   "node:process": ["stdout", "stdin", "stderr", "report"],
 };
 /**
- * Built-ins loaded on first use rather than when a chunk that names them loads:
+ * Built-ins loaded on first use rather than when a module that names them initialises:
  * node:crypto initialises OpenSSL and ~50 internal modules (~5 ms of CPU), which `psi
- * cache status` never needs and `psi serve` needs only once it listens. Functions become
- * wrappers, classes proxies (`new` and `instanceof` reach the real class), and objects
- * (`constants`) proxies that read through.
+ * cache status` never needs and `psi serve` needs only once it listens; node:fs/promises
+ * brings readline and the REPL's history with it (~1 ms), for the commands whose first
+ * file operation comes late or never. Functions become wrappers, classes proxies (`new`
+ * and `instanceof` reach the real class), and objects (`constants`) proxies that read
+ * through.
  */
-const ON_FIRST_USE = new Set(["node:crypto"]);
+const ON_FIRST_USE = new Set(["node:crypto", "node:fs/promises"]);
 
 function onFirstUse(specifier: string, mod: Record<string, unknown>, names: string[]): string {
   const lines = [

@@ -16,6 +16,8 @@
 const STAMP = /^\/\/ psi-app-bundle sha256=([0-9a-f]{64})\n/;
 /** A code cache larger than this is not read (the bundle's is well under 2 MB). */
 const MAX_CACHE_BYTES = 64 * 1024 * 1024;
+/** Another build's cache of the same kind, untouched this long, is removed. */
+const STALE_AFTER_MS = 24 * 60 * 60 * 1000;
 
 /** What became of the code cache in one load. */
 export type CodeCacheState =
@@ -102,14 +104,20 @@ function cacheName(build: string, kind: string): string {
   return `psi-app-${build}-${kind}-${process.version}-${process.arch}.v8cache`;
 }
 
-/** Removes this kind's caches of other builds (an upgrade leaves the old one behind). */
+/**
+ * Removes this kind's caches of other builds or Node versions written more than a day ago
+ * (an upgrade leaves the old one behind). A recent one stays: two installs of psi run in
+ * turn (npm's and a checkout's) would otherwise delete each other's cache on every run.
+ */
 function dropOtherBuilds(dir: string, kept: string, kind: string): void {
-  const { readdirSync, rmSync } = fs();
+  const { readdirSync, rmSync, lstatSync } = fs();
   const pattern = /^psi-app-[0-9a-f]{24}-([a-z-]+)-v[\d.]+-\w+\.v8cache$/;
+  const dayAgo = Date.now() - STALE_AFTER_MS;
   try {
     for (const name of readdirSync(dir)) {
       const path = `${dir}/${name}`;
-      if (path !== kept && pattern.exec(name)?.[1] === kind) rmSync(path, { force: true });
+      if (path === kept || pattern.exec(name)?.[1] !== kind) continue;
+      if (lstatSync(path).mtimeMs < dayAgo) rmSync(path, { force: true });
     }
   } catch {
     // the directory went away: nothing to tidy

@@ -1,6 +1,5 @@
 import { mkdirSync, statSync } from "node:fs";
 import { constants, enableCompileCache } from "node:module";
-import { homedir } from "node:os";
 import { join } from "node:path";
 
 /**
@@ -12,7 +11,9 @@ export function compileCacheDir(
   uid: number,
 ): string {
   if (uid === 0) return "/var/cache/psi/node-compile-cache";
-  const base = env["XDG_CACHE_HOME"] || join(env["HOME"] || homedir(), ".cache");
+  // node:os only without HOME: cli.js inlines this file, and loading it costs every command.
+  const home = () => env["HOME"] || process.getBuiltinModule("node:os").homedir();
+  const base = env["XDG_CACHE_HOME"] || join(home(), ".cache");
   return join(base, "psi", "node-compile-cache");
 }
 

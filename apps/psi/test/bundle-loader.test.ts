@@ -3,7 +3,16 @@
 // a small stamped bundle or on the built dist/app.cjs, with its cache in a temp directory.
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmod, lstat, readdir, readFile, stat, symlink, writeFile } from "node:fs/promises";
+import {
+  chmod,
+  lstat,
+  readdir,
+  readFile,
+  stat,
+  symlink,
+  utimes,
+  writeFile,
+} from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { tempDir } from "@psi/testkit/tmp";
@@ -120,7 +129,7 @@ describe("the application bundle's code cache", () => {
     expect(await readFile(elsewhere, "utf8")).toBe("not a code cache");
   });
 
-  it("another build of the bundle gets a cache file of its own, replacing the old build's", async () => {
+  it("another build gets a cache file of its own; an old build's goes after a day", async () => {
     scratch = await tempDir("psi-bundle-loader-");
     const one = load(await stampedBundle(scratch.path, BODY), scratch.path, "exports.twice(2)");
     const other = load(
@@ -130,22 +139,32 @@ describe("the application bundle's code cache", () => {
     );
     expect(other).toMatchObject({ codeCache: "created", result: 6 });
     expect(other.cacheFile).not.toBe(one.cacheFile);
-    // a cache of another kind, and files that are not caches, stay
-    await writeFile(
-      join(scratch.path, "psi-app-0123456789abcdef01234567-serve-v1.0.0-x64.v8cache"),
-      "",
+    // written within the day: both builds keep their cache
+    const names = async () => (await readdir(scratch!.path)).sort();
+    expect(await names()).toEqual(
+      ["app.cjs", one.cacheFile!, other.cacheFile!].map((p) => p.replace(/.*\//, "")).sort(),
     );
+    // two days old: the next build's write removes it, and only caches of this kind
+    const twoDaysAgo = new Date(Date.now() - 2 * 24 * 3600 * 1000);
+    const serveCache = join(
+      scratch.path,
+      "psi-app-0123456789abcdef01234567-serve-v1.0.0-x64.v8cache",
+    );
+    await writeFile(serveCache, "");
     await writeFile(join(scratch.path, "notes"), "");
-    load(
+    for (const old of [one.cacheFile!, serveCache, join(scratch.path, "notes")])
+      await utimes(old, twoDaysAgo, twoDaysAgo);
+    const third = load(
       await stampedBundle(scratch.path, `${BODY}\nexports.twice = (n) => n * 4;`),
       scratch.path,
-      "0",
+      "exports.twice(2)",
     );
-    const names = await readdir(scratch.path);
-    expect(names).not.toContain(other.cacheFile!.slice(scratch.path.length + 1));
-    expect(names.filter((name) => name.includes("-test-"))).toHaveLength(1);
-    expect(names).toContain("psi-app-0123456789abcdef01234567-serve-v1.0.0-x64.v8cache");
-    expect(names).toContain("notes");
+    expect(third.result).toBe(8);
+    expect(await names()).toEqual(
+      ["app.cjs", other.cacheFile!, third.cacheFile!, serveCache, "notes"]
+        .map((p) => p.replace(/.*\//, ""))
+        .sort(),
+    );
   });
 
   it("is off without a cache directory or without the build's stamp", async () => {

@@ -1,4 +1,4 @@
-import { readFile, stat } from "node:fs/promises";
+import { readFileSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import * as v from "valibot";
 import {
@@ -107,7 +107,9 @@ export async function loadConfig(options: LoadConfigOptions): Promise<LoadedConf
   const file = configPath(options);
   let text: string;
   try {
-    text = await readFile(file, "utf8");
+    // One small file, read at start-up before anything else runs: without the thread pool
+    // (and node:fs/promises), which `psi cache status` then never starts.
+    text = readFileSync(file, "utf8");
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "ENOENT") {
@@ -129,7 +131,7 @@ export async function loadConfig(options: LoadConfigOptions): Promise<LoadedConf
     );
   }
   const loaded = parseConfig(text, file, options);
-  const exposed = await exposedCredentials(file, text);
+  const exposed = exposedCredentials(file, text);
   return exposed === undefined ? loaded : { ...loaded, warnings: [...loaded.warnings, exposed] };
 }
 
@@ -141,12 +143,12 @@ const CREDENTIAL_KEYS =
  * A warning when the file holds credentials and others may read it (issue 9): names the
  * keys and the chmod that fixes it. Never fails the load: the mode is advice, not validity.
  */
-async function exposedCredentials(file: string, text: string): Promise<string | undefined> {
+function exposedCredentials(file: string, text: string): string | undefined {
   const keys = [...new Set([...text.matchAll(CREDENTIAL_KEYS)].map((match) => match[1]!))];
   if (keys.length === 0) return undefined;
   let mode: number;
   try {
-    mode = (await stat(file)).mode & 0o777;
+    mode = statSync(file).mode & 0o777;
   } catch {
     return undefined;
   }

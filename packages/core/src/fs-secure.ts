@@ -1,16 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { constants } from "node:fs";
-import {
-  chmod,
-  type FileHandle,
-  lstat,
-  mkdir,
-  open,
-  readdir,
-  rename,
-  stat,
-  unlink,
-} from "node:fs/promises";
+import { chmodSync, constants, mkdirSync, statSync } from "node:fs";
+import { type FileHandle, lstat, open, readdir, rename, stat, unlink } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { errorMessage, PsiError } from "./errors.js";
 
@@ -139,16 +129,14 @@ export async function writeFileAtomic(
  * `mkdir -p`: creates the missing directories of `path` one by one, top down, and returns
  * the first one it created. Not `mkdir(path, { recursive: true })`: Node's loop retries
  * forever (100% CPU, deaf to SIGTERM) where mkdir(2) answers ENOENT under an existing
- * parent, as in /proc (issue 9: `psi serve --socket /proc/nope/x.sock`).
+ * parent, as in /proc (issue 9: `psi serve --socket /proc/nope/x.sock`). Synchronous: a
+ * few stat and mkdir calls on local directories, made before serve listens, cost less
+ * than their thread-pool round trips.
  */
-async function mkdirParents(path: string, mode: number): Promise<string | undefined> {
+function mkdirParents(path: string, mode: number): string | undefined {
   const missing: string[] = [];
   for (let current = resolve(path); ; ) {
-    const found = await stat(current).catch((error: NodeJS.ErrnoException) => {
-      if (error.code === "ENOENT") return undefined;
-      throw error;
-    });
-    if (found !== undefined) break;
+    if (statSync(current, { throwIfNoEntry: false }) !== undefined) break;
     missing.unshift(current);
     const parent = dirname(current);
     if (parent === current) break;
@@ -157,7 +145,7 @@ async function mkdirParents(path: string, mode: number): Promise<string | undefi
   let first: string | undefined;
   for (const dir of missing) {
     try {
-      await mkdir(dir, { mode });
+      mkdirSync(dir, { mode });
       first ??= dir;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
@@ -172,11 +160,11 @@ async function mkdirParents(path: string, mode: number): Promise<string | undefi
  */
 export async function ensureDir(path: string, mode = 0o700): Promise<void> {
   try {
-    const created = await mkdirParents(path, mode);
-    const info = await stat(path);
+    const created = mkdirParents(path, mode);
+    const info = statSync(path);
     if (!info.isDirectory()) throw new Error(`${basename(path)} exists and is not a directory`);
     // mkdir's mode went through the umask, which only removes bits: widen to exactly `mode`.
-    if (created !== undefined && (info.mode & 0o7777) !== mode) await chmod(path, mode);
+    if (created !== undefined && (info.mode & 0o7777) !== mode) chmodSync(path, mode);
   } catch (error) {
     throw new PsiError(
       "fs.mkdir_failed",

@@ -142,10 +142,13 @@ export async function readRegularFile(
 }
 
 /**
- * {@link readRegularFile} without the thread pool, for small files on the hot path
- * (mapping files are a few hundred bytes: one open, fstat, read, close).
+ * {@link openRegularFile} without the thread pool: a descriptor on a regular file of at
+ * most `maxBytes`, and its fstat. Throws the same errors. The caller closes `fd`.
  */
-export function readRegularFileSync(path: string, options: ReadRegularFileOptions): Buffer {
+export function openRegularFileSync(
+  path: string,
+  options: ReadRegularFileOptions,
+): { fd: number; stat: Stats } {
   let fd: number;
   try {
     fd = openSync(path, READ_FLAGS);
@@ -155,6 +158,20 @@ export function readRegularFileSync(path: string, options: ReadRegularFileOption
   try {
     const stat = fstatSync(fd);
     checkStat(stat, path, options);
+    return { fd, stat };
+  } catch (error) {
+    closeSync(fd);
+    throw error instanceof PsiError ? error : openError(error, path, options);
+  }
+}
+
+/**
+ * {@link readRegularFile} without the thread pool, for small files on the hot path
+ * (mapping files are a few hundred bytes: one open, fstat, read, close).
+ */
+export function readRegularFileSync(path: string, options: ReadRegularFileOptions): Buffer {
+  const { fd, stat } = openRegularFileSync(path, options);
+  try {
     let buffer: Buffer = Buffer.allocUnsafe(Math.min(stat.size, options.maxBytes) + 1);
     let length = 0;
     for (;;) {

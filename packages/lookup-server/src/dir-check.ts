@@ -1,4 +1,4 @@
-import { realpath, stat } from "node:fs/promises";
+import { realpathSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { errorMessage, PsiError } from "@psi/core";
 
@@ -26,7 +26,8 @@ const STICKY = 0o1000;
 export async function checkPrivateDir(path: string, options: PrivateDirOptions): Promise<void> {
   let dir: string;
   try {
-    dir = await realpath(path);
+    // a few stat calls before serve listens: without the thread pool
+    dir = realpathSync(path);
   } catch (error) {
     throw new PsiError(
       "serve.insecure_dir",
@@ -35,7 +36,7 @@ export async function checkPrivateDir(path: string, options: PrivateDirOptions):
     );
   }
   for (let current = dir, first = true; ; first = false) {
-    const info = await stat(current);
+    const info = statSync(current);
     const mode = info.mode & 0o7777;
     const owner = info.uid;
     const foreign = owner !== options.uid && owner !== 0;

@@ -1,4 +1,4 @@
-import { readFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { errorMessage } from "@psi/core";
@@ -175,6 +175,15 @@ export interface SwapExposureOptions {
   cgroupRoot?: string;
 }
 
+/** The file's text, or `fallback` when it cannot be read. */
+function readOr(path: string, fallback: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return fallback;
+  }
+}
+
 /**
  * Whether serve's memory (keys, tokens, decrypted values) can be swapped out. mlockall
  * is no option for Node: V8 frees pages with madvise(MADV_DONTNEED), which the kernel
@@ -186,14 +195,17 @@ export interface SwapExposureOptions {
 export async function swapExposure(options: SwapExposureOptions = {}): Promise<SwapExposure> {
   const fix = "set MemorySwapMax=0 in the serve unit (the generated units do)";
   try {
-    const swaps = (await readFile(options.swaps ?? "/proc/swaps", "utf8")).trim().split("\n");
+    // /proc and cgroupfs answer at once: read before serve listens, without the thread pool.
+    const swaps = readFileSync(options.swaps ?? "/proc/swaps", "utf8")
+      .trim()
+      .split("\n");
     if (swaps.length <= 1) return { protected: true, reason: "no swap is active on this host" };
-    const cgroups = await readFile(options.cgroup ?? "/proc/self/cgroup", "utf8");
+    const cgroups = readFileSync(options.cgroup ?? "/proc/self/cgroup", "utf8");
     const path = /^0::(\/.*)$/m.exec(cgroups)?.[1];
     if (path !== undefined) {
       const root = options.cgroupRoot ?? "/sys/fs/cgroup";
       for (let dir = path; ; dir = dirname(dir)) {
-        const max = await readFile(join(root, dir, "memory.swap.max"), "utf8").catch(() => "");
+        const max = readOr(join(root, dir, "memory.swap.max"), "");
         if (max.trim() === "0")
           return { protected: true, reason: `cgroup ${dir} forbids swap (memory.swap.max 0)` };
         if (dir === "/") break;

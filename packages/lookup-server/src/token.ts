@@ -1,4 +1,4 @@
-import { readFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Env } from "@psi/core";
 import { PsiError } from "@psi/core";
@@ -48,7 +48,8 @@ export async function resolveSocketToken(
   const credentials = env["CREDENTIALS_DIRECTORY"];
   if (credentials) {
     try {
-      const text = (await readFile(join(credentials, SOCKET_TOKEN_CREDENTIAL), "utf8")).trim();
+      // systemd's credential: a small file in a ramfs, read before serve listens
+      const text = readFileSync(join(credentials, SOCKET_TOKEN_CREDENTIAL), "utf8").trim();
       if (text !== "") {
         token = text;
         source = "credential";
