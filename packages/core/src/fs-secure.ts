@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { chmodSync, constants, mkdirSync, statSync } from "node:fs";
-import { type FileHandle, lstat, open, readdir, rename, stat, unlink } from "node:fs/promises";
+import { type FileHandle, lstat, open, readdir, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { errorMessage, PsiError } from "./errors.js";
 
