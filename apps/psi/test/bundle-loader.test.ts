@@ -195,6 +195,37 @@ describe("dist/app.cjs", () => {
     );
   });
 
+  it("keeps no value from the run in its code cache: configuration secrets stay out", async () => {
+    scratch = await tempDir("psi-bundle-loader-");
+    const secret = `s3cret-${Math.random().toString(36).slice(2)}-never-cached`;
+    const config = join(scratch.path, "config.yaml");
+    await writeFile(
+      config,
+      `state_dir: ${join(scratch.path, "state")}\nsocket_token: ${secret}\n` +
+        `providers:\n  infisical:\n    auth: { method: universal-auth, client_id: id, client_secret: ${secret} }\n` +
+        `    projects: { p: { id: x, environment: prod } }\n` +
+        `cache: { enabled: true, backend: keyfile, key_file: ${join(scratch.path, "key")} }\n`,
+      { mode: 0o600 },
+    );
+    const cacheDir = join(scratch.path, "cache");
+    await import("node:fs/promises").then((fs) => fs.mkdir(cacheDir, { mode: 0o700 }));
+    const use = `(async () => {
+      let out = "";
+      const io = { stdout: { write: (t) => { out += t; } }, stderr: { write: (t) => { out += t; } }, stdin: process.stdin };
+      const code = await exports.runCli(["--json", "status"], { io, env: { PSI_CONFIG: ${JSON.stringify(config)} }, uid: ${uid} });
+      return [code, out.includes(${JSON.stringify(config)})];
+    })()`;
+    const run = load(APP, cacheDir, use);
+    expect(run.codeCache).toBe("created");
+    expect((run.result as [number, boolean])[1]).toBe(true);
+    const bytes = await readFile(run.cacheFile!);
+    expect(bytes.length).toBeGreaterThan(100_000);
+    // the bundle's own string constants are there, so a value would show the same way
+    expect(bytes.includes(Buffer.from("universal-auth", "latin1"))).toBe(true);
+    expect(bytes.includes(Buffer.from(secret, "latin1"))).toBe(false);
+    expect(bytes.includes(Buffer.from(secret, "utf16le"))).toBe(false);
+  });
+
   it("runs the CLI from its code cache on the second run", async () => {
     scratch = await tempDir("psi-bundle-loader-");
     const use = `(async () => {
