@@ -60,7 +60,7 @@ export function loadBundle<T>(file: string, options: BundleOptions): LoadedBundl
   const { Script } = process.getBuiltinModule("node:vm");
   const { dirname } = process.getBuiltinModule("node:path");
   const { pathToFileURL } = process.getBuiltinModule("node:url");
-  // The build writes ASCII only (esbuild escapes the rest): latin1 is the cheapest decode.
+  // The build writes ASCII only (tsup.config.ts escapes the rest): latin1 is the cheapest decode.
   const source = fs().readFileSync(file, "latin1");
   const stamp = STAMP.exec(source.slice(0, 100))?.[1];
   const cacheFile =

@@ -45,16 +45,24 @@ if (invoked && (invoked === self || realpath(invoked) === realpath(self))) {
   } else {
     const uid = process.getuid?.() ?? 1000;
     const kind = codeCacheKind(argv);
-    const app = loadBundle<AppBundle>(
-      process.getBuiltinModule("node:path").join(import.meta.dirname, "app.cjs"),
-      {
+    const bundle = process.getBuiltinModule("node:path").join(import.meta.dirname, "app.cjs");
+    let app: AppBundle;
+    try {
+      app = loadBundle<AppBundle>(bundle, {
         cacheDir: enablePsiCompileCache(process.env, uid),
         kind,
         uid,
         // serve and demo keep running: write their cache once they are up, not only at exit
         writeAfterMs: kind === "serve" || kind === "demo" ? 3000 : undefined,
-      },
-    ).exports;
+      }).exports;
+    } catch (error) {
+      // A partial or damaged install: say which file, and how to get a whole one back.
+      process.stderr.write(
+        `psi: cannot load ${bundle}: ${error instanceof Error ? error.message : String(error)}\n` +
+          "hint: reinstall psi (npm install -g @psi/cli, or pull the image again)\n",
+      );
+      process.exit(1);
+    }
     // Before the command runs: serve and demo re-exec with their Node flags (inspector off).
     await app.ensureNodeFlags();
     process.exitCode = await app.runCli(argv, { io: app.processIo(), env: process.env, uid });

@@ -1,7 +1,7 @@
 // The application bundle's loader (src/bundle-loader.ts) with V8's code cache: each case
 // runs the loader in a fresh Node process (V8 reads a code cache only when compiling), on
 // a small stamped bundle or on the built dist/app.cjs, with its cache in a temp directory.
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
   chmod,
@@ -224,6 +224,26 @@ describe("dist/app.cjs", () => {
     expect(bytes.includes(Buffer.from("universal-auth", "latin1"))).toBe(true);
     expect(bytes.includes(Buffer.from(secret, "latin1"))).toBe(false);
     expect(bytes.includes(Buffer.from(secret, "utf16le"))).toBe(false);
+  });
+
+  it("missing or damaged, it makes psi say so and how to fix it, and exit 1", async () => {
+    scratch = await tempDir("psi-bundle-loader-");
+    const cli = join(scratch.path, "cli.js");
+    await writeFile(cli, await readFile(fileURLToPath(new URL("../dist/cli.js", import.meta.url))));
+    const run = () =>
+      spawnSync(process.execPath, [cli, "cache", "status"], {
+        encoding: "utf8",
+        env: { PATH: process.env["PATH"] ?? "", HOME: scratch!.path },
+      });
+    const missing = run();
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toContain(`psi: cannot load ${join(scratch.path, "app.cjs")}`);
+    expect(missing.stderr).toContain("hint: reinstall psi");
+    await writeFile(join(scratch.path, "app.cjs"), "(function () { this is not JavaScript");
+    const damaged = run();
+    expect(damaged.status).toBe(1);
+    expect(damaged.stderr).toMatch(/psi: cannot load .*app\.cjs: .*\nhint: reinstall psi/);
+    expect(damaged.stderr).not.toMatch(/^\s+at /m);
   });
 
   it("runs the CLI from its code cache on the second run", async () => {
