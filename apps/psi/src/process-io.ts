@@ -60,11 +60,11 @@ export function processIo(): Io {
   let stderr: Io["stderr"] | undefined;
   return {
     get stdout() {
-      stdout ??= (fdWriter(1) as Io["stdout"] | undefined) ?? quietOnEpipe(process.stdout);
+      stdout ??= fdWriter(1) ?? quietOnEpipe(process.stdout);
       return stdout;
     },
     get stderr() {
-      stderr ??= (fdWriter(2) as Io["stderr"] | undefined) ?? quietOnEpipe(process.stderr);
+      stderr ??= fdWriter(2) ?? quietOnEpipe(process.stderr);
       return stderr;
     },
     get stdin() {
