@@ -126,4 +126,17 @@ describe("output into a pipe that closes early", () => {
     expect(run.stdout.trim()).toBe("exit=0");
     expect(run.stderr).toBe("");
   });
+
+  it("`psi --version | true` and `psi cache status | true` too (written on the descriptor)", () => {
+    for (const args of ["--version", `-c ${config} cache status`]) {
+      const run = spawnSync(
+        "bash",
+        ["-c", `"${process.execPath}" "${CLI}" ${args} | true; echo "exit=\${PIPESTATUS[0]}"`],
+        { encoding: "utf8", env: { PATH: process.env["PATH"] ?? "", HOME: dir.path } },
+      );
+      // (this configuration's deliberate warning is the only thing on stderr)
+      expect({ args, stdout: run.stdout.trim() }).toEqual({ args, stdout: "exit=0" });
+      expect(run.stderr).not.toMatch(/EPIPE|^\s+at /m);
+    }
+  });
 });
