@@ -78,8 +78,12 @@ export function loadBundle<T>(file: string, options: BundleOptions): LoadedBundl
       const write = () => {
         if (written) return;
         written = true;
-        writeCache(cacheFile, script.createCachedData());
-        dropOtherBuilds(options.cacheDir as string, cacheFile, options.kind);
+        try {
+          writeCache(cacheFile, script.createCachedData());
+          dropOtherBuilds(options.cacheDir as string, cacheFile, options.kind);
+        } catch {
+          // best effort, and at exit: never change how the command ends
+        }
       };
       process.once("exit", write);
       if (options.writeAfterMs !== undefined) setTimeout(write, options.writeAfterMs).unref();
