@@ -124,6 +124,37 @@ exec /usr/local/bin/node --disable-sigusr1 /usr/local/lib/psi/dist/cli.js "\$@"
 EOF
 chmod 0755 "$stage/usr/local/bin/psi"
 ln -s ../../lib/x86_64-linux-gnu/opensc-pkcs11.so "$stage/usr/lib64/pkcs11/opensc-pkcs11.so"
+# Run inside the new root filesystem: `psi serve` and `psi cache status` once each, so the
+# image holds their code caches (docs/performance.md), written by the image's own Node
+# with the wrapper's flags; each container starts from a fresh copy of the image, so a
+# cache written at run time would be lost with it. A second run must take each cache as
+# it is: V8 refusing it would replace the file (a new inode).
+cat > "$work/warm.sh" <<'EOF'
+set -eu
+dir=/var/cache/psi/node-compile-cache
+w=$(mktemp -d)
+printf 'state_dir: %s/state\ncache: { enabled: false }\n' "$w" > "$w/config.yaml"
+serve_once() {
+  /usr/local/bin/psi -c "$w/config.yaml" serve --socket "$w/psi.sock" 2>/dev/null &
+  pid=$!
+  i=0
+  while [ ! -S "$w/psi.sock" ]; do
+    i=$((i + 1))
+    [ "$i" -lt 200 ] || { kill "$pid"; echo "warm-up: psi serve did not listen" >&2; exit 1; }
+    sleep 0.05
+  done
+  kill -TERM "$pid"
+  wait "$pid"
+}
+inodes() { stat -c %i "$dir"/psi-app-*-serve-*.v8cache "$dir"/psi-app-*-cache-status-*.v8cache; }
+serve_once
+/usr/local/bin/psi -c "$w/config.yaml" cache status >/dev/null
+before=$(inodes)
+serve_once
+/usr/local/bin/psi -c "$w/config.yaml" cache status >/dev/null
+[ "$(inodes)" = "$before" ] || { echo "warm-up: the image's Node refused its own code cache" >&2; exit 1; }
+rm -rf "$w"
+EOF
 
 # The cache key: every byte staged, the Debian selection, and how the image is assembled.
 hash=$(
@@ -144,6 +175,8 @@ else
   mmdebstrap --quiet --variant=essential --include="$DEBIAN_PACKAGES" "${DPKG_EXCLUDES[@]}" \
     --customize-hook="sync-in '$stage' /" \
     --customize-hook='chroot "$1" /usr/local/bin/psi --version >/dev/null' \
+    --customize-hook="upload '$work/warm.sh' /tmp/psi-warm.sh" \
+    --customize-hook='chroot "$1" /bin/sh /tmp/psi-warm.sh && rm "$1"/tmp/psi-warm.sh' \
     --customize-hook='chroot "$1" test -e /usr/lib64/pkcs11/opensc-pkcs11.so' \
     --customize-hook="chroot \"\$1\" dpkg --purge $PURGE >/dev/null" \
     --customize-hook='rm -rf "$1"/var/cache/apt/* "$1"/var/lib/apt/lists/* "$1"/var/log/* "$1"/var/cache/debconf/*-old' \

@@ -6,7 +6,7 @@
 // Every command starts the way the image starts it: its ENTRYPOINT and ENV.
 import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { chmod, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { saveCache } from "@psi/cache";
@@ -342,6 +342,36 @@ describe.skipIf(skip)("the PSI image", () => {
     expect(wrapper).toContain(
       `exec /usr/local/bin/node ${NODE_FLAGS.serve.join(" ")} /usr/local/lib/psi/dist/cli.js "$@"`,
     );
+  });
+
+  it("holds the code caches of serve and cache status, written by its own Node at build time", async () => {
+    // scripts/image.sh runs both once in the new root filesystem, then checks that a
+    // second run takes each cache as it is; here: they are there, for this very bundle.
+    const bundle = await readFile(join(mountpoint, "usr/local/lib/psi/dist/app.cjs"), "latin1");
+    const build = /^\/\/ psi-app-bundle sha256=([0-9a-f]{24})/.exec(bundle)?.[1];
+    expect(build).toBeDefined();
+    const dir = join(mountpoint, "var/cache/psi/node-compile-cache");
+    const { stdout: versionArch } = await run(CHROOT, [
+      mountpoint,
+      "/usr/local/bin/node",
+      "-p",
+      "process.version + ' ' + process.arch",
+    ]);
+    const node = versionArch.trim().split(" ");
+    const names = await readdir(dir);
+    for (const kind of ["serve", "cache-status"]) {
+      const name = `psi-app-${build}-${kind}-${node[0]}-${node[1]}.v8cache`;
+      expect(names).toContain(name);
+      const info = await stat(join(dir, name));
+      expect({ kind, mode: info.mode & 0o777, uid: info.uid }).toEqual({
+        kind,
+        mode: 0o600,
+        uid: 0,
+      });
+      expect(info.size).toBeGreaterThan(100_000);
+    }
+    const dirInfo = await stat(dir);
+    expect({ mode: dirInfo.mode & 0o777, uid: dirInfo.uid }).toEqual({ mode: 0o700, uid: 0 });
   });
 
   it("psi serve answers a lookup from the keyfile cache on the mounted socket; HealthCmd passes", {
