@@ -28,8 +28,10 @@ const psiKey = /^[0-9a-f]{8}[\x20-\x21\x23-\x5b\x5d-\x7e]*$/;
 
 /** The payload as Python's json.dumps(sort_keys=True, separators=(",", ":")) writes it. */
 function reference(entries: Map<string, Uint8Array>, writtenAt: number): string {
-  const object: Record<string, string> = {};
-  for (const [key, bytes] of entries) object[key] = Buffer.from(bytes).toString("base64");
+  // fromEntries defines own properties: a "__proto__" key stays an entry, as in Python
+  const object = Object.fromEntries(
+    [...entries].map(([key, bytes]) => [key, Buffer.from(bytes).toString("base64")]),
+  );
   return pythonJsonDumps(
     {
       entries: object,
@@ -81,6 +83,22 @@ describe("payload codec fast path (SPEC §6.2)", () => {
       }),
       { numRuns: 500 },
     );
+  });
+
+  it("keeps keys that name Object.prototype's members, both ways (seed 970402438)", () => {
+    const entries = new Map<string, Uint8Array>([
+      ["__proto__", Buffer.from("")],
+      ["constructor", Buffer.from("c")],
+      ["toString", Buffer.from("t")],
+    ]);
+    const text = reference(entries, 0);
+    expect(text).toContain('"__proto__":""');
+    expect(Buffer.from(encodePayload({ hmacKey, entries, writtenAt: 0 })).toString("latin1")).toBe(
+      text,
+    );
+    expect(sorted(decodePayload(Buffer.from(text, "latin1")).entries)).toEqual(sorted(entries));
+    const spaced = decodePayload(Buffer.from(`{ ${text.slice(1)}`, "latin1"));
+    expect(sorted(spaced.entries)).toEqual(sorted(entries));
   });
 
   it("falls back to JSON.parse (and its errors) for anything but the exact layout", () => {
