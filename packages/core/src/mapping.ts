@@ -1,7 +1,11 @@
 import { join } from "node:path";
 import { pythonJsonDumps } from "@psi/envelope";
 import { isPsiError, PsiError } from "./errors.js";
-import { readRegularFile } from "./read-regular.js";
+import {
+  type ReadRegularFileOptions,
+  readRegularFile,
+  readRegularFileSync,
+} from "./read-regular.js";
 
 /**
  * The largest mapping file PSI reads: the lookup socket's `/store` body limit, so anything
@@ -71,6 +75,15 @@ export function infisicalMappingBytes(fields: InfisicalMappingFields): Uint8Arra
   return Buffer.from(pythonJsonDumps(ordered), "utf8");
 }
 
+/** How a mapping file is read: bounded, and with the fix for one that is not a mapping. */
+function mappingFileOptions(id: string): ReadRegularFileOptions {
+  return {
+    maxBytes: MAX_MAPPING_BYTES,
+    what: `the mapping of secret ${id}`,
+    hint: `remove it (psi secret delete, or podman secret rm ${id}) and store it again`,
+  };
+}
+
 /**
  * The bytes of `state_dir/<id>`, one secret's mapping file, read as mapping files must be
  * (a regular file, no symlink followed, at most {@link MAX_MAPPING_BYTES}); undefined when
@@ -78,10 +91,20 @@ export function infisicalMappingBytes(fields: InfisicalMappingFields): Uint8Arra
  */
 export async function readMappingFile(stateDir: string, id: string): Promise<Buffer | undefined> {
   try {
-    return await readRegularFile(join(stateDir, id), {
-      maxBytes: MAX_MAPPING_BYTES,
-      what: `the mapping of secret ${id}`,
-    });
+    return await readRegularFile(join(stateDir, id), mappingFileOptions(id));
+  } catch (error) {
+    if (isPsiError(error, "fs.not_found")) return undefined;
+    throw error;
+  }
+}
+
+/**
+ * {@link readMappingFile} without the thread pool, for the lookup hot path (a mapping is a
+ * few hundred bytes on local disk: one open, fstat, read, close).
+ */
+export function readMappingFileSync(stateDir: string, id: string): Buffer | undefined {
+  try {
+    return readRegularFileSync(join(stateDir, id), mappingFileOptions(id));
   } catch (error) {
     if (isPsiError(error, "fs.not_found")) return undefined;
     throw error;

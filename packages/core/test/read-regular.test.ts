@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   MAX_MAPPING_BYTES,
   readMappingFile,
+  readMappingFileSync,
   readRegularFile,
   readRegularFileSync,
 } from "../src/index.js";
@@ -87,19 +88,30 @@ for (const [name, read] of Object.entries(readers)) {
   });
 }
 
-describe("readMappingFile", () => {
-  it("reads state_dir/<id>, and says undefined when there is none", async () => {
-    await writeFile(join(dir.path, "abc"), '{"provider":"local"}');
-    expect((await readMappingFile(dir.path, "abc"))?.toString()).toBe('{"provider":"local"}');
-    expect(await readMappingFile(dir.path, "missing")).toBeUndefined();
-  });
+// The async reader (setup, cache invalidate, HSM status) and the sync one (the lookup hot
+// path) read mapping files alike.
+const mappingReaders = {
+  readMappingFile,
+  readMappingFileSync: async (stateDir: string, id: string) => readMappingFileSync(stateDir, id),
+};
+for (const [name, read] of Object.entries(mappingReaders)) {
+  describe(name, () => {
+    it("reads state_dir/<id>, and says undefined when there is none", async () => {
+      await writeFile(join(dir.path, "abc"), '{"provider":"local"}');
+      expect((await read(dir.path, "abc"))?.toString()).toBe('{"provider":"local"}');
+      expect(await read(dir.path, "missing")).toBeUndefined();
+    });
 
-  it("refuses what no mapping file is: a symlink, or more than the cap", async () => {
-    await writeFile(join(dir.path, "target"), "{}");
-    await symlink(join(dir.path, "target"), join(dir.path, "link"));
-    await expect(readMappingFile(dir.path, "link")).rejects.toMatchObject({ code: "fs.symlink" });
-    await writeFile(join(dir.path, "big"), "");
-    await truncate(join(dir.path, "big"), MAX_MAPPING_BYTES + 1);
-    await expect(readMappingFile(dir.path, "big")).rejects.toMatchObject({ code: "fs.too_large" });
+    it("refuses what no mapping file is (a symlink, more than the cap), saying how to fix it", async () => {
+      await writeFile(join(dir.path, "target"), "{}");
+      await symlink(join(dir.path, "target"), join(dir.path, "link"));
+      await expect(read(dir.path, "link")).rejects.toMatchObject({
+        code: "fs.symlink",
+        hint: "remove it (psi secret delete, or podman secret rm link) and store it again",
+      });
+      await writeFile(join(dir.path, "big"), "");
+      await truncate(join(dir.path, "big"), MAX_MAPPING_BYTES + 1);
+      await expect(read(dir.path, "big")).rejects.toMatchObject({ code: "fs.too_large" });
+    });
   });
-});
+}

@@ -7,10 +7,9 @@ import {
   errorMessage,
   isPsiError,
   isReservedStateFile,
-  MAX_MAPPING_BYTES,
   PsiError,
   parseMapping,
-  readRegularFileSync,
+  readMappingFileSync,
   secretIdProblem,
   writeFileAtomic,
 } from "@psi/core";
@@ -172,20 +171,12 @@ export function createLookupService(options: LookupServiceOptions): LookupServic
   }
 
   function readMappingFile(id: string): Mapping {
-    let bytes: Buffer;
+    let bytes: Buffer | undefined;
     try {
-      // Mapping files are a few hundred bytes on local disk: a synchronous read costs less
-      // than four thread-pool round trips and keeps the hit path short. The reader never
-      // follows a symlink nor waits on a FIFO or device, and reads at most the cap.
-      bytes = readRegularFileSync(join(stateDir, id), {
-        maxBytes: MAX_MAPPING_BYTES,
-        what: `the mapping of secret ${id}`,
-        hint: `remove it (psi secret delete, or podman secret rm ${id}) and store it again`,
-      });
+      // Synchronous: four thread-pool round trips would cost more than the read itself and
+      // lengthen the hit path. Never follows a symlink nor waits on a FIFO or device.
+      bytes = readMappingFileSync(stateDir, id);
     } catch (error) {
-      if (isPsiError(error, "fs.not_found")) {
-        throw new LookupFailure(404, "not_found", `no mapping for secret ${id}`);
-      }
       const code = isPsiError(error) ? error.code : undefined;
       if (code === "fs.symlink" || code === "fs.not_regular" || code === "fs.too_large") {
         logger.warn(`lookup ${id}: ${errorMessage(error)}`, {
@@ -205,6 +196,8 @@ export function createLookupService(options: LookupServiceOptions): LookupServic
       });
       throw new LookupFailure(502, "internal_error", `cannot read the mapping of secret ${id}`);
     }
+    if (bytes === undefined)
+      throw new LookupFailure(404, "not_found", `no mapping for secret ${id}`);
     try {
       return parseMapping(bytes, `mapping ${id}`);
     } catch (error) {
