@@ -7,7 +7,7 @@ declare const PSI_BUILD_VERSION: string | undefined;
 // packages and the pure-JS dependencies, built by tsup.config.ts) with V8's code cache
 // (bundle-loader.ts). This file imports only the two small modules below, which the
 // build inlines: process.getBuiltinModule is synchronous and skips the ESM facades.
-import { commandOf } from "./argv.js";
+import { commandWords } from "./argv.js";
 import { loadBundle } from "./bundle-loader.js";
 import { enablePsiCompileCache } from "./compile-cache.js";
 
@@ -16,9 +16,9 @@ type AppBundle = typeof import("./app-bundle.js");
 
 /** The code cache each command gets: the hot ones their own, the others share one. */
 function codeCacheKind(argv: readonly string[]): string {
-  const command = commandOf(argv);
+  const [command, subcommand] = commandWords(argv);
   if (command === "serve" || command === "demo") return command;
-  if (command === "cache" && argv.includes("status")) return "cache-status";
+  if (command === "cache" && subcommand === "status") return "cache-status";
   return "cli";
 }
 

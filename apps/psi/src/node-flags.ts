@@ -7,8 +7,6 @@
 
 import { commandOf } from "./argv.js";
 
-export { commandOf, GLOBAL_VALUED } from "./argv.js";
-
 const FLAG = "--disable-sigusr1";
 /** Commands that stay up, holding secrets in memory: the ones worth an exec. */
 const LONG_RUNNING = new Set(["serve", "demo"]);

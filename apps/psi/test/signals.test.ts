@@ -7,7 +7,8 @@ import { requireTool } from "@psi/testkit/tmp";
 import { unixRequest } from "@psi/testkit/unix-http";
 import { NODE_FLAGS } from "@psi/unitgen";
 import { afterEach, describe, expect, it } from "vitest";
-import { commandOf, hasFlag } from "../src/node-flags.js";
+import { commandOf, commandWords } from "../src/argv.js";
+import { hasFlag } from "../src/node-flags.js";
 import { LIVE_VALUE, MAPPING, useServeFixture } from "./serve-fixture.js";
 import {
   CLI,
@@ -237,6 +238,11 @@ describe("SIGUSR1 never opens the inspector", () => {
     expect(commandOf(["--log-level", "debug", "--json", "serve", "--socket", "s"])).toBe("serve");
     expect(commandOf(["--version"])).toBeUndefined();
     expect(commandOf(["--", "demo"])).toBe("demo");
+    // cli.ts picks the code cache by the first two words: a config named "cache" is none
+    expect(commandWords(["-c", "cache", "cache", "status", "--verify"])).toEqual([
+      "cache",
+      "status",
+    ]);
   });
 });
 
