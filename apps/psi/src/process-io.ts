@@ -1,4 +1,4 @@
-import { fstatSync } from "node:fs";
+import { fstatSync, type Stats } from "node:fs";
 import { writeAllSync } from "@psi/core";
 import type { Io } from "./app.js";
 
@@ -22,11 +22,11 @@ interface FdWriter {
  * that went away (EPIPE: `psi ... | head`) ends the run quietly, as other Unix tools do.
  */
 export function fdWriter(fd: number): FdWriter | undefined {
-  let kind: { isFile(): boolean; isFIFO(): boolean; isSocket(): boolean };
+  let kind: Stats;
   try {
     kind = fstatSync(fd);
   } catch {
-    return undefined;
+    return undefined; // closed (EBADF): Node's stream reports that
   }
   if (!kind.isFile() && !kind.isFIFO() && !kind.isSocket()) return undefined;
   return {
@@ -36,21 +36,22 @@ export function fdWriter(fd: number): FdWriter | undefined {
       try {
         writeAllSync(fd, chunk);
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === "EPIPE") process.exit(process.exitCode ?? 0);
-        throw error;
+        endQuietlyOnEpipe(error);
       }
       return true;
     },
   };
 }
 
+/** A reader that went away ends the run with its exit code so far; any other error is thrown. */
+function endQuietlyOnEpipe(error: unknown): never {
+  if ((error as NodeJS.ErrnoException).code === "EPIPE") process.exit(process.exitCode ?? 0);
+  throw error;
+}
+
 /** Node's stream, ending the run quietly on EPIPE instead of with a stack trace. */
 function quietOnEpipe(stream: NodeJS.WriteStream): NodeJS.WriteStream {
-  if (stream.listenerCount("error") === 0)
-    stream.on("error", (error: NodeJS.ErrnoException) => {
-      if (error.code !== "EPIPE") throw error;
-      process.exit(process.exitCode ?? 0);
-    });
+  if (stream.listenerCount("error") === 0) stream.on("error", endQuietlyOnEpipe);
   return stream;
 }
 
