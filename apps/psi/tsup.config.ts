@@ -149,6 +149,9 @@ function stampBundle(file: string): void {
 const shared = {
   platform: "node",
   target: "node22",
+  // one file each (below), written side by side: the build script empties dist first
+  splitting: false,
+  clean: false,
   // Keep `node:` in the output (STYLE): some builtins exist only under it (node:sqlite).
   removeNodeProtocol: false,
   noExternal: [/^@psi\//, "commander", "yaml", "valibot"],
@@ -162,17 +165,11 @@ export default defineConfig([
     ...shared,
     entry: ["src/cli.ts"],
     format: ["esm"],
-    splitting: false,
-    clean: false,
     // `psi --version` answers without reading package.json (see src/version.ts)
     define: { PSI_BUILD_VERSION: JSON.stringify(version) },
-    banner: {
-      js: [
-        // env -S splits the flag off (coreutils >= 8.30); npm links the file, pnpm's shim
-        // copies the flags: either way Node starts with the inspector signal off.
-        "#!/usr/bin/env -S node --disable-sigusr1",
-      ].join("\n"),
-    },
+    // env -S splits the flag off (coreutils >= 8.30); npm links the file, pnpm's shim
+    // copies the flags: either way Node starts with the inspector signal off.
+    banner: { js: "#!/usr/bin/env -S node --disable-sigusr1" },
   },
   // The application: one classic script that cli.js compiles with V8's code cache. One
   // file, not chunks: with the code cache, reading and deserialising a file is cheaper
@@ -183,8 +180,6 @@ export default defineConfig([
     entry: { app: "src/app-bundle.ts" },
     format: ["cjs"],
     outExtension: () => ({ js: ".cjs" }),
-    splitting: false,
-    clean: false,
     define: {
       PSI_BUILD_VERSION: JSON.stringify(version),
       // the wrapper's parameter below: the bundle's own file URL

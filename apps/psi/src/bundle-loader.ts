@@ -80,7 +80,7 @@ export function loadBundle<T>(file: string, options: BundleOptions): LoadedBundl
         written = true;
         try {
           writeCache(cacheFile, script.createCachedData());
-          dropOtherBuilds(options.cacheDir as string, cacheFile, options.kind);
+          dropOtherBuilds(cacheFile, options.kind);
         } catch {
           // best effort, and at exit: never change how the command ends
         }
@@ -113,8 +113,9 @@ function cacheName(build: string, kind: string): string {
  * (an upgrade leaves the old one behind). A recent one stays: two installs of psi run in
  * turn (npm's and a checkout's) would otherwise delete each other's cache on every run.
  */
-function dropOtherBuilds(dir: string, kept: string, kind: string): void {
+function dropOtherBuilds(kept: string, kind: string): void {
   const { readdirSync, rmSync, lstatSync } = fs();
+  const dir = kept.slice(0, kept.lastIndexOf("/"));
   const pattern = /^psi-app-[0-9a-f]{24}-([a-z-]+)-v[\d.]+-\w+\.v8cache$/;
   const dayAgo = Date.now() - STALE_AFTER_MS;
   try {
