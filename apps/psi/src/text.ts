@@ -14,13 +14,6 @@ export function plural(count: number, word: string): string {
   return `${count} ${count === 1 ? word : (IRREGULAR[word] ?? `${word}s`)}`;
 }
 
-// A grapheme that takes no cell: combining marks, format and control characters,
-// default-ignorables (zero-width joiners, variation selectors) on their own.
-const ZERO_WIDTH = /^[\p{Mark}\p{Control}\p{Format}\p{Default_Ignorable_Code_Point}]+$/u;
-// Emoji drawn as pictures (by default or with U+FE0F) take two cells.
-const WIDE_EMOJI =
-  /^\p{Emoji_Presentation}|^\p{Extended_Pictographic}\uFE0F|^\p{Regional_Indicator}{2}/u;
-
 // East Asian Wide and Fullwidth blocks (Unicode's EastAsianWidth.txt, W and F), which
 // JavaScript's regular expressions have no property for.
 const WIDE_RANGES: [number, number][] = [
@@ -51,7 +44,20 @@ function wideCodePoint(code: number): boolean {
   return false;
 }
 
-let segmenter: Intl.Segmenter | undefined;
+/**
+ * What measuring non-ASCII text needs, built on its first use: Unicode property classes
+ * load ICU's data when the expression is created (~2 ms), which commands that print only
+ * ASCII, or JSON, never need.
+ */
+interface Graphemes {
+  segmenter: Intl.Segmenter;
+  /** A grapheme that takes no cell: combining marks, format and control characters,
+   * default-ignorables (zero-width joiners, variation selectors) on their own. */
+  zeroWidth: RegExp;
+  /** Emoji drawn as pictures (by default or with U+FE0F): two cells. */
+  wideEmoji: RegExp;
+}
+let graphemes: Graphemes | undefined;
 
 /**
  * Terminal cells `text` takes: 2 for East Asian wide and fullwidth characters and emoji
@@ -61,11 +67,17 @@ let segmenter: Intl.Segmenter | undefined;
 export function displayWidth(text: string): number {
   // ASCII without control characters, the common case, is one cell per unit.
   if (/^[\x20-\x7e]*$/.test(text)) return text.length;
-  segmenter ??= new Intl.Segmenter();
+  graphemes ??= {
+    segmenter: new Intl.Segmenter(),
+    zeroWidth: /^[\p{Mark}\p{Control}\p{Format}\p{Default_Ignorable_Code_Point}]+$/u,
+    wideEmoji:
+      /^\p{Emoji_Presentation}|^\p{Extended_Pictographic}\uFE0F|^\p{Regional_Indicator}{2}/u,
+  };
+  const { segmenter, zeroWidth, wideEmoji } = graphemes;
   let width = 0;
   for (const { segment } of segmenter.segment(text)) {
-    if (ZERO_WIDTH.test(segment)) continue;
-    if (WIDE_EMOJI.test(segment) || wideCodePoint(segment.codePointAt(0) ?? 0)) width += 2;
+    if (zeroWidth.test(segment)) continue;
+    if (wideEmoji.test(segment) || wideCodePoint(segment.codePointAt(0) ?? 0)) width += 2;
     else width += 1;
   }
   return width;
