@@ -26,6 +26,13 @@ export interface Output {
   readonly fd?: number | undefined;
 }
 
+/** What one run of the CLI gets from the process (tests pass their own). */
+export interface RunOptions {
+  io: Io;
+  env: Env;
+  uid: number;
+}
+
 /** Output streams; tests pass their own. */
 export interface Io {
   stdout: Output;

@@ -3,16 +3,19 @@ declare const PSI_BUILD_VERSION: string | undefined;
 
 // Entry point of the `psi` binary: everything else is in main.ts so tests can run the
 // CLI in-process with their own streams and environment. `psi --version` answers from
-// here; every other command loads the application bundle (dist/app.cjs: main.ts, the
-// packages and the pure-JS dependencies, built by tsup.config.ts) with V8's code cache
-// (bundle-loader.ts). This file imports only the two small modules below, which the
-// build inlines: process.getBuiltinModule is synchronous and skips the ESM facades.
+// here; every other command loads an application bundle built by tsup.config.ts with V8's
+// code cache (bundle-loader.ts): `psi serve` and `psi cache status` the small one
+// (dist/hot.cjs: plain.ts and what those two commands use), the others, and any command
+// line the small one does not take, the whole CLI (dist/app.cjs: main.ts, the packages
+// and the pure-JS dependencies). This file imports only the small modules below, which
+// the build inlines: process.getBuiltinModule is synchronous and skips the ESM facades.
 import { commandWords } from "./argv.js";
 import { loadBundle } from "./bundle-loader.js";
 import { enablePsiCompileCache } from "./compile-cache.js";
 
-/** What the application bundle exports (src/app-bundle.ts). */
+/** What the bundles export (src/app-bundle.ts, src/hot-bundle.ts). */
 type AppBundle = typeof import("./app-bundle.js");
+type HotBundle = typeof import("./hot-bundle.js");
 
 /** The code cache each command gets: the hot ones their own, the others share one. */
 function codeCacheKind(argv: readonly string[]): string {
@@ -20,6 +23,27 @@ function codeCacheKind(argv: readonly string[]): string {
   if (command === "serve" || command === "demo") return command;
   if (command === "cache" && subcommand === "status") return "cache-status";
   return "cli";
+}
+
+/** Loads dist/`name` with the code cache of `kind`; a missing or damaged one ends the run. */
+function load<T>(name: string, kind: string, uid: number): T {
+  const bundle = process.getBuiltinModule("node:path").join(import.meta.dirname, name);
+  try {
+    return loadBundle<T>(bundle, {
+      cacheDir: enablePsiCompileCache(process.env, uid),
+      kind,
+      uid,
+      // serve and demo keep running: write their cache once they are up, not only at exit
+      writeAfterMs: kind === "serve" || kind === "demo" ? 3000 : undefined,
+    }).exports;
+  } catch (error) {
+    // A partial or damaged install: say which file, and how to get a whole one back.
+    process.stderr.write(
+      `psi: cannot load ${bundle}: ${error instanceof Error ? error.message : String(error)}\n` +
+        "hint: reinstall psi (npm install -g @psi/cli, or pull the image again)\n",
+    );
+    process.exit(1);
+  }
 }
 
 const self = import.meta.filename;
@@ -45,26 +69,22 @@ if (invoked && (invoked === self || realpath(invoked) === realpath(self))) {
   } else {
     const uid = process.getuid?.() ?? 1000;
     const kind = codeCacheKind(argv);
-    const bundle = process.getBuiltinModule("node:path").join(import.meta.dirname, "app.cjs");
-    let app: AppBundle;
-    try {
-      app = loadBundle<AppBundle>(bundle, {
-        cacheDir: enablePsiCompileCache(process.env, uid),
-        kind,
-        uid,
-        // serve and demo keep running: write their cache once they are up, not only at exit
-        writeAfterMs: kind === "serve" || kind === "demo" ? 3000 : undefined,
-      }).exports;
-    } catch (error) {
-      // A partial or damaged install: say which file, and how to get a whole one back.
-      process.stderr.write(
-        `psi: cannot load ${bundle}: ${error instanceof Error ? error.message : String(error)}\n` +
-          "hint: reinstall psi (npm install -g @psi/cli, or pull the image again)\n",
-      );
-      process.exit(1);
+    const env = process.env;
+    const hot = kind === "serve" || kind === "cache-status";
+    let exitCode: number | undefined;
+    if (hot) {
+      const small = load<HotBundle>("hot.cjs", kind, uid);
+      // Before the command runs: serve re-execs with its Node flags (inspector off).
+      await small.ensureNodeFlags();
+      exitCode = await small.runPlain(argv, { io: small.processIo(), env, uid });
     }
-    // Before the command runs: serve and demo re-exec with their Node flags (inspector off).
-    await app.ensureNodeFlags();
-    process.exitCode = await app.runCli(argv, { io: app.processIo(), env: process.env, uid });
+    if (exitCode === undefined) {
+      // the hot commands' other command lines (--help, a typo) share the CLI's code cache
+      const app = load<AppBundle>("app.cjs", hot ? "cli" : kind, uid);
+      // Before the command runs: serve and demo re-exec with their Node flags (inspector off).
+      await app.ensureNodeFlags();
+      exitCode = await app.runCli(argv, { io: app.processIo(), env, uid });
+    }
+    process.exitCode = exitCode;
   }
 }

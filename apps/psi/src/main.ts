@@ -1,17 +1,14 @@
 import type { LogLevel } from "@psi/core";
 import { parseLogLevel } from "@psi/core";
 import type { Command } from "commander";
-import { type App, createApp, type GlobalOptions, type Io } from "./app.js";
+import { type App, createApp, type GlobalOptions, type RunOptions } from "./app.js";
 import { allCommandGroups, type CommandGroup, commandGroup } from "./commands/index.js";
-import { describeError, UsageError } from "./errors.js";
+import { EXIT_OK, EXIT_USAGE, reportFailure } from "./errors.js";
 import { resolveGlobals } from "./globals.js";
-import { plainArgs } from "./plain.js";
+import { runPlain } from "./plain.js";
 import { VERSION } from "./version.js";
 
-/** Exit codes (SPEC §11): 0 success, 1 user-facing error, 2 usage error. */
-export const EXIT_OK = 0;
-export const EXIT_ERROR = 1;
-export const EXIT_USAGE = 2;
+export { EXIT_ERROR, EXIT_OK, EXIT_USAGE } from "./errors.js";
 
 /**
  * Builds the command tree for one run: the global options, then only the command group
@@ -82,19 +79,12 @@ function commandWord(program: Command, argv: readonly string[]): string | undefi
 }
 
 /** Runs the CLI and returns the exit code; prints errors, never throws. */
-export async function runCli(
-  argv: string[],
-  options: { io: Io; env: Readonly<Record<string, string | undefined>>; uid: number },
-): Promise<number> {
+export async function runCli(argv: string[], options: RunOptions): Promise<number> {
+  const plain = await runPlain(argv, options);
+  if (plain !== undefined) return plain;
   const app = createApp(options.io, options.env, options.uid);
   let commander: typeof import("commander") | undefined;
   try {
-    const plain = plainArgs(argv);
-    if (plain) {
-      app.setGlobals(resolveGlobals(plain.flags, options.env));
-      await plain.command.run(app, plain.options);
-      return app.exitCode;
-    }
     commander = await import("commander");
     const program = await createProgram(app, argv);
     await program.parseAsync(argv, { from: "user" });
@@ -110,11 +100,6 @@ export async function runCli(
       }
       return EXIT_USAGE;
     }
-    if (error instanceof UsageError) {
-      options.io.stderr.write(`psi: ${error.message}\n(run with --help for usage)\n`);
-      return EXIT_USAGE;
-    }
-    options.io.stderr.write(describeError(error, app.globals().debug === true));
-    return EXIT_ERROR;
+    return reportFailure(error, options.io.stderr, app.globals().debug === true);
   }
 }

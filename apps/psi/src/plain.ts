@@ -4,9 +4,13 @@
 // start. Only the argument shapes below take this path; anything else (--help, a typo, an
 // unknown option, a bad log level) goes through commander, whose parsing and usage errors
 // define the CLI. test/plain.test.ts holds both paths to the same reading of each shape.
+// This file is also the entry of the small bundle those commands load (hot-bundle.ts):
+// it must not import commander, the command groups or the help reference.
 import { parseLogLevel } from "@psi/core";
-import type { App, GlobalOptions } from "./app.js";
+import { type App, createApp, type GlobalOptions, type RunOptions } from "./app.js";
 import { GLOBAL_VALUED } from "./argv.js";
+import { reportFailure } from "./errors.js";
+import { resolveGlobals } from "./globals.js";
 
 /** A command that can run without commander: its words, its own options, and its action. */
 interface PlainCommand {
@@ -111,4 +115,25 @@ function isSwitch(word: string): boolean {
 
 function isValued(name: string): boolean {
   return COMMANDS.some((command) => command.valued.includes(name));
+}
+
+/**
+ * Runs `argv` when it is one of the plain commands ({@link plainArgs}) and returns its exit
+ * code, printing any error as the CLI does; undefined, having done nothing, when commander
+ * must read it (main.ts's runCli).
+ */
+export async function runPlain(
+  argv: readonly string[],
+  options: RunOptions,
+): Promise<number | undefined> {
+  const plain = plainArgs(argv);
+  if (!plain) return undefined;
+  const app = createApp(options.io, options.env, options.uid);
+  try {
+    app.setGlobals(resolveGlobals(plain.flags, options.env));
+    await plain.command.run(app, plain.options);
+    return app.exitCode;
+  } catch (error) {
+    return reportFailure(error, options.io.stderr, app.globals().debug === true);
+  }
 }

@@ -1,6 +1,7 @@
-// The application bundle's loader (src/bundle-loader.ts) with V8's code cache: each case
+// The application bundles' loader (src/bundle-loader.ts) with V8's code cache: each case
 // runs the loader in a fresh Node process (V8 reads a code cache only when compiling), on
-// a small stamped bundle or on the built dist/app.cjs, with its cache in a temp directory.
+// a small stamped bundle or on the built dist/app.cjs and dist/hot.cjs, with its cache in
+// a temp directory.
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
@@ -20,6 +21,7 @@ import { afterEach, describe, expect, it } from "vitest";
 
 const LOADER = fileURLToPath(new URL("../src/bundle-loader.ts", import.meta.url));
 const APP = fileURLToPath(new URL("../dist/app.cjs", import.meta.url));
+const HOT = fileURLToPath(new URL("../dist/hot.cjs", import.meta.url));
 const uid = process.getuid?.() ?? 0;
 
 let scratch: { path: string; cleanup: () => Promise<void> } | undefined;
@@ -185,65 +187,135 @@ describe("the application bundle's code cache", () => {
   });
 });
 
-describe("dist/app.cjs", () => {
-  it("is ASCII and stamped with the SHA-256 of the rest of its text", async () => {
-    const text = await readFile(APP, "latin1");
-    const [stampLine, ...rest] = text.split("\n");
-    expect(text).toMatch(/^[\x00-\x7f]*$/);
-    expect(stampLine).toBe(
-      `// psi-app-bundle sha256=${createHash("sha256").update(rest.join("\n"), "latin1").digest("hex")}`,
-    );
+describe("dist/app.cjs and dist/hot.cjs", () => {
+  it.each([APP, HOT])(
+    "%s is ASCII and stamped with the SHA-256 of the rest of its text",
+    async (file) => {
+      const text = await readFile(file, "latin1");
+      const [stampLine, ...rest] = text.split("\n");
+      expect(text).toMatch(/^[\x00-\x7f]*$/);
+      expect(stampLine).toBe(
+        `// psi-app-bundle sha256=${createHash("sha256").update(rest.join("\n"), "latin1").digest("hex")}`,
+      );
+    },
+  );
+
+  it("hot.cjs holds serve and cache status without commander, the other commands or the help", async () => {
+    // esbuild names every module it bundles in a comment line
+    const modules = (await readFile(HOT, "latin1")).match(/^\/\/ \S+\.[cm]?[jt]s$/gm) ?? [];
+    expect(modules).toContain("// src/commands/serve.ts");
+    expect(modules).toContain("// src/commands/cache-status.ts");
+    expect(
+      modules.filter((line) =>
+        /commander|reference\.ts|commands\/index\.ts|main\.ts|setup/.test(line),
+      ),
+    ).toEqual([]);
+    expect((await stat(HOT)).size).toBeLessThan((await stat(APP)).size * 0.75);
   });
 
-  it("keeps no value from the run in its code cache: configuration secrets stay out", async () => {
+  it("hot.cjs runs only the plain command lines and leaves the rest to the whole CLI", async () => {
     scratch = await tempDir("psi-bundle-loader-");
-    const secret = `s3cret-${Math.random().toString(36).slice(2)}-never-cached`;
     const config = join(scratch.path, "config.yaml");
     await writeFile(
       config,
-      `state_dir: ${join(scratch.path, "state")}\nsocket_token: ${secret}\n` +
-        `providers:\n  infisical:\n    auth: { method: universal-auth, client_id: id, client_secret: ${secret} }\n` +
-        `    projects: { p: { id: x, environment: prod } }\n` +
-        `cache: { enabled: true, backend: keyfile, key_file: ${join(scratch.path, "key")} }\n`,
-      { mode: 0o600 },
+      `state_dir: ${join(scratch.path, "state")}\ncache: { enabled: false }\n`,
     );
-    const cacheDir = join(scratch.path, "cache");
-    await import("node:fs/promises").then((fs) => fs.mkdir(cacheDir, { mode: 0o700 }));
-    const use = `(async () => {
+    const use = (argv: string[], env: Record<string, string> = {}) => `(async () => {
       let out = "";
       const io = { stdout: { write: (t) => { out += t; } }, stderr: { write: (t) => { out += t; } }, stdin: process.stdin };
-      const code = await exports.runCli(["--json", "status"], { io, env: { PSI_CONFIG: ${JSON.stringify(config)} }, uid: ${uid} });
+      const env = { PSI_CONFIG: ${JSON.stringify(config)}, ...${JSON.stringify(env)} };
+      const code = await exports.runPlain(${JSON.stringify(argv)}, { io, env, uid: ${uid} });
+      return [code ?? null, out];
+    })()`;
+    const status = load(HOT, undefined, use(["--json", "cache", "status"])).result;
+    expect(status).toEqual([0, expect.stringContaining(`"config": ${JSON.stringify(config)}`)]);
+    // an error on the plain path reads as the CLI's: exit 2 for a usage error, with its hint
+    expect(
+      load(HOT, undefined, use(["cache", "status"], { PSI_LOG_LEVEL: "loud" })).result,
+    ).toEqual([
+      2,
+      "psi: PSI_LOG_LEVEL=loud is not a log level (debug, info, warn/warning or error)\n(run with --help for usage)\n",
+    ]);
+    // help, an unknown option, a bad --log-level, another command: not run, nothing written
+    for (const argv of [
+      ["cache", "status", "--help"],
+      ["serve", "--bogus"],
+      ["cache", "status", "--log-level=loud"],
+      ["status"],
+    ]) {
+      expect(load(HOT, undefined, use(argv)).result).toEqual([null, ""]);
+    }
+  });
+
+  it.each([
+    ["app.cjs", APP, ["--json", "status"]],
+    ["hot.cjs", HOT, ["--json", "cache", "status"]],
+  ])(
+    "%s keeps no value from the run in its code cache: configuration secrets stay out",
+    async (_name, bundle, argv) => {
+      scratch = await tempDir("psi-bundle-loader-");
+      const secret = `s3cret-${Math.random().toString(36).slice(2)}-never-cached`;
+      const config = join(scratch.path, "config.yaml");
+      await writeFile(
+        config,
+        `state_dir: ${join(scratch.path, "state")}\nsocket_token: ${secret}\n` +
+          `providers:\n  infisical:\n    auth: { method: universal-auth, client_id: id, client_secret: ${secret} }\n` +
+          `    projects: { p: { id: x, environment: prod } }\n` +
+          `cache: { enabled: true, backend: keyfile, key_file: ${join(scratch.path, "key")} }\n`,
+        { mode: 0o600 },
+      );
+      const cacheDir = join(scratch.path, "cache");
+      await import("node:fs/promises").then((fs) => fs.mkdir(cacheDir, { mode: 0o700 }));
+      const use = `(async () => {
+      let out = "";
+      const io = { stdout: { write: (t) => { out += t; } }, stderr: { write: (t) => { out += t; } }, stdin: process.stdin };
+      const code = await (exports.runCli ?? exports.runPlain)(${JSON.stringify(argv)}, { io, env: { PSI_CONFIG: ${JSON.stringify(config)} }, uid: ${uid} });
       return [code, out.includes(${JSON.stringify(config)})];
     })()`;
-    const run = load(APP, cacheDir, use);
-    expect(run.codeCache).toBe("created");
-    expect((run.result as [number, boolean])[1]).toBe(true);
-    const bytes = await readFile(run.cacheFile!);
-    expect(bytes.length).toBeGreaterThan(100_000);
-    // the bundle's own string constants are there, so a value would show the same way
-    expect(bytes.includes(Buffer.from("universal-auth", "latin1"))).toBe(true);
-    expect(bytes.includes(Buffer.from(secret, "latin1"))).toBe(false);
-    expect(bytes.includes(Buffer.from(secret, "utf16le"))).toBe(false);
-  });
+      const run = load(bundle, cacheDir, use);
+      expect(run.codeCache).toBe("created");
+      expect((run.result as [number, boolean])[1]).toBe(true);
+      const bytes = await readFile(run.cacheFile!);
+      expect(bytes.length).toBeGreaterThan(100_000);
+      // the bundle's own string constants are there, so a value would show the same way
+      expect(bytes.includes(Buffer.from("universal-auth", "latin1"))).toBe(true);
+      expect(bytes.includes(Buffer.from(secret, "latin1"))).toBe(false);
+      expect(bytes.includes(Buffer.from(secret, "utf16le"))).toBe(false);
+    },
+  );
 
   it("missing or damaged, it makes psi say so and how to fix it, and exit 1", async () => {
     scratch = await tempDir("psi-bundle-loader-");
     const cli = join(scratch.path, "cli.js");
     await writeFile(cli, await readFile(fileURLToPath(new URL("../dist/cli.js", import.meta.url))));
-    const run = () =>
-      spawnSync(process.execPath, [cli, "cache", "status"], {
+    const run = (...argv: string[]) =>
+      spawnSync(process.execPath, [cli, ...argv], {
         encoding: "utf8",
         env: { PATH: process.env["PATH"] ?? "", HOME: scratch!.path },
       });
-    const missing = run();
-    expect(missing.status).toBe(1);
-    expect(missing.stderr).toContain(`psi: cannot load ${join(scratch.path, "app.cjs")}`);
-    expect(missing.stderr).toContain("hint: reinstall psi");
+    // `cache status` loads hot.cjs; `status`, and `cache status --help` after it, app.cjs
+    for (const [name, argv] of [
+      ["hot.cjs", ["cache", "status"]],
+      ["app.cjs", ["status"]],
+      ["app.cjs", ["cache", "status", "--help"]],
+    ] as const) {
+      const missing = run(...argv);
+      expect(missing.status).toBe(1);
+      expect(missing.stderr).toContain(`psi: cannot load ${join(scratch.path, name)}`);
+      expect(missing.stderr).toContain("hint: reinstall psi");
+      if (name === "hot.cjs") await writeFile(join(scratch.path, name), await readFile(HOT));
+    }
     await writeFile(join(scratch.path, "app.cjs"), "(function () { this is not JavaScript");
-    const damaged = run();
+    const damaged = run("status");
     expect(damaged.status).toBe(1);
     expect(damaged.stderr).toMatch(/psi: cannot load .*app\.cjs: .*\nhint: reinstall psi/);
     expect(damaged.stderr).not.toMatch(/^\s+at /m);
+    await writeFile(join(scratch.path, "app.cjs"), await readFile(APP));
+    const help = run("cache", "status", "--help");
+    expect({ status: help.status, stdout: help.stdout }).toMatchObject({
+      status: 0,
+      stdout: expect.stringContaining("Usage: psi cache status"),
+    });
   });
 
   it("runs the CLI from its code cache on the second run", async () => {
