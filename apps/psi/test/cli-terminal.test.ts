@@ -1,10 +1,12 @@
 // What an operator sees: log lines and the progress line on a real terminal (tmux renders
 // the screen), and log lines under systemd (JOURNAL_STREAM) carrying syslog priorities.
 import { execFileSync, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { closeSync, fstatSync, openSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { initKeyfile } from "@psi/cache-keyfile";
 import { type PodmanSandbox, podmanAvailable, podmanSandbox } from "@psi/testkit/podman";
 import { requireTool, tempDir } from "@psi/testkit/tmp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -113,6 +115,47 @@ describe.skipIf(skipTmux)("on a terminal", () => {
       tmux("kill-server");
     }
   }, 60_000);
+});
+
+describe("output into a slow pipe", () => {
+  it("a secret larger than the pipe's buffer reaches a reader that starts late, whole", async () => {
+    // The bin exits as soon as the command is done (cli.ts): every byte must be out by then.
+    const keyFile = join(dir.path, "big.keyfile");
+    await initKeyfile({ path: keyFile });
+    const bigConfig = join(dir.path, "big.yaml");
+    await writeFile(
+      bigConfig,
+      `state_dir: ${join(dir.path, "big-state")}\nproviders: { local: {} }\ncache: { backend: keyfile, key_file: ${keyFile} }\n`,
+    );
+    const env = { PATH: process.env["PATH"] ?? "", HOME: dir.path };
+    const value = randomBytes(600 * 1024);
+    const sealed = spawnSync(
+      process.execPath,
+      [CLI, "-c", bigConfig, "local", "store", "--mapping-only", "big--A"],
+      {
+        input: value,
+        env,
+      },
+    );
+    expect(sealed.status).toBe(0);
+    const id = "0123456789abcdef01234567b";
+    const stored = spawnSync(process.execPath, [CLI, "-c", bigConfig, "secret", "store"], {
+      input: sealed.stdout,
+      env: { ...env, SECRET_ID: id },
+    });
+    expect(stored.status).toBe(0);
+    const out = join(dir.path, "big.out");
+    const run = spawnSync(
+      "bash",
+      [
+        "-c",
+        `"${process.execPath}" "${CLI}" -c "${bigConfig}" secret lookup | (sleep 0.5; cat > "${out}"); echo "exit=\${PIPESTATUS[0]}"`,
+      ],
+      { encoding: "utf8", env: { ...env, SECRET_ID: id } },
+    );
+    expect(run.stdout.trim()).toBe("exit=0");
+    expect((await readFile(out)).equals(value)).toBe(true);
+  });
 });
 
 describe("output into a pipe that closes early", () => {
