@@ -38,17 +38,20 @@ const LAZY: Record<string, readonly string[]> = {
   "node:http": ["WebSocket", "CloseEvent", "MessageEvent"],
   "node:net": ["BlockList", "SocketAddress"],
   "node:process": ["stdout", "stdin", "stderr", "report"],
+  // plain values cannot wait for first use (below); nothing here reads them
+  "node:os": ["EOL", "devNull"],
 };
 /**
  * Built-ins loaded on first use rather than when a module that names them initialises:
  * node:crypto initialises OpenSSL and ~50 internal modules (~5 ms of CPU), which `psi
  * cache status` never needs and `psi serve` needs only once it listens; node:fs/promises
  * brings readline and the REPL's history with it (~1 ms), for the commands whose first
- * file operation comes late or never. Functions become wrappers, classes proxies (`new`
+ * file operation comes late or never; node:os (~0.2 ms) only answers `homedir()` when
+ * HOME is unset. Functions become wrappers, classes proxies (`new`
  * and `instanceof` reach the real class), and objects (`constants`) proxies that read
  * through.
  */
-const ON_FIRST_USE = new Set(["node:crypto", "node:fs/promises"]);
+const ON_FIRST_USE = new Set(["node:crypto", "node:fs/promises", "node:os"]);
 
 function onFirstUse(specifier: string, mod: Record<string, unknown>, names: string[]): string {
   const lines = [

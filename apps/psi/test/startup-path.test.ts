@@ -62,10 +62,30 @@ describe("psi cache status's start-up path", () => {
     // OpenSSL and readline (which node:fs/promises brings) stay out of this command
     expect(loaded.has("NativeModule crypto")).toBe(false);
     expect(loaded.has("NativeModule fs/promises")).toBe(false);
+    // node:os (HOME is set) and node:fs's directory reader are not needed either
+    expect(loaded.has("NativeModule os")).toBe(false);
+    expect(loaded.has("NativeModule internal/fs/dir")).toBe(false);
     // the output went through the descriptor: no stream, no socket machinery for the pipe
     expect(loaded.has("NativeModule net")).toBe(false);
     // the app came from the code-cached bundle, not from Node's module loaders
     expect(loaded.has("NativeModule vm")).toBe(true);
+  });
+
+  it("without HOME, the user scope's paths still come from node:os (loaded on first use)", async () => {
+    const userScope = join(dir.path, "user-scope.yaml");
+    await writeFile(userScope, "scope: user\n");
+    const env = { PATH: process.env["PATH"] ?? "" };
+    const home = spawnSync(process.execPath, ["-p", "require('node:os').homedir()"], {
+      encoding: "utf8",
+      env,
+    }).stdout.trim();
+    expect(home).toMatch(/^\//);
+    const status = spawnSync(process.execPath, [CLI, "--json", "status"], {
+      encoding: "utf8",
+      env: { ...env, PSI_CONFIG: userScope },
+    });
+    expect(status.stderr).toBe("");
+    expect(JSON.parse(status.stdout).cache.path).toBe(`${home}/.local/share/psi/cache.enc`);
   });
 
   it("builds Node's stream only for a terminal or a device (here /dev/null)", async () => {
