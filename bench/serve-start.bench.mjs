@@ -14,7 +14,12 @@ const GOAL_RATIO = 1.3;
 
 export default async function serveStartBench({ root, log }) {
   const host = await createHost(root, { entries: 10_000 });
-  const env = { XDG_CACHE_HOME: join(host.dir, "xdg-cache") };
+  // compiled code of this run only (as root the default is /var/cache/psi, shared with
+  // whatever ran psi before)
+  const env = {
+    XDG_CACHE_HOME: join(host.dir, "xdg-cache"),
+    NODE_COMPILE_CACHE: join(host.dir, "compile-cache"),
+  };
   try {
     const bare = [];
     const ready = [];

@@ -18,6 +18,12 @@ const STAMP = /^\/\/ psi-app-bundle sha256=([0-9a-f]{64})\n/;
 const MAX_CACHE_BYTES = 64 * 1024 * 1024;
 /** Another build's cache of the same kind, untouched this long, is removed. */
 const STALE_AFTER_MS = 24 * 60 * 60 * 1000;
+/**
+ * A cache V8 took, written this long ago, is measured again at exit: it holds what the run
+ * that wrote it compiled (a first `cache status` before any cache.enc existed never read a
+ * header), so it is replaced when this run's is larger, and marked as checked otherwise.
+ */
+const RECHECK_AFTER_MS = 24 * 60 * 60 * 1000;
 
 /** What became of the code cache in one load. */
 export type CodeCacheState =
@@ -27,6 +33,8 @@ export type CodeCacheState =
   | "created"
   /** V8 used the cache */
   | "accepted"
+  /** V8 used the cache, a day old or more: it is measured again at exit (RECHECK_AFTER_MS) */
+  | "rechecked"
   /** V8 refused the cache (other flags, a damaged file): compiled from source, rewritten */
   | "rejected";
 
@@ -67,19 +75,33 @@ export function loadBundle<T>(file: string, options: BundleOptions): LoadedBundl
     options.cacheDir === undefined || stamp === undefined
       ? undefined
       : `${options.cacheDir}/${cacheName(stamp.slice(0, 24), options.kind)}`;
-  const cachedData = cacheFile === undefined ? undefined : readCache(cacheFile, options.uid);
+  const cached = cacheFile === undefined ? undefined : readCache(cacheFile, options.uid);
+  const cachedData = cached?.data;
   const script = new Script(source, { filename: file, cachedData });
   let codeCache: CodeCacheState = "off";
   if (cacheFile !== undefined) {
     codeCache =
-      cachedData === undefined ? "created" : script.cachedDataRejected ? "rejected" : "accepted";
+      cached === undefined
+        ? "created"
+        : script.cachedDataRejected
+          ? "rejected"
+          : Date.now() - cached.mtimeMs >= RECHECK_AFTER_MS
+            ? "rechecked"
+            : "accepted";
     if (codeCache !== "accepted") {
       let written = false;
       const write = () => {
         if (written) return;
         written = true;
         try {
-          writeCache(cacheFile, script.createCachedData());
+          const data = script.createCachedData();
+          if (codeCache === "rechecked" && data.length <= (cachedData?.length ?? 0)) {
+            // nothing new compiled: check again in a day
+            const now = new Date();
+            fs().utimesSync(cacheFile, now, now);
+            return;
+          }
+          writeCache(cacheFile, data);
           dropOtherBuilds(cacheFile, options.kind);
         } catch {
           // best effort, and at exit: never change how the command ends
@@ -130,10 +152,11 @@ function dropOtherBuilds(kept: string, kind: string): void {
 }
 
 /**
- * The cache file's bytes when it is a regular file of ours that nobody else can write, of
- * a sane size; undefined otherwise (missing, a symlink, a FIFO: compiled from source).
+ * The cache file's bytes and when it was written, when it is a regular file of ours that
+ * nobody else can write, of a sane size; undefined otherwise (missing, a symlink, a FIFO:
+ * compiled from source).
  */
-function readCache(path: string, uid: number): Buffer | undefined {
+function readCache(path: string, uid: number): { data: Buffer; mtimeMs: number } | undefined {
   const { openSync, fstatSync, readSync, closeSync, constants } = fs();
   let fd: number;
   try {
@@ -152,7 +175,7 @@ function readCache(path: string, uid: number): Buffer | undefined {
       if (n === 0) break;
       read += n;
     }
-    return read === data.length ? data : undefined;
+    return read === data.length ? { data, mtimeMs: stats.mtimeMs } : undefined;
   } catch {
     return undefined;
   } finally {

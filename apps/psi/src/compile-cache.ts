@@ -45,16 +45,18 @@ export function enableCompileCacheIn(dir: string, uid: number): boolean {
 /**
  * Turns on the caches of compiled code for this run and returns the directory that holds
  * them, or undefined when there is none to use. Node's compile cache covers the entry and
- * the dependencies loaded from node_modules (unless the operator enabled it elsewhere with
- * NODE_COMPILE_CACHE); the directory also holds the code cache of the CLI's own bundle
- * (bundle-loader.ts). NODE_DISABLE_COMPILE_CACHE turns both off. Best effort, never throws.
+ * the dependencies loaded from node_modules; the directory also holds the code cache of
+ * the CLI's own bundles (bundle-loader.ts). NODE_COMPILE_CACHE moves both (Node enabled
+ * its own there already); NODE_DISABLE_COMPILE_CACHE turns both off. Best effort, never
+ * throws.
  */
 export function enablePsiCompileCache(
   env: Readonly<Record<string, string | undefined>>,
   uid: number,
 ): string | undefined {
   if (env["NODE_DISABLE_COMPILE_CACHE"]) return undefined;
-  const dir = compileCacheDir(env, uid);
+  // NODE_COMPILE_CACHE names the directory for both: Node already keeps its own there.
+  const dir = env["NODE_COMPILE_CACHE"] || compileCacheDir(env, uid);
   if (!trustedCacheDir(dir, uid)) return undefined;
   if (!env["NODE_COMPILE_CACHE"]) {
     try {

@@ -95,6 +95,36 @@ describe("the application bundle's code cache", () => {
     expect(await readdir(cacheDir)).toEqual([first.cacheFile!.slice(cacheDir.length + 1)]);
   });
 
+  it("a day-old cache is measured again: replaced when a run compiled more, else only touched", async () => {
+    scratch = await tempDir("psi-bundle-loader-");
+    const body = `${BODY}
+exports.more = (words) => words.map((w) => w.toUpperCase()).filter((w) => w.length > 1).join("-");`;
+    const bundle = await stampedBundle(scratch.path, body);
+    // the first run never calls exports.more, so its cache holds no code for it
+    const first = load(bundle, scratch.path, "exports.twice(1)");
+    const cacheFile = first.cacheFile!;
+    const small = await readFile(cacheFile);
+    const dayAgo = new Date(Date.now() - 25 * 60 * 60 * 1000);
+    const age = async () => Date.now() - (await stat(cacheFile)).mtimeMs;
+
+    await utimes(cacheFile, dayAgo, dayAgo);
+    const wider = load(bundle, scratch.path, 'exports.more(["a", "bc", "de"])');
+    expect(wider).toMatchObject({ codeCache: "rechecked", result: "BC-DE" });
+    const larger = await readFile(cacheFile);
+    expect(larger.length).toBeGreaterThan(small.length);
+    expect(await age()).toBeLessThan(60_000);
+    expect(load(bundle, scratch.path, "exports.twice(2)").codeCache).toBe("accepted");
+
+    // a day later, a run that compiled nothing new leaves the bytes and resets the clock
+    await utimes(cacheFile, dayAgo, dayAgo);
+    expect(load(bundle, scratch.path, "exports.twice(3)")).toMatchObject({
+      codeCache: "rechecked",
+      result: 6,
+    });
+    expect((await readFile(cacheFile)).equals(larger)).toBe(true);
+    expect(await age()).toBeLessThan(60_000);
+  });
+
   it("a damaged cache is refused by V8: the bundle still runs and the cache is rewritten", async () => {
     scratch = await tempDir("psi-bundle-loader-");
     const bundle = await stampedBundle(scratch.path, BODY);

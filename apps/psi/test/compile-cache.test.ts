@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { tempDir } from "@psi/testkit/tmp";
 import { afterEach, describe, expect, it } from "vitest";
-import { compileCacheDir } from "../src/compile-cache.js";
+import { compileCacheDir, enablePsiCompileCache } from "../src/compile-cache.js";
 
 const source = fileURLToPath(new URL("../src/compile-cache.ts", import.meta.url));
 const uid = process.getuid?.() ?? 0;
@@ -59,5 +59,21 @@ describe("Node's compile cache for the CLI", () => {
     const file = join(scratch.path, "a-file");
     await writeFile(file, "");
     expect(enableIn(join(file, "psi"))).toEqual({ enabled: false, dir: null });
+  });
+
+  it("NODE_COMPILE_CACHE moves the bundles' code cache too; NODE_DISABLE_COMPILE_CACHE turns it off", async () => {
+    scratch = await tempDir("psi-compile-cache-");
+    const moved = join(scratch.path, "moved");
+    // (Node already enabled its own cache there: only the directory is checked and returned)
+    expect(enablePsiCompileCache({ NODE_COMPILE_CACHE: moved, HOME: scratch.path }, uid)).toBe(
+      moved,
+    );
+    const open = join(scratch.path, "open");
+    await mkdir(open);
+    await chmod(open, 0o777);
+    expect(enablePsiCompileCache({ NODE_COMPILE_CACHE: open }, uid)).toBeUndefined();
+    expect(
+      enablePsiCompileCache({ NODE_COMPILE_CACHE: moved, NODE_DISABLE_COMPILE_CACHE: "1" }, uid),
+    ).toBeUndefined();
   });
 });
