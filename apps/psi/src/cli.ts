@@ -25,12 +25,15 @@ function codeCacheKind(argv: readonly string[]): string {
   return "cli";
 }
 
-/** Loads dist/`name` with the code cache of `kind`; a missing or damaged one ends the run. */
-function load<T>(name: string, kind: string, uid: number): T {
+/**
+ * Loads dist/`name` with the code cache of `kind` from `cacheDir`; a missing or damaged
+ * bundle ends the run.
+ */
+function load<T>(name: string, kind: string, uid: number, cacheDir: string | undefined): T {
   const bundle = process.getBuiltinModule("node:path").join(import.meta.dirname, name);
   try {
     return loadBundle<T>(bundle, {
-      cacheDir: enablePsiCompileCache(process.env, uid),
+      cacheDir,
       kind,
       uid,
       // serve and demo keep running: write their cache once they are up, not only at exit
@@ -70,19 +73,21 @@ if (invoked && (invoked === self || realpath(invoked) === realpath(self))) {
     const uid = process.getuid?.() ?? 1000;
     const kind = codeCacheKind(argv);
     const env = process.env;
+    const cacheDir = enablePsiCompileCache(env, uid);
     const hot = kind === "serve" || kind === "cache-status";
     let exitCode: number | undefined;
     if (hot) {
-      const small = load<HotBundle>("hot.cjs", kind, uid);
+      const small = load<HotBundle>("hot.cjs", kind, uid, cacheDir);
       // Before the command runs: serve re-execs with its Node flags (inspector off).
       await small.ensureNodeFlags();
       exitCode = await small.runPlain(argv, { io: small.processIo(), env, uid });
     }
     if (exitCode === undefined) {
       // the hot commands' other command lines (--help, a typo) share the CLI's code cache
-      const app = load<AppBundle>("app.cjs", hot ? "cli" : kind, uid);
-      // Before the command runs: serve and demo re-exec with their Node flags (inspector off).
-      await app.ensureNodeFlags();
+      const app = load<AppBundle>("app.cjs", hot ? "cli" : kind, uid, cacheDir);
+      // Before the command runs: serve and demo re-exec with their Node flags (inspector
+      // off); hot.cjs has done so already for the hot commands' other command lines.
+      if (!hot) await app.ensureNodeFlags();
       exitCode = await app.runCli(argv, { io: app.processIo(), env, uid });
     }
     // Done, and every byte is out: the CLI writes stdout and stderr synchronously (files,
