@@ -32,14 +32,18 @@ export function trustedCacheDir(dir: string, uid: number): boolean {
   }
 }
 
-/** Enables Node's compile cache in `dir` when {@link trustedCacheDir}; whether it did. */
-export function enableCompileCacheIn(dir: string, uid: number): boolean {
-  if (!trustedCacheDir(dir, uid)) return false;
+/** Enables Node's compile cache in `dir` (already checked); whether it did. Never throws. */
+function enableNodeCompileCache(dir: string): boolean {
   try {
     return enableCompileCache(dir).status === constants.compileCacheStatus.ENABLED;
   } catch {
     return false;
   }
+}
+
+/** Enables Node's compile cache in `dir` when {@link trustedCacheDir}; whether it did. */
+export function enableCompileCacheIn(dir: string, uid: number): boolean {
+  return trustedCacheDir(dir, uid) && enableNodeCompileCache(dir);
 }
 
 /**
@@ -58,12 +62,7 @@ export function enablePsiCompileCache(
   // NODE_COMPILE_CACHE names the directory for both: Node already keeps its own there.
   const dir = env["NODE_COMPILE_CACHE"] || compileCacheDir(env, uid);
   if (!trustedCacheDir(dir, uid)) return undefined;
-  if (!env["NODE_COMPILE_CACHE"]) {
-    try {
-      enableCompileCache(dir);
-    } catch {
-      // the bundle's own code cache does not depend on Node's
-    }
-  }
+  // the bundles' own code cache does not depend on Node's starting
+  if (!env["NODE_COMPILE_CACHE"]) enableNodeCompileCache(dir);
   return dir;
 }
