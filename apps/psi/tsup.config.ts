@@ -153,6 +153,9 @@ function stampBundle(file: string): void {
   writeFileSync(file, `// psi-app-bundle sha256=${digest}\n${text}`, "latin1");
 }
 
+/** The application bundles (dist/<name>.cjs) and their entries. */
+const bundles = { app: "src/app-bundle.ts", hot: "src/hot-bundle.ts" };
+
 const shared = {
   platform: "node",
   target: "node22",
@@ -186,7 +189,7 @@ export default defineConfig([
   // smaller: what a start reads and deserialises grows with the file, used or not.
   {
     ...shared,
-    entry: { app: "src/app-bundle.ts", hot: "src/hot-bundle.ts" },
+    entry: bundles,
     format: ["cjs"],
     outExtension: () => ({ js: ".cjs" }),
     define: {
@@ -203,8 +206,7 @@ export default defineConfig([
       options.charset = "ascii";
     },
     async onSuccess() {
-      stampBundle("dist/app.cjs");
-      stampBundle("dist/hot.cjs");
+      for (const name of Object.keys(bundles)) stampBundle(`dist/${name}.cjs`);
     },
   },
 ]);
