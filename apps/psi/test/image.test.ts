@@ -346,8 +346,8 @@ describe.skipIf(skip)("the PSI image", () => {
 
   it("holds the code caches of serve and cache status, written by its own Node at build time", async () => {
     // scripts/image.sh runs both once in the new root filesystem, then checks that a
-    // second run takes each cache as it is; here: they are there, for this very bundle.
-    // both commands run from the small bundle (src/hot-bundle.ts)
+    // second run takes each cache as it is; here: they are there, for this very bundle
+    // (hot.cjs, which both commands run from: src/hot-bundle.ts).
     const bundle = await readFile(join(mountpoint, "usr/local/lib/psi/dist/hot.cjs"), "latin1");
     const build = /^\/\/ psi-app-bundle sha256=([0-9a-f]{24})/.exec(bundle)?.[1];
     expect(build).toBeDefined();
